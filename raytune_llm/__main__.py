@@ -1,0 +1,3 @@
+from raytune_llm.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""`raytune-llm export RUN_DIR --out DIR`: best config, model, tokenizer, labels and metrics."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export the best trial's config and model",
+                       epilog="example: raytune-llm export runs/demo --out best-model --merge")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="folder to write (must be new or empty)")
+    p.add_argument("--merge", action="store_true", help="LoRA: also write merged full weights to OUT/model")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from raytune_llm.export import export
+
+    m = export(args.run_dir, args.out, merge=args.merge, force=args.force)
+    metric = m["objective"]["metric"]
+    print(f"exported trial {m['trial_id']} ({m['peft_method']}) to {args.out}")
+    print(f"  trial {metric}: {m['trial'][metric]:.4f}; exported model on eval: {m['exported_eval'][metric]:.4f}; "
+          f"prediction mismatches vs trial: {m['eval_prediction_mismatches']}")
+    if "test" in m:
+        t = m["test"]
+        print(f"  test: accuracy {t['test_accuracy']:.4f}, macro-F1 {t['test_macro_f1']:.4f}")
+    return 0

@@ -1,0 +1,38 @@
+"""`raytune-llm search FILE`: run a hyperparameter search and print where its results are."""
+
+from __future__ import annotations
+
+import argparse
+
+from raytune_llm.loading import load_config
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search", help="run a search (Ray Tune + Optuna, trials as Ray Train DDP jobs)",
+        epilog="example: raytune-llm search search_spaces/demo_bbc_minilm.yaml --set search.num_trials=4",
+    )
+    p.add_argument("file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting by its dotted path (repeatable)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to join (auto, HOST:PORT or ray://HOST:10001); default: start one locally")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.file, args.overrides)  # every config problem surfaces before Ray starts
+    from raytune_llm.progress import ProgressTable
+    from raytune_llm.results import load_trials, outcome_counts
+    from raytune_llm.search import build_tuner, connect, prepare_run
+
+    run_dir, info = prepare_run(cfg)
+    print(f"run folder: {run_dir}")
+    total = connect(cfg, args.address)
+    table = ProgressTable(cfg.search.metric, cfg.search.mode)
+    tuner = build_tuner(cfg, run_dir, info, total, [table])
+    tuner.fit()
+    counts = outcome_counts(load_trials(run_dir))
+    print("trials: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    print(f"next: raytune-llm status {run_dir}\n      raytune-llm export {run_dir} --out ./best-model")
+    return 0

@@ -1,0 +1,56 @@
+"""`raytune-llm status RUN_DIR`: the trial table of a run (finished or in progress), without Ray."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from raytune_llm.errors import UserError
+from raytune_llm.results import best_result, load_trials, outcome_counts
+from raytune_llm.rundir import read_info
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="print the trial table of a run", epilog="example: raytune-llm status runs/demo")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def _short(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = read_info(args.run_dir).experiment
+    metric, mode = cfg.search.metric, cfg.search.mode
+    trials = load_trials(args.run_dir)
+    try:
+        best_trial, best_row = best_result(trials, metric, mode)
+    except UserError:
+        best_trial, best_row = None, None
+    records = []
+    for t in trials:
+        row = t.best_row(metric, mode)
+        records.append({
+            "trial_id": t.trial_id, "outcome": t.outcome, "iterations": len(t.rows),
+            "steps": t.last.get("step"), f"best_{metric}": row[metric] if row else None,
+            "params": t.params, "error": t.error or t.last.get("stop_detail", ""),
+        })
+    if args.json:
+        print(json.dumps({"metric": metric, "mode": mode, "trials": records, "counts": outcome_counts(trials),
+                          "best_trial": best_trial.trial_id if best_trial else None}, indent=2))
+        return 0
+    print(f"{'trial':<10} {'outcome':<22} {'iter':>4} {'steps':>6} {'best ' + metric:>18}  params")
+    for r in records:
+        params = " ".join(f"{k}={_short(v)}" for k, v in r["params"].items())
+        mark = "*" if best_trial and r["trial_id"] == best_trial.trial_id else " "
+        print(f"{r['trial_id']:<9}{mark} {r['outcome']:<22} {r['iterations']:>4} {_short(r['steps']):>6} "
+              f"{_short(r[f'best_{metric}']):>18}  {params}")
+        if r["error"]:
+            print(f"{'':<11}{r['error']}")
+    print("outcomes: " + ", ".join(f"{n} {k}" for k, n in sorted(outcome_counts(trials).items())))
+    if best_trial and best_row:
+        print(f"best (*): trial {best_trial.trial_id}, {metric}={best_row[metric]:.4f} at step {best_row.get('step')}")
+    return 0

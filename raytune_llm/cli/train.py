@@ -1,0 +1,44 @@
+"""`raytune-llm train FILE`: one training run of fixed settings (e.g. an exported best_config.yaml)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from raytune_llm.loading import load_config
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="run one training job with the fixed settings of a YAML (no search)",
+                       epilog="example: raytune-llm train best-model/best_config.yaml --out retrained")
+    p.add_argument("file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", type=Path, default=None, help="also write the best checkpoint's model here")
+    p.add_argument("--address", default=None, help="Ray cluster to join; default: start one locally")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.file, args.overrides)
+    from raytune_llm.export import write_model
+    from raytune_llm.search import connect, prepare_run
+    from raytune_llm.train_loop import RunSpec
+    from raytune_llm.trial import build_trainer
+
+    run_dir, info = prepare_run(cfg)
+    print(f"run folder: {run_dir}")
+    connect(cfg, args.address)
+    spec = RunSpec(model_path=info.model_path, tokenizer_path=info.tokenizer_path, data_path=info.data_path,
+                   label_names=info.label_names, train=cfg.train.model_dump(mode="json"), metric=cfg.search.metric,
+                   mode=cfg.search.mode, torch_threads=cfg.resources.torch_threads)
+    trainer = build_trainer(spec, cfg.resources, str(run_dir / "train"), "single", cfg.run.keep_checkpoints)
+    result = trainer.fit()
+    metric, sign = cfg.search.metric, (1 if cfg.search.mode == "max" else -1)
+    checkpoint, metrics = max(result.best_checkpoints, key=lambda cm: sign * cm[1][metric])
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(f"best {metric}: {metrics[metric]:.4f} at step {metrics['step']} ({checkpoint.path})")
+    if args.out:
+        write_model(info, cfg.train.peft.method, Path(checkpoint.path), args.out, merge=True)
+        print(f"model written to {args.out}")
+    return 0

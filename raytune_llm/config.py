@@ -1,0 +1,205 @@
+"""The experiment YAML as pydantic models. Unknown keys are errors; nothing heavy is imported here."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Task(str, Enum):
+    sequence_classification = "sequence_classification"
+
+
+class PeftMethod(str, Enum):
+    full = "full"
+    lora = "lora"
+    prompt_tuning = "prompt_tuning"
+    prefix_tuning = "prefix_tuning"
+
+
+# ---------------------------------------------------------------- model and data
+
+
+class ModelConfig(Strict):
+    name: str = Field(description="hub id, local directory, or builtin:<name>")
+    revision: str | None = None
+    max_length: int = Field(128, ge=8, le=32768)
+    trust_remote_code: bool = False
+
+
+class DataConfig(Strict):
+    source: str = Field(description="directory of split files, a save_to_disk dir, hub id, or builtin:<name>")
+    subset: str | None = Field(None, description="hub dataset config name, e.g. sst2 for glue")
+    train_split: str = "train"
+    eval_split: str = "validation"
+    test_split: str | None = "test"
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    labels: list[str] | None = Field(None, description="label names; maps string labels, names int labels")
+    max_train_samples: int | None = Field(None, ge=1)
+    max_eval_samples: int | None = Field(None, ge=1)
+
+
+# ---------------------------------------------------------------- fixed training settings
+
+
+class OptimizerConfig(Strict):
+    lr: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    eps: float = Field(1e-8, gt=0)
+
+
+class ScheduleConfig(Strict):
+    name: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
+    warmup_ratio: float = Field(0.0, ge=0, le=1)
+
+
+class DropoutConfig(Strict):
+    """None keeps the pretrained model's own value."""
+
+    hidden: float | None = Field(None, ge=0, lt=1)
+    attention: float | None = Field(None, ge=0, lt=1)
+    classifier: float | None = Field(None, ge=0, lt=1)
+
+
+class LoraConfig(Strict):
+    r: int = Field(8, ge=1, le=1024)
+    alpha: float = Field(16, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    targets: str | list[str] = Field(
+        "qv", description="preset (qv, attention, all-linear) or a list of module names"
+    )
+
+
+class PromptTuningConfig(Strict):
+    num_virtual_tokens: int = Field(20, ge=1, le=1024)
+    init: Literal["random", "text"] = "random"
+    init_text: str | None = None
+
+    @model_validator(mode="after")
+    def _text_needs_init_text(self) -> PromptTuningConfig:
+        if self.init == "text" and not self.init_text:
+            raise ValueError("init: text needs init_text (the words the prompt starts from)")
+        return self
+
+
+class PrefixTuningConfig(Strict):
+    num_virtual_tokens: int = Field(20, ge=1, le=1024)
+    projection: bool = False
+
+
+class PeftConfig(Strict):
+    method: PeftMethod = PeftMethod.full
+    lora: LoraConfig = LoraConfig()
+    prompt_tuning: PromptTuningConfig = PromptTuningConfig()
+    prefix_tuning: PrefixTuningConfig = PrefixTuningConfig()
+
+
+class TrainConfig(Strict):
+    """Everything a single training run needs; search-space keys are paths into this."""
+
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="overrides epochs when set")
+    batch_size: int = Field(16, ge=1, description="global batch per optimizer step, split over workers")
+    eval_batch_size: int = Field(64, ge=1)
+    eval_every: int = Field(50, ge=1, description="steps between evaluations (one Tune iteration)")
+    seed: int = 42
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm; null disables clipping")
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    dropout: DropoutConfig = DropoutConfig()
+    peft: PeftConfig = PeftConfig()
+
+
+# ---------------------------------------------------------------- search space
+
+
+class _Param(Strict):
+    when: dict[str, Any] | None = Field(
+        None, description="sample only when another categorical param has one of these values"
+    )
+
+
+class FloatParam(_Param):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = Field(None, gt=0)
+
+
+class IntParam(_Param):
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = Field(1, ge=1)
+
+
+class CategoricalParam(_Param):
+    type: Literal["categorical"]
+    choices: list[Any] = Field(min_length=1)
+
+
+Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
+
+
+class SearcherConfig(Strict):
+    name: Literal["optuna"] = "optuna"
+    seed: int | None = 0
+    n_startup_trials: int | None = Field(None, ge=1, description="random trials before TPE starts")
+
+
+class SchedulerConfig(Strict):
+    name: Literal["asha", "fifo"] = "asha"
+    grace_period: int = Field(1, ge=1, description="eval rounds every trial gets")
+    reduction_factor: float = Field(2, gt=1)
+    max_t: int | None = Field(None, ge=1, description="eval rounds; default: all of a trial's rounds")
+
+
+class SearchConfig(Strict):
+    metric: str = "eval_accuracy"
+    mode: Literal["max", "min"] = "max"
+    num_trials: int = Field(8, ge=1)
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    time_budget_s: float | None = Field(None, gt=0)
+    space: dict[str, Param] = Field(default_factory=dict)
+    searcher: SearcherConfig = SearcherConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+
+
+# ---------------------------------------------------------------- resources and run
+
+
+class ResourcesConfig(Strict):
+    num_workers: int = Field(1, ge=1, description="DDP workers per trial")
+    cpus_per_worker: float = Field(1, gt=0)
+    gpus_per_worker: float = Field(0, ge=0)
+    driver_cpus: float = Field(0.1, gt=0, description="CPU share of the trial's Tune driver")
+    torch_threads: int | None = Field(1, ge=1, description="torch threads per worker; null = torch default")
+
+
+class RunConfig(Strict):
+    name: str = Field("raytune-llm", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    storage_path: str = "./runs"
+    keep_checkpoints: int = Field(2, ge=1, description="best checkpoints kept per trial")
+
+
+class ExperimentConfig(Strict):
+    task: Task = Task.sequence_classification
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig = TrainConfig()
+    search: SearchConfig = SearchConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+    run: RunConfig = RunConfig()

@@ -1,0 +1,120 @@
+"""Export the best trial: a re-runnable best_config.yaml, the model (safetensors), tokenizer, labels, metrics.
+
+The exported model is checked before export returns: its predictions on the eval split are compared
+with the ones the trial made at that checkpoint, and the test split (if any) is scored.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from raytune_llm.config import ExperimentConfig, PeftMethod, SchedulerConfig, TrainConfig
+from raytune_llm.errors import UserError
+from raytune_llm.loading import dump_config
+from raytune_llm.results import best_result, load_trials
+from raytune_llm.rundir import RunInfo, read_info
+from raytune_llm.space import apply_params
+from raytune_llm.train_loop import PREDICTIONS_FILE
+
+
+def best_config(cfg: ExperimentConfig, train: TrainConfig) -> ExperimentConfig:
+    """The experiment with every sampled value written in and nothing left to search."""
+    data = cfg.model_dump(mode="json")
+    data["train"] = train.model_dump(mode="json")
+    data["search"].update(space={}, num_trials=1, scheduler=SchedulerConfig(name="fifo").model_dump())
+    data["run"]["name"] = f"{cfg.run.name}-best"
+    return ExperimentConfig.model_validate(data)
+
+
+def predict(model: Any, info: RunInfo, train: TrainConfig, split: str) -> tuple[dict[str, float], list[int]]:
+    """Metrics and predictions of `model` on a prepared split, in this process."""
+    import datasets
+    from transformers import AutoTokenizer, DataCollatorWithPadding
+
+    from raytune_llm.bare import BareSession
+    from raytune_llm.train_loop import evaluate
+
+    session = BareSession(device="cpu")
+    model.to(session.device)
+    dataset = datasets.load_from_disk(info.data_path)[split]
+    collate = DataCollatorWithPadding(AutoTokenizer.from_pretrained(info.tokenizer_path), return_tensors="pt")
+    autocast = {"device_type": "cpu", "dtype": None, "enabled": False}
+    return evaluate(model, dataset, collate, train, session, autocast, len(info.label_names))
+
+
+def write_model(info: RunInfo, method: PeftMethod, checkpoint: Path, out: Path, merge: bool) -> Any:
+    """Save the trained model under out/model (full or merged) and/or out/adapter; returns the primary one."""
+    from transformers import AutoTokenizer
+
+    from raytune_llm.models import load_trained
+
+    model = load_trained(info.model_path, checkpoint / "model", method, info.label_names)
+    tokenizer = AutoTokenizer.from_pretrained(info.tokenizer_path)
+    targets = []
+    if method != PeftMethod.full:
+        model.save_pretrained(str(out / "adapter"), safe_serialization=True)
+        targets.append(out / "adapter")
+        if method == PeftMethod.lora and merge:
+            model = model.merge_and_unload()
+    if method == PeftMethod.full or (method == PeftMethod.lora and merge):
+        model.save_pretrained(str(out / "model"), safe_serialization=True)
+        targets.append(out / "model")
+    for target in targets:
+        tokenizer.save_pretrained(str(target))
+    model.eval()
+    return model
+
+
+def _checkpoint_for(row: dict[str, Any], rows: list[dict[str, Any]], metric: str, mode: str) -> Path:
+    path = row.get("checkpoint_path")
+    if path and Path(path).is_dir():
+        return Path(path)
+    kept = [r for r in rows if r.get("checkpoint_path") and Path(r["checkpoint_path"]).is_dir()]
+    if not kept:
+        raise UserError(f"the best trial's checkpoints are gone (looked for {path}); re-run it with "
+                        "`raytune-llm train best_config.yaml --out DIR`")
+    pick = max if mode == "max" else min
+    return Path(pick(kept, key=lambda r: r[metric])["checkpoint_path"])
+
+
+def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False) -> dict[str, Any]:
+    info = read_info(run_dir)
+    cfg = info.experiment
+    metric, mode = cfg.search.metric, cfg.search.mode
+    trial, row = best_result(load_trials(run_dir), metric, mode)
+    checkpoint = _checkpoint_for(row, trial.rows, metric, mode)
+    train = apply_params(cfg.train, trial.params)
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise UserError(f"--out {out} is not empty; choose a new folder or pass --force")
+        shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Write into a sibling temp folder and move it into place, so a failure leaves nothing half-written.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        model = write_model(info, train.peft.method, checkpoint, staging, merge)
+        (staging / "best_config.yaml").write_text(dump_config(best_config(cfg, train)))
+        (staging / "labels.json").write_text(json.dumps(info.label_names, indent=2))
+        shutil.copy(checkpoint / PREDICTIONS_FILE, staging / "trial_eval_predictions.json")
+        eval_metrics, preds = predict(model, info, train, "eval")
+        trial_preds = json.loads((checkpoint / PREDICTIONS_FILE).read_text())
+        mismatches = sum(a != b for a, b in zip(preds, trial_preds)) + abs(len(preds) - len(trial_preds))
+        metrics: dict[str, Any] = {
+            "trial_id": trial.trial_id, "params": trial.params, "checkpoint": str(checkpoint),
+            "peft_method": train.peft.method.value, "objective": {"metric": metric, "mode": mode},
+            "trial": {k: v for k, v in row.items() if isinstance(v, (int, float, str)) and k != "config"},
+            "exported_eval": eval_metrics, "eval_prediction_mismatches": mismatches,
+        }
+        if "test" in info.sizes:
+            test_metrics, _ = predict(model, info, train, "test")
+            metrics["test"] = {k.replace("eval_", "test_"): v for k, v in test_metrics.items()}
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return metrics

@@ -1,0 +1,38 @@
+"""Classification metrics, and the worst finite value of an objective (what a stopped trial reports)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+# Known bounds of metrics, so a stopped trial reports a natural worst value (0 accuracy) rather than a
+# huge sentinel that would distort plots.
+_BOUNDED = {"accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0)}
+_UNBOUNDED_WORST = 1e9
+
+
+def classification_metrics(preds: Sequence[int], labels: Sequence[int], num_labels: int) -> dict[str, float]:
+    """Accuracy and macro-F1 (F1 of each class that occurs in labels or preds, averaged)."""
+    if len(preds) != len(labels):
+        raise ValueError(f"{len(preds)} predictions for {len(labels)} labels")
+    if not labels:
+        return {"accuracy": 0.0, "macro_f1": 0.0}
+    tp = [0] * num_labels
+    fp = [0] * num_labels
+    fn = [0] * num_labels
+    for p, y in zip(preds, labels):
+        if p == y:
+            tp[y] += 1
+        else:
+            fp[p] += 1
+            fn[y] += 1
+    f1s = [2 * tp[c] / (2 * tp[c] + fp[c] + fn[c]) for c in range(num_labels) if tp[c] + fp[c] + fn[c]]
+    return {"accuracy": sum(tp) / len(labels), "macro_f1": sum(f1s) / len(f1s)}
+
+
+def worst_value(metric: str, mode: str) -> float:
+    """The worst finite value of `metric` under `mode` ("max" or "min")."""
+    name = metric.removeprefix("eval_").removeprefix("test_")
+    if name in _BOUNDED:
+        low, high = _BOUNDED[name]
+        return low if mode == "max" else high
+    return -_UNBOUNDED_WORST if mode == "max" else _UNBOUNDED_WORST

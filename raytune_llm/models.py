@@ -1,0 +1,158 @@
+"""Build the model a trial trains: pretrained weights, dropout overrides, and the PEFT wrapper."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from raytune_llm.config import PeftConfig, PeftMethod, TrainConfig
+from raytune_llm.errors import UserError
+from raytune_llm.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+
+# Config attribute names that hold each kind of dropout, across common architectures.
+DROPOUT_ATTRS = {
+    "hidden": ("hidden_dropout_prob", "hidden_dropout", "dropout", "resid_pdrop"),
+    "attention": ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop"),
+    "classifier": ("classifier_dropout", "seq_classif_dropout", "summary_first_dropout"),
+}
+
+# LoRA target presets; `qv` defers to peft's own per-architecture default (query and value).
+LORA_ATTENTION = {
+    "bert": ["query", "key", "value", "attention.output.dense"],
+    "roberta": ["query", "key", "value", "attention.output.dense"],
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj"],
+}
+
+peft_methods: Registry[Callable[[PeftConfig, str, str], Any]] = Registry("PEFT method")
+
+
+def _lora_targets(targets: str | list[str], model_type: str) -> Any:
+    if isinstance(targets, list):
+        return targets
+    if targets == "qv":
+        return None
+    if targets == "all-linear":
+        return "all-linear"
+    if targets == "attention":
+        if model_type not in LORA_ATTENTION:
+            raise UserError(
+                f"train.peft.lora.targets: no `attention` preset for model type {model_type!r}; "
+                "list the module names instead"
+            )
+        return LORA_ATTENTION[model_type]
+    raise UserError(f"train.peft.lora.targets: unknown preset {targets!r}; use qv, attention, all-linear or a list")
+
+
+@peft_methods.register(PeftMethod.lora.value)
+def _lora(cfg: PeftConfig, model_type: str, tokenizer_path: str) -> Any:
+    from peft import LoraConfig, TaskType
+
+    lora = cfg.lora
+    return LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=_lora_targets(lora.targets, model_type),
+    )
+
+
+@peft_methods.register(PeftMethod.prompt_tuning.value)
+def _prompt_tuning(cfg: PeftConfig, model_type: str, tokenizer_path: str) -> Any:
+    from peft import PromptTuningConfig, PromptTuningInit, TaskType
+
+    pt = cfg.prompt_tuning
+    text = pt.init == "text"
+    return PromptTuningConfig(
+        task_type=TaskType.SEQ_CLS,
+        num_virtual_tokens=pt.num_virtual_tokens,
+        prompt_tuning_init=PromptTuningInit.TEXT if text else PromptTuningInit.RANDOM,
+        prompt_tuning_init_text=pt.init_text if text else None,
+        tokenizer_name_or_path=tokenizer_path if text else None,
+    )
+
+
+@peft_methods.register(PeftMethod.prefix_tuning.value)
+def _prefix_tuning(cfg: PeftConfig, model_type: str, tokenizer_path: str) -> Any:
+    from peft import PrefixTuningConfig, TaskType
+
+    pt = cfg.prefix_tuning
+    return PrefixTuningConfig(
+        task_type=TaskType.SEQ_CLS, num_virtual_tokens=pt.num_virtual_tokens, prefix_projection=pt.projection
+    )
+
+
+def dropout_overrides(model_path: str, train: TrainConfig) -> dict[str, float]:
+    """Config kwargs for the dropout values the user set, under the names this architecture uses."""
+    from transformers import AutoConfig
+
+    wanted = {k: v for k, v in train.dropout.model_dump().items() if v is not None}
+    if not wanted:
+        return {}
+    config = AutoConfig.from_pretrained(model_path)
+    kwargs = {}
+    for kind, value in wanted.items():
+        names = [a for a in DROPOUT_ATTRS[kind] if hasattr(config, a)]
+        if not names and kind != "classifier":
+            raise UserError(f"train.dropout.{kind}: model type {config.model_type!r} has no such dropout setting")
+        kwargs.update({a: value for a in names or ("classifier_dropout",)})
+    return kwargs
+
+
+def _classifier(model_path: str, label_names: list[str], **config_kwargs: Any) -> torch.nn.Module:
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(
+        model_path,
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id={n: i for i, n in enumerate(label_names)},
+        **config_kwargs,
+    )
+
+
+def build_model(model_path: str, label_names: list[str], train: TrainConfig, tokenizer_path: str) -> torch.nn.Module:
+    """Pretrained sequence classifier with dropout overrides and the configured PEFT method applied."""
+    from transformers import AutoTokenizer
+
+    model = _classifier(model_path, label_names, **dropout_overrides(model_path, train))
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = AutoTokenizer.from_pretrained(tokenizer_path).pad_token_id
+    method = train.peft.method
+    if method == PeftMethod.full:
+        return model
+    from peft import get_peft_model
+
+    peft_config = peft_methods.get(method.value)(train.peft, model.config.model_type, tokenizer_path)
+    try:
+        return get_peft_model(model, peft_config)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise UserError(f"train.peft.method: {method.value} does not fit this model: {exc}") from None
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return getattr(model, "module", model)  # DDP keeps the real model in .module
+
+
+def save_trainable(model: torch.nn.Module, out: Path) -> None:
+    """Full weights, or only the adapter for PEFT models; safetensors either way."""
+    unwrap(model).save_pretrained(str(out), safe_serialization=True)
+
+
+def load_trained(
+    model_path: str, checkpoint_model_dir: Path, peft_method: PeftMethod, label_names: list[str]
+) -> torch.nn.Module:
+    """The trained model from a trial checkpoint (base weights + adapter for PEFT methods)."""
+    from transformers import AutoModelForSequenceClassification
+
+    if peft_method == PeftMethod.full:
+        return AutoModelForSequenceClassification.from_pretrained(str(checkpoint_model_dir))
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(_classifier(model_path, label_names), str(checkpoint_model_dir))

@@ -1,0 +1,51 @@
+"""The layout of a run directory, readable without Ray (status and export must be instant).
+
+RUN_DIR = <run.storage_path>/<run.name>
+  raytune_llm.json    what every trial shares: model and tokenizer paths, labels, data sizes
+  experiment.yaml     the validated experiment config
+  prepared/           tokenizer/ and data/ (the Arrow cache tokenised once per search)
+  train/<trial_id>/   Ray Train runs: checkpoint_* folders of each trial
+  <trial dirs>        Ray Tune: params.json, result.json (one JSON report per line), error.txt
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from raytune_llm.config import ExperimentConfig
+from raytune_llm.errors import UserError
+
+META_FILE = "raytune_llm.json"
+CONFIG_FILE = "experiment.yaml"
+
+
+@dataclass
+class RunInfo:
+    config: dict
+    model_path: str
+    tokenizer_path: str
+    data_path: str
+    label_names: list[str]
+    sizes: dict[str, int]
+    majority_baseline: float
+
+    @property
+    def experiment(self) -> ExperimentConfig:
+        return ExperimentConfig.model_validate(self.config)
+
+
+def run_dir_for(cfg: ExperimentConfig) -> Path:
+    return Path(cfg.run.storage_path).expanduser().resolve() / cfg.run.name
+
+
+def write_info(run_dir: Path, info: RunInfo) -> None:
+    (run_dir / META_FILE).write_text(json.dumps(asdict(info), indent=2))
+
+
+def read_info(run_dir: Path) -> RunInfo:
+    meta = run_dir / META_FILE
+    if not meta.is_file():
+        raise UserError(f"{run_dir} is not a raytune-llm run (no {META_FILE}); pass the folder `search` printed")
+    return RunInfo(**json.loads(meta.read_text()))

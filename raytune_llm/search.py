@@ -1,0 +1,156 @@
+"""Run a search: prepare data once, connect to Ray, and drive Tune with OptunaSearch and ASHA."""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from raytune_llm import builtins, data
+from raytune_llm.config import ExperimentConfig, FloatParam, IntParam, TrainConfig
+from raytune_llm.errors import UserError
+from raytune_llm.loading import dump_config
+from raytune_llm.rundir import CONFIG_FILE, META_FILE, RunInfo, run_dir_for, write_info
+from raytune_llm.space import apply_params, suggest
+from raytune_llm.train_loop import RunSpec
+
+_ROUND_KEYS = ("epochs", "max_steps", "batch_size", "eval_every")
+
+
+def eval_rounds(train: TrainConfig, train_size: int) -> int:
+    """How many evaluations (Tune iterations) one training run makes."""
+    steps_per_epoch = max(1, train_size // train.batch_size)
+    total = train.max_steps or max(1, math.ceil(train.epochs * steps_per_epoch))
+    return math.ceil(total / train.eval_every)
+
+
+def max_eval_rounds(cfg: ExperimentConfig, train_size: int) -> int:
+    """The most rounds any sampled config can run (ASHA's default max_t)."""
+    bounds = {k: p for k, p in cfg.search.space.items() if k in _ROUND_KEYS}
+    candidates = [{}]
+    for key, p in bounds.items():
+        values = [p.low, p.high] if isinstance(p, (FloatParam, IntParam)) else p.choices
+        candidates = [{**c, key: v} for c in candidates for v in values]
+    return max(eval_rounds(apply_params(cfg.train, c), train_size) for c in candidates)
+
+
+def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
+    """Create the run dir, save the tokenizer and the tokenised data once for all trials."""
+    from transformers import AutoTokenizer
+
+    run_dir = run_dir_for(cfg)
+    if (run_dir / META_FILE).exists():
+        raise UserError(f"run.name: run {cfg.run.name!r} already exists at {run_dir}; pick another name "
+                        "(--set run.name=...) or remove that folder")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"run.storage_path: cannot create {run_dir}: {exc.strerror}; choose a writable path") from None
+    if not os.access(run_dir, os.W_OK):
+        raise UserError(f"run.storage_path: {run_dir} is not writable; choose a writable path")
+    model_path = builtins.resolve_model(cfg.model.name)
+    tokenizer_dir = run_dir / "prepared" / "tokenizer"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path, revision=cfg.model.revision)
+        if tokenizer.pad_token is None:  # decoder models ship without one; padding needs it
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.save_pretrained(str(tokenizer_dir))
+        print(f"tokenising {cfg.data.source} with {cfg.model.name} (max_length={cfg.model.max_length}) ...")
+        prepared = data.prepare(cfg.data, cfg.model, str(tokenizer_dir), run_dir / "prepared" / "data", cfg.train.seed)
+    except Exception:
+        shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written is left behind
+        raise
+    info = RunInfo(
+        config=cfg.model_dump(mode="json"), model_path=model_path, tokenizer_path=str(tokenizer_dir),
+        data_path=str(prepared.path), label_names=prepared.label_names, sizes=prepared.sizes,
+        majority_baseline=prepared.majority_baseline,
+    )
+    (run_dir / CONFIG_FILE).write_text(dump_config(cfg))
+    write_info(run_dir, info)
+    return run_dir, info
+
+
+def connect(cfg: ExperimentConfig, address: str | None) -> dict[str, float]:
+    """Start or join Ray; returns the cluster's resources. Refuses trials that could never be placed."""
+    import ray
+
+    from raytune_llm.trial import WORKER_ENV
+
+    res = cfg.resources
+    trial_cpus = res.num_workers * res.cpus_per_worker + res.driver_cpus
+    if not ray.is_initialized():
+        runtime_env = {"env_vars": WORKER_ENV}
+        if address:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        else:
+            # Room for one whole trial even on a 2-core laptop: the driver's share is tiny but real.
+            num_cpus = max(os.cpu_count() or 1, math.ceil(trial_cpus))
+            ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+                     runtime_env=runtime_env, log_to_driver=False)
+    total = ray.cluster_resources()
+    if trial_cpus > total.get("CPU", 0):
+        raise UserError(f"resources: one trial needs {trial_cpus:g} CPUs, the cluster has {total.get('CPU', 0):g}; "
+                        "lower resources.num_workers or resources.cpus_per_worker")
+    gpus = res.num_workers * res.gpus_per_worker
+    if gpus > total.get("GPU", 0):
+        raise UserError(f"resources: one trial needs {gpus:g} GPUs, the cluster has {total.get('GPU', 0):g}; "
+                        "set resources.gpus_per_worker: 0 or use a GPU cluster")
+    return total
+
+
+def _concurrency(cfg: ExperimentConfig, total: dict[str, float]) -> int:
+    if cfg.search.max_concurrent_trials:
+        return cfg.search.max_concurrent_trials
+    res = cfg.resources
+    # Train V2 starts all of a trial's workers at once; more drivers than fit would only wait.
+    fits = (total.get("CPU", 0) - 0) // (res.num_workers * res.cpus_per_worker + res.driver_cpus)
+    if res.gpus_per_worker:
+        fits = min(fits, total.get("GPU", 0) // (res.num_workers * res.gpus_per_worker))
+    return max(1, int(fits))
+
+
+def build_tuner(cfg: ExperimentConfig, run_dir: Path, info: RunInfo, total: dict[str, float],
+                callbacks: list[Any] | None = None) -> Any:
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from raytune_llm.trial import make_driver
+
+    s = cfg.search
+    searcher = None
+    if s.space:
+        sampler_kwargs: dict[str, Any] = {"seed": s.searcher.seed}
+        if s.searcher.n_startup_trials:
+            sampler_kwargs["n_startup_trials"] = s.searcher.n_startup_trials
+        searcher = OptunaSearch(
+            space=functools.partial(suggest, space=s.space), metric=s.metric, mode=s.mode,
+            sampler=optuna.samplers.TPESampler(**sampler_kwargs),
+        )
+    if s.scheduler.name == "asha":
+        max_t = s.scheduler.max_t or max_eval_rounds(cfg, info.sizes["train"])
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
+                                  grace_period=min(s.scheduler.grace_period, max_t),
+                                  reduction_factor=s.scheduler.reduction_factor)
+    else:
+        scheduler = FIFOScheduler()
+    template = RunSpec(model_path=info.model_path, tokenizer_path=info.tokenizer_path, data_path=info.data_path,
+                       label_names=info.label_names, train={}, metric=s.metric, mode=s.mode,
+                       torch_threads=cfg.resources.torch_threads)
+    driver = make_driver(template, cfg.train, cfg.resources, str(run_dir / "train"), cfg.run.keep_checkpoints)
+    driver.__name__ = "trial"  # names the trial folders
+    return tune.Tuner(
+        tune.with_resources(driver, {"cpu": cfg.resources.driver_cpus}),
+        tune_config=tune.TuneConfig(
+            metric=s.metric, mode=s.mode, search_alg=searcher, scheduler=scheduler, num_samples=s.num_trials,
+            max_concurrent_trials=_concurrency(cfg, total), time_budget_s=s.time_budget_s,
+        ),
+        run_config=tune.RunConfig(
+            name=cfg.run.name, storage_path=str(run_dir.parent), verbose=0, callbacks=callbacks or [],
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+        ),
+    )

@@ -1,0 +1,268 @@
+"""The per-worker fine-tuning loop. Reads top to bottom; knows nothing about Ray.
+
+It runs under Ray Train (one process per DDP worker, process group already set up) or bare in one
+process; the caller passes a `Session` that says who this worker is and where reports go.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.distributed as dist
+
+from raytune_llm.config import PeftMethod, TrainConfig
+from raytune_llm.metrics import classification_metrics, worst_value
+from raytune_llm.models import build_model, save_trainable, unwrap
+from raytune_llm.stability import StabilityGuard
+
+STATE_FILE = "trainer_state.pt"
+PREDICTIONS_FILE = "eval_predictions.json"
+
+
+@dataclass
+class RunSpec:
+    """Everything a worker needs, as plain data (it crosses process boundaries)."""
+
+    model_path: str
+    tokenizer_path: str
+    data_path: str
+    label_names: list[str]
+    train: dict[str, Any]
+    metric: str = "eval_accuracy"
+    mode: str = "max"
+    torch_threads: int | None = 1
+    started_at: float = field(default_factory=time.time)  # when the trial started, for start-up cost
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Session(Protocol):
+    rank: int
+    world_size: int
+    device: torch.device
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None: ...
+
+    def restore_dir(self) -> Path | None: ...
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _mean_over_workers(value: torch.Tensor) -> float:
+    value = value.detach().float()
+    if dist.is_available() and dist.is_initialized():
+        value = value.clone()
+        dist.all_reduce(value)
+        value /= dist.get_world_size()
+    return float(value)
+
+
+def _sum_over_workers(value: float, device: torch.device) -> float:
+    if dist.is_available() and dist.is_initialized():
+        t = torch.tensor(value, dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        return float(t)
+    return value
+
+
+def _gather(obj: Any, world_size: int) -> list[Any]:
+    if world_size == 1:
+        return [obj]
+    out: list[Any] = [None] * world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    # Biases and norm weights are not decayed (the usual BERT/Llama recipe).
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _batches(loader: torch.utils.data.DataLoader, start_step: int) -> Iterator[dict[str, torch.Tensor]]:
+    """Endless batches, epoch after epoch, resuming at `start_step` in the same data order."""
+    epoch, skip = divmod(start_step, len(loader))
+    while True:
+        loader.sampler.set_epoch(epoch)
+        for i, batch in enumerate(loader):
+            if i >= skip:
+                yield batch
+        epoch, skip = epoch + 1, 0
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, dataset: Any, collate: Any, cfg: TrainConfig, session: Session,
+             autocast: dict[str, Any], num_labels: int) -> tuple[dict[str, float], list[int]]:
+    """Eval loss, accuracy and macro-F1 over the whole eval split, each worker taking every n-th row."""
+    model.eval()
+    rank, world = session.rank, session.world_size
+    indices = list(range(rank, len(dataset), world))
+    preds, labels, loss_sum = [], [], 0.0
+    for start in range(0, len(indices), cfg.eval_batch_size):
+        rows = dataset.select(indices[start : start + cfg.eval_batch_size])
+        batch = {k: v.to(session.device) for k, v in collate(list(rows)).items()}
+        with torch.autocast(**autocast):
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
+        loss_sum += float(torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="sum"))
+        preds += logits.argmax(-1).tolist()
+        labels += batch["labels"].tolist()
+    model.train()
+    shards = _gather((indices, preds, labels, loss_sum), world)
+    ordered = sorted((i, p, y) for idx, ps, ys, _ in shards for i, p, y in zip(idx, ps, ys))
+    all_preds, all_labels = [p for _, p, _ in ordered], [y for _, _, y in ordered]
+    metrics = classification_metrics(all_preds, all_labels, num_labels)
+    metrics["loss"] = sum(s[3] for s in shards) / max(len(ordered), 1)
+    return {f"eval_{k}": v for k, v in metrics.items()}, all_preds
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def run(spec: RunSpec, session: Session) -> dict[str, Any]:
+    """Train, evaluating and reporting every `eval_every` steps. Returns the last report."""
+    import datasets
+    from transformers import AutoTokenizer, DataCollatorWithPadding, get_scheduler
+
+    cfg = TrainConfig.model_validate(spec.train)
+    if spec.torch_threads:
+        torch.set_num_threads(spec.torch_threads)
+    torch.manual_seed(cfg.seed)  # identical initial weights on every worker
+    device, rank, world = session.device, session.rank, session.world_size
+    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+    autocast = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": use_bf16}
+
+    # Data: the tokenised Arrow cache made once per search; padding per batch.
+    data = datasets.load_from_disk(spec.data_path)
+    train_ds, eval_ds = data["train"], data["eval"]
+    tokenizer = AutoTokenizer.from_pretrained(spec.tokenizer_path)
+    collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+    sampler = torch.utils.data.DistributedSampler(train_ds, world, rank, shuffle=True, seed=cfg.seed, drop_last=True)
+    loader = torch.utils.data.DataLoader(
+        train_ds, batch_size=cfg.batch_size // world, sampler=sampler, collate_fn=collate, drop_last=True
+    )
+    if len(loader) == 0:
+        raise ValueError(f"train split has {len(train_ds)} rows, fewer than one batch of {cfg.batch_size}")
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * len(loader)))
+
+    # Model, optimizer, schedule.
+    model = build_model(spec.model_path, spec.label_names, cfg, spec.tokenizer_path).to(device)
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    opt = cfg.optimizer
+    optimizer = torch.optim.AdamW(
+        _param_groups(model, opt.weight_decay), lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps
+    )
+    scheduler = get_scheduler(
+        cfg.schedule.name, optimizer, num_warmup_steps=round(cfg.schedule.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
+    step = 0
+    if (restore := session.restore_dir()) is not None:
+        step = _load_state(restore, model, optimizer, scheduler, cfg.peft.method)
+
+    # Train.
+    guard = StabilityGuard()
+    max_norm = cfg.grad_clip if cfg.grad_clip is not None else float("inf")
+    window = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0, "samples": 0, "time": 0.0}
+    first_step_at: float | None = None
+    last: dict[str, Any] = {}
+    batches = _batches(loader, step)
+    while step < total_steps:
+        t = time.perf_counter()
+        batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+        with torch.autocast(**autocast):
+            loss = ddp(**batch).loss
+        loss.backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, max_norm))
+        loss_value = _mean_over_workers(loss)
+        verdict = guard.check_step(loss_value, grad_norm)
+        if verdict.reason:  # never apply this step's update
+            optimizer.zero_grad(set_to_none=True)
+            last = {
+                spec.metric: worst_value(spec.metric, spec.mode), "stop_reason": verdict.reason,
+                "stop_detail": verdict.detail, "step": step, "train_loss_raw": str(loss_value),
+                "grad_norm_raw": str(grad_norm),
+            }
+            session.report(last, None)
+            return last
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        if first_step_at is None:
+            first_step_at = time.time()
+        window["loss"] += loss_value
+        window["grad_norm"] += grad_norm
+        window["grad_norm_max"] = max(window["grad_norm_max"], grad_norm)
+        window["steps"] += 1
+        window["samples"] += len(batch["labels"])
+        window["time"] += time.perf_counter() - t
+
+        if step % cfg.eval_every == 0 or step == total_steps:
+            eval_metrics, preds = evaluate(model, eval_ds, collate, cfg, session, autocast, len(spec.label_names))
+            n = window["steps"]
+            last = {
+                **eval_metrics,
+                "train_loss": window["loss"] / n,
+                "grad_norm": window["grad_norm"] / n,
+                "grad_norm_max": window["grad_norm_max"],
+                "lr": scheduler.get_last_lr()[0],
+                "samples_per_s": _sum_over_workers(window["samples"] / max(window["time"], 1e-9), device),
+                "step": step,
+                "total_steps": total_steps,
+                "epoch": step / len(loader),
+                "stop_reason": "",
+                "startup_s": first_step_at - spec.started_at,
+            }
+            window = dict.fromkeys(window, 0.0) | {"steps": 0, "samples": 0}
+            _report_with_checkpoint(session, last, model, optimizer, scheduler, step, preds)
+    return last
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _report_with_checkpoint(session: Session, metrics: dict[str, Any], model: torch.nn.Module,
+                            optimizer: torch.optim.Optimizer, scheduler: Any, step: int, preds: list[int]) -> None:
+    # Only rank 0 writes; every rank reports, because a report is also a barrier across workers.
+    if session.rank != 0:
+        session.report(metrics, None)
+        return
+    with tempfile.TemporaryDirectory(prefix="rtl-ckpt-") as tmp:
+        out = Path(tmp)
+        save_trainable(model, out / "model")
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step},
+                   out / STATE_FILE)
+        (out / PREDICTIONS_FILE).write_text(json.dumps(preds))
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        session.report(metrics, out)
+
+
+def _load_state(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                method: PeftMethod) -> int:
+    from safetensors.torch import load_file, load_model
+
+    if method == PeftMethod.full:
+        load_model(unwrap(model), str(ckpt / "model" / "model.safetensors"))
+    else:
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(str(ckpt / "model" / "adapter_model.safetensors")))
+    state = torch.load(ckpt / STATE_FILE, weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return int(state["step"])

@@ -1,0 +1,96 @@
+"""The Ray Train adapter: runs the training loop as a DDP job on a TorchTrainer.
+
+Under Tune (Ray 2.60, Train V2) a trial is a Tune *function* (the driver) that builds a TorchTrainer and
+calls `fit()`; TuneReportCallback forwards rank 0's reports, which the loop has already all-reduced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.train
+import ray.train.torch
+import ray.tune
+
+from raytune_llm.config import ResourcesConfig, TrainConfig
+from raytune_llm.space import apply_params
+from raytune_llm.train_loop import RunSpec, run
+
+# Seen by every Ray worker process (set through the runtime env at ray.init).
+WORKER_ENV = {
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25",  # cuts worker-group start-up by seconds per trial
+    "TRANSFORMERS_VERBOSITY": "error",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+class RayTrainSession:
+    """The loop's Session on a Ray Train worker."""
+
+    def __init__(self) -> None:
+        ctx = ray.train.get_context()
+        self.rank = ctx.get_world_rank()
+        self.world_size = ctx.get_world_size()
+        self.device = ray.train.torch.get_device()
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+    def restore_dir(self) -> Path | None:
+        checkpoint = ray.train.get_checkpoint()
+        return Path(checkpoint.to_directory()) if checkpoint else None
+
+
+def worker_loop(config: dict[str, Any]) -> None:
+    """Entry point of each DDP worker."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    run(RunSpec(**config), RayTrainSession())
+
+
+def build_trainer(spec: RunSpec, resources: ResourcesConfig, storage_path: str, name: str, keep: int,
+                  callbacks: list[Any] | None = None) -> ray.train.torch.TorchTrainer:
+    use_gpu = resources.gpus_per_worker > 0
+    per_worker = {"CPU": resources.cpus_per_worker}
+    if use_gpu:
+        per_worker["GPU"] = resources.gpus_per_worker
+    return ray.train.torch.TorchTrainer(
+        worker_loop,
+        train_loop_config=spec.to_dict(),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=resources.num_workers, use_gpu=use_gpu, resources_per_worker=per_worker
+        ),
+        run_config=ray.train.RunConfig(
+            name=name,
+            storage_path=storage_path,
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=keep, checkpoint_score_attribute=spec.metric, checkpoint_score_order=spec.mode
+            ),
+            # No silent retries: an unplaceable worker group would otherwise be retried forever.
+            failure_config=ray.train.FailureConfig(max_failures=0, controller_failure_limit=0),
+            callbacks=callbacks or [],
+        ),
+    )
+
+
+def make_driver(template: RunSpec, train: TrainConfig, resources: ResourcesConfig, train_storage: str,
+                keep: int) -> Callable[[dict[str, Any]], None]:
+    """The Tune function trainable: sampled params in, one TorchTrainer run per trial."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    def driver(params: dict[str, Any]) -> None:
+        started = time.time()
+        resolved = apply_params(train, params)
+        spec = RunSpec(**{**template.to_dict(), "train": resolved.model_dump(mode="json"), "started_at": started})
+        trial_id = ray.tune.get_context().get_trial_id()
+        trainer = build_trainer(spec, resources, train_storage, trial_id, keep, [TuneReportCallback()])
+        trainer.fit()
+
+    return driver
