@@ -40,6 +40,23 @@ def _split_files(root: Path) -> dict[str, str]:
     return files
 
 
+def _load_file(kind: str, split: str, path: str) -> datasets.Dataset:
+    import datasets
+
+    try:
+        return datasets.load_dataset(kind, data_files={split: path}, split=split)
+    except Exception as exc:  # datasets wraps reader errors; the root cause is what the user can act on
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            if pq.read_metadata(path).num_rows == 0:
+                raise UserError(f"data: split {split!r} is empty ({path})") from None
+        cause = exc
+        while cause.__cause__ or cause.__context__:
+            cause = cause.__cause__ or cause.__context__
+        raise UserError(f"data: cannot read {path}: {cause}") from None
+
+
 def load_raw(cfg: DataConfig) -> datasets.DatasetDict:
     import datasets
 
@@ -58,7 +75,9 @@ def load_raw(cfg: DataConfig) -> datasets.DatasetDict:
         kinds = {_FORMATS[Path(f).suffix] for f in files.values()}
         if len(kinds) > 1:
             raise UserError(f"data.source: {root} mixes file formats {sorted(kinds)}; use one format")
-        return datasets.load_dataset(kinds.pop(), data_files=files)
+        kind = kinds.pop()
+        # One split at a time: splits whose schemas differ a little (an index column) still load.
+        return datasets.DatasetDict({split: _load_file(kind, split, f) for split, f in files.items()})
     if root.exists() or cfg.source.startswith((".", "/", "~")):
         raise UserError(f"data.source: {cfg.source} is not a directory of split files; check the path")
     try:

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from raytune_llm.config import ExperimentConfig
+from raytune_llm.config import ExperimentConfig, SearchConfig, TrainConfig
 from raytune_llm.errors import ConfigError, Problem, UserError
 from raytune_llm.space import check_space, set_path
 
@@ -84,12 +84,19 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def validate_dict(data: dict[str, Any], source: str = "<config>") -> ExperimentConfig:
-    problems: list[Problem] = []
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, [_problem(e) for e in exc.errors()]) from None
-    problems += check_space(cfg.search.space, cfg.train)
+        problems = [_problem(e) for e in exc.errors()]
+        # Still check the search space, so a type error elsewhere does not hide its problems.
+        try:
+            search = SearchConfig.model_validate(data.get("search") or {})
+        except (ValidationError, TypeError):
+            search = None
+        if search is not None:
+            problems += check_space(search.space, TrainConfig())
+        raise ConfigError(source, problems) from None
+    problems = check_space(cfg.search.space, cfg.train)
     res, train = cfg.resources, cfg.train
     if train.batch_size % res.num_workers:
         problems.append(

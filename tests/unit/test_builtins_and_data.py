@@ -1,0 +1,73 @@
+"""Built-in assets and the data pipeline: splits, label mapping, and clear errors for bad data."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from raytune_llm import builtins
+from raytune_llm.config import DataConfig, ModelConfig
+from raytune_llm.data import prepare
+from raytune_llm.errors import UserError
+from tests.conftest import SHARED_DATA
+
+
+def test_bbc_news_builtin_reproduces_the_shared_split() -> None:
+    splits = builtins.bbc_news()
+    assert {k: len(v) for k, v in splits.items()} == {"train": 1781, "validation": 221, "test": 223}
+    assert Counter(r["label"] for r in splits["test"]) == {0: 51, 1: 39, 2: 42, 3: 51, 4: 40}
+    shared = SHARED_DATA / "bbc_news" / "validation.parquet"
+    if shared.is_file():
+        ref = pd.read_parquet(shared)
+        assert sorted(ref.text) == sorted(r["text"] for r in splits["validation"])
+
+
+def test_minilm_builtin_has_weights() -> None:
+    assert (builtins.minilm() / "model.safetensors").is_file()
+    with pytest.raises(UserError, match="unknown built-in model 'nope'"):
+        builtins.resolve_model("builtin:nope")
+
+
+def test_prepare_maps_string_labels_and_caches(tiny_bert: Path, sentiment_dir: Path, tmp_path: Path) -> None:
+    import datasets
+
+    cfg = DataConfig(source=str(sentiment_dir), labels=["neg", "pos"])
+    prepared = prepare(cfg, ModelConfig(name="x", max_length=16), str(tiny_bert), tmp_path / "cache", seed=0)
+    assert prepared.label_names == ["neg", "pos"]
+    assert prepared.sizes == {"train": 96, "eval": 12, "test": 12}
+    assert prepared.majority_baseline == pytest.approx(0.5)
+    dd = datasets.load_from_disk(str(tmp_path / "cache"))
+    assert set(dd["eval"].column_names) >= {"input_ids", "attention_mask", "labels"}
+    assert dd["eval"]["labels"][:6] == [1] * 6  # the first six rows are the positive reviews
+    assert max(len(ids) for ids in dd["train"]["input_ids"]) <= 16
+
+
+def _write(tmp_path: Path, train: pd.DataFrame, val: pd.DataFrame | None = None) -> Path:
+    train.to_parquet(tmp_path / "train.parquet")
+    (val if val is not None else train).to_parquet(tmp_path / "validation.parquet")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("cfg_kwargs", "frame", "message"),
+    [
+        ({"labels": ["neg", "pos"]}, pd.DataFrame({"text": ["a", "b"], "label": ["neg", "meh"]}), "cannot be mapped"),
+        ({}, pd.DataFrame({"sentence": ["a"], "label": [0]}), "no column 'text'"),
+        ({"eval_split": "dev"}, pd.DataFrame({"text": ["a"], "label": [0]}), "no split 'dev'"),
+        ({}, pd.DataFrame({"text": pd.Series([], dtype=str), "label": pd.Series([], dtype=int)}), "is empty"),
+    ],
+)
+def test_bad_data_is_a_clear_error(tiny_bert: Path, tmp_path: Path, cfg_kwargs: dict, frame: pd.DataFrame,
+                                   message: str) -> None:
+    src = _write(tmp_path / "d", frame) if (tmp_path / "d").mkdir() is None else None
+    cfg = DataConfig(source=str(src), **cfg_kwargs)
+    with pytest.raises(UserError, match=message):
+        prepare(cfg, ModelConfig(name="x"), str(tiny_bert), tmp_path / "cache", seed=0)
+
+
+def test_missing_data_folder(tiny_bert: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="not a directory of split files"):
+        prepare(DataConfig(source=str(tmp_path / "nope")), ModelConfig(name="x"), str(tiny_bert), tmp_path / "c", 0)

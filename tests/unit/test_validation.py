@@ -1,0 +1,153 @@
+"""Config validation: every problem at once, with its YAML path; the CLI exits 2 and starts no Ray."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from raytune_llm.errors import ConfigError, UserError
+from raytune_llm.loading import load_config, validate_dict
+
+GOOD = textwrap.dedent("""
+    model: {name: builtin:minilm}
+    data: {source: builtin:bbc_news}
+    search:
+      space:
+        optimizer.lr: {type: float, low: 1.0e-5, high: 1.0e-3, log: true}
+        peft.method: {type: categorical, choices: [full, lora]}
+        peft.lora.r: {type: int, low: 4, high: 16, when: {peft.method: lora}}
+""")
+
+THREE_MISTAKES = textwrap.dedent("""
+    model: {name: builtin:minilm}
+    data: {source: builtin:bbc_news}
+    train:
+      batch_sise: 16
+      optimizer: {lr: fast}
+    search:
+      space:
+        optimizer.lr: {type: float, low: 1.0e-3, high: 1.0e-5}
+""")
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def problems(exc: pytest.ExceptionInfo[ConfigError]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for p in exc.value.problems:
+        found[p.path] = f"{found[p.path]} | {p.message}" if p.path in found else p.message
+    return found
+
+
+def test_good_config_loads(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.search.space["peft.lora.r"].when == {"peft.method": "lora"}
+    assert cfg.train.batch_size == 16
+
+
+def test_three_mistakes_reported_together(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, THREE_MISTAKES))
+    found = problems(exc)
+    assert "unknown key" in found["train.batch_sise"]
+    assert "batch_size" in found["train.batch_sise"]  # the fix: the allowed keys are listed
+    assert "'fast'" in found["train.optimizer.lr"]
+    assert "`low <= high` must hold" in found["search.space.optimizer.lr"]
+    assert len(found) == 3
+
+
+def test_cli_validate_prints_all_three_paths_exits_2_without_ray(tmp_path: Path) -> None:
+    bad = textwrap.dedent("""
+        model: {name: builtin:minilm, max_lenght: 64}
+        data: {source: builtin:bbc_news}
+        train: {batch_size: many}
+        search: {mode: maximize}
+    """)
+    path = write(tmp_path, bad)
+    code = (
+        "import sys; from raytune_llm.cli.main import main; rc = main(['validate', sys.argv[1]]); "
+        "print('RAY_IMPORTED' if 'ray' in sys.modules else 'NO_RAY'); sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "3 problems" in proc.stderr
+    for where in ("model.max_lenght", "train.batch_size", "search.mode"):
+        assert where in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "NO_RAY" in proc.stdout
+
+
+def test_space_problems_all_at_once() -> None:
+    data = {
+        "model": {"name": "m"}, "data": {"source": "d"},
+        "search": {"space": {
+            "optimizer.lr": {"type": "float", "low": 0.0, "high": 1e-3, "log": True},
+            "warmup": {"type": "float", "low": 0.0, "high": 0.1},
+            "peft.lora.r": {"type": "int", "low": 4, "high": 8, "when": {"peft.method": "lora"}},
+            "grad_clip": {"type": "float", "low": -1.0, "high": 1.0},
+            "peft.method": {"type": "categorical", "choices": ["full", "lora"]},
+            "peft.lora.dropout": {"type": "float", "low": 0.0, "high": 0.2, "when": {"peft.method": "prefix"}},
+        }},
+    }
+    with pytest.raises(ConfigError) as exc:
+        validate_dict(data)
+    found = problems(exc)
+    assert "log: true needs low > 0" in found["search.space.optimizer.lr"]
+    assert "no setting 'warmup'" in found["search.space.warmup"]
+    assert "grad_clip" in found["search.space.grad_clip"]  # -1 is not a valid gradient clip
+    assert "not one of its choices" in found["search.space.peft.lora.dropout.when.peft.method"]
+    assert "search.space.peft.lora.r" not in found
+
+
+def test_when_must_name_a_param() -> None:
+    data = {"model": {"name": "m"}, "data": {"source": "d"},
+            "search": {"space": {"peft.lora.r": {"type": "int", "low": 4, "high": 8,
+                                                 "when": {"peft.method": "lora"}}}}}
+    with pytest.raises(ConfigError) as exc:
+        validate_dict(data)
+    assert "not a param in search.space" in problems(exc)["search.space.peft.lora.r.when"]
+
+
+def test_batch_must_divide_over_workers() -> None:
+    data = {"model": {"name": "m"}, "data": {"source": "d"}, "train": {"batch_size": 15},
+            "resources": {"num_workers": 2}}
+    with pytest.raises(ConfigError) as exc:
+        validate_dict(data)
+    assert "multiple of 2" in problems(exc)["train.batch_size"]
+
+
+def test_set_overrides_are_typed_and_validated(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    cfg = load_config(path, ["train.seed=7", "train.optimizer.lr=3e-5", "train.grad_clip=null"])
+    assert cfg.train.seed == 7 and cfg.train.optimizer.lr == pytest.approx(3e-5) and cfg.train.grad_clip is None
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, ["train.seed=abc", "train.nope=1"])
+    assert set(problems(exc)) == {"train.seed", "train.nope"}
+    with pytest.raises(ConfigError):
+        load_config(path, ["justakey"])
+
+
+def test_malformed_yaml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, "model: {name: x\ndata: [1,"))
+    assert "malformed YAML" in str(exc.value) and "line" in str(exc.value)
+    with pytest.raises(UserError, match="no such file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_every_shipped_search_space_validates() -> None:
+    shipped = sorted((Path(__file__).resolve().parents[2] / "search_spaces").glob("*.yaml"))
+    assert len(shipped) >= 3
+    for path in shipped:
+        head = path.read_text().splitlines()[:6]
+        assert head[0].startswith("#"), f"{path.name} must start with a comment saying what it is"
+        assert any("raytune-llm search" in line for line in head), f"{path.name}: header needs the run command"
+        load_config(path)
