@@ -15,9 +15,10 @@ class BareSession:
     rank = 0
     world_size = 1
 
-    def __init__(self, out: Path | None = None, device: str | None = None) -> None:
+    def __init__(self, out: Path | None = None, device: str | None = None, restore: Path | None = None) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.out = out
+        self.restore = restore
         self.reports: list[dict[str, Any]] = []
         self.checkpoints: list[Path] = []
 
@@ -29,4 +30,4 @@ class BareSession:
             self.checkpoints.append(dest)
 
     def restore_dir(self) -> Path | None:
-        return None
+        return self.restore

@@ -45,10 +45,11 @@ def test_prepare_maps_string_labels_and_caches(tiny_bert: Path, sentiment_dir: P
     assert max(len(ids) for ids in dd["train"]["input_ids"]) <= 16
 
 
-def _write(tmp_path: Path, train: pd.DataFrame, val: pd.DataFrame | None = None) -> Path:
-    train.to_parquet(tmp_path / "train.parquet")
-    (val if val is not None else train).to_parquet(tmp_path / "validation.parquet")
-    return tmp_path
+def _write(folder: Path, train: pd.DataFrame, val: pd.DataFrame | None = None) -> Path:
+    folder.mkdir()
+    train.to_parquet(folder / "train.parquet")
+    (val if val is not None else train).to_parquet(folder / "validation.parquet")
+    return folder
 
 
 @pytest.mark.parametrize(
@@ -62,7 +63,7 @@ def _write(tmp_path: Path, train: pd.DataFrame, val: pd.DataFrame | None = None)
 )
 def test_bad_data_is_a_clear_error(tiny_bert: Path, tmp_path: Path, cfg_kwargs: dict, frame: pd.DataFrame,
                                    message: str) -> None:
-    src = _write(tmp_path / "d", frame) if (tmp_path / "d").mkdir() is None else None
+    src = _write(tmp_path / "d", frame)
     cfg = DataConfig(source=str(src), **cfg_kwargs)
     with pytest.raises(UserError, match=message):
         prepare(cfg, ModelConfig(name="x"), str(tiny_bert), tmp_path / "cache", seed=0)
@@ -71,3 +72,14 @@ def test_bad_data_is_a_clear_error(tiny_bert: Path, tmp_path: Path, cfg_kwargs: 
 def test_missing_data_folder(tiny_bert: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not a directory of split files"):
         prepare(DataConfig(source=str(tmp_path / "nope")), ModelConfig(name="x"), str(tiny_bert), tmp_path / "c", 0)
+
+
+def test_text_pairs_are_encoded_together(tiny_bert: Path, tmp_path: Path) -> None:
+    import datasets
+
+    frame = pd.DataFrame({"a": ["the cat sat", "a dog ran"], "b": ["on the mat", "in the park"], "label": [0, 1]})
+    src = _write(tmp_path / "pairs", frame)
+    cfg = DataConfig(source=str(src), text_column="a", text_pair_column="b", test_split=None)
+    prepare(cfg, ModelConfig(name="x", max_length=32), str(tiny_bert), tmp_path / "cache", seed=0)
+    row = datasets.load_from_disk(str(tmp_path / "cache"))["train"][0]
+    assert row["token_type_ids"].count(1) >= 4  # the second segment is marked as such

@@ -70,3 +70,26 @@ def test_exported_model_predicts_what_the_trial_predicted(info: RunInfo, tmp_pat
         files = {p.name for p in (tmp_path / "out" / folder).iterdir()}
         assert not any(f.endswith((".bin", ".pt", ".pth")) for f in files)  # safetensors only
         assert any(f.endswith(".safetensors") for f in files)
+
+
+def test_resume_from_checkpoint_continues_where_it_stopped(info: RunInfo, tmp_path: Path) -> None:
+    spec = spec_for(info, optimizer={"lr": 1e-3})
+    straight = BareSession(tmp_path / "a")
+    run(spec, straight)
+    halfway = straight.checkpoints[0]  # saved at step 3 of 6
+    resumed = BareSession(tmp_path / "b", restore=halfway)
+    run(spec, resumed)
+    assert [r["step"] for r in resumed.reports] == [6]  # steps 1-3 are not repeated
+    # Same data order, weights, optimizer and schedule state: the same end point as the straight run.
+    assert resumed.reports[-1]["eval_loss"] == pytest.approx(straight.reports[-1]["eval_loss"], rel=1e-4)
+    assert resumed.reports[-1]["lr"] == pytest.approx(straight.reports[-1]["lr"])
+
+
+def test_dropout_overrides_reach_the_model(info: RunInfo) -> None:
+    from raytune_llm.models import build_model
+
+    train = TrainConfig.model_validate({"dropout": {"hidden": 0.3, "attention": 0.2, "classifier": 0.25}})
+    model = build_model(info.model_path, info.label_names, train, info.tokenizer_path)
+    assert model.config.hidden_dropout_prob == 0.3
+    assert model.config.attention_probs_dropout_prob == 0.2
+    assert model.dropout.p == 0.25  # BERT's classifier dropout

@@ -1,0 +1,74 @@
+"""A real search: local Ray, Optuna TPE, ASHA, trials as 2-worker DDP TorchTrainer jobs on a tiny BERT."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from raytune_llm.cli.main import main
+from raytune_llm.results import load_trials, outcome_counts
+from tests.conftest import tiny_experiment
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]
+
+RELOAD = """
+import json, sys
+import pandas as pd, torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+out, data = sys.argv[1], sys.argv[2]
+tok = AutoTokenizer.from_pretrained(out + "/model")
+model = AutoModelForSequenceClassification.from_pretrained(out + "/model").eval()
+texts = pd.read_parquet(data + "/validation.parquet")["text"].tolist()
+with torch.no_grad():
+    enc = tok(texts, truncation=True, max_length=16, padding=True, return_tensors="pt")
+    preds = model(**enc).logits.argmax(-1).tolist()
+print(json.dumps({"preds": preds, "labels": model.config.id2label}))
+"""
+
+
+def test_search_stops_a_trial_and_exports_a_model_that_reloads(
+    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path
+) -> None:
+    cfg = tiny_experiment(
+        tiny_bert, sentiment_dir, tmp_path / "runs",
+        **{
+            "train.max_steps": 8, "train.eval_every": 2, "resources.num_workers": 2,
+            "search.num_trials": 4, "search.max_concurrent_trials": 1,
+            "search.space": {"optimizer.lr": {"type": "categorical", "choices": [3.0e-3, 1.0e-7]},
+                             "peft.method": {"type": "categorical", "choices": ["full", "lora"]}},
+            "search.scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2},
+        },
+    )
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["search", str(path)]) == 0
+
+    run_dir = tmp_path / "runs" / "t"
+    trials = load_trials(run_dir)
+    counts = outcome_counts(trials)
+    assert len(trials) == 4 and sum(counts.values()) == 4
+    assert counts.get("done", 0) >= 1
+    assert counts.get("early-stopped", 0) >= 1, counts  # ASHA cut at least one trial short
+    for t in trials:  # every report was all-reduced over both DDP workers and is finite
+        assert all(r["eval_loss"] < 1e6 for r in t.rows)
+
+    out = tmp_path / "best"
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["eval_prediction_mismatches"] == 0
+    best = yaml.safe_load((out / "best_config.yaml").read_text())
+    assert best["search"]["space"] == {}
+    assert best["train"]["optimizer"]["lr"] == metrics["params"]["optimizer.lr"]
+
+    # A fresh process with plain transformers, from raw text, predicts what the trial predicted.
+    proc = subprocess.run([sys.executable, "-c", RELOAD, str(out), str(sentiment_dir)],
+                          capture_output=True, text=True, timeout=120, check=True)
+    reloaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    trial_preds = json.loads((out / "trial_eval_predictions.json").read_text())
+    assert reloaded["preds"] == trial_preds
+    assert reloaded["labels"] == {"0": "neg", "1": "pos"}
