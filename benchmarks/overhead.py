@@ -23,10 +23,10 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-from raytune_llm.bare import BareSession  # noqa: E402
-from raytune_llm.loading import validate_dict  # noqa: E402
-from raytune_llm.search import build_tuner, connect, prepare_run  # noqa: E402
-from raytune_llm.train_loop import RunSpec, run  # noqa: E402
+from raytune_llm.bare import BareSession
+from raytune_llm.loading import validate_dict
+from raytune_llm.search import build_tuner, connect, prepare_run
+from raytune_llm.train_loop import RunSpec, run
 
 
 def experiment(storage: Path, name: str, workers: int, steps: int, model: str, max_length: int) -> Any:
