@@ -51,7 +51,7 @@ class DataConfig(Strict):
 
 
 class OptimizerConfig(Strict):
-    lr: float = Field(5e-5, gt=0)
+    lr: float = Field(5e-5, ge=0)
     weight_decay: float = Field(0.01, ge=0)
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
@@ -59,8 +59,9 @@ class OptimizerConfig(Strict):
 
 
 class ScheduleConfig(Strict):
-    name: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
+    name: Literal["linear", "cosine", "constant_with_warmup", "cyclic"] = "linear"
     warmup_ratio: float = Field(0.0, ge=0, le=1)
+    cycles: int = Field(2, ge=1, description="cyclic: cosine cycles with hard restarts")
 
 
 class DropoutConfig(Strict):
@@ -119,6 +120,51 @@ class TrainConfig(Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     dropout: DropoutConfig = DropoutConfig()
     peft: PeftConfig = PeftConfig()
+    # Stability levers (all off by default).
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    layerwise_lr_decay: float | None = Field(None, gt=0, le=1, description="lr x decay^(layers above)")
+    reinit_top_layers: int = Field(0, ge=0, description="re-initialise the top N transformer layers")
+    l2sp: float = Field(0.0, ge=0, description="weight of ||w - w_pretrained||^2 in the loss")
+    freeze_bottom_layers: int = Field(0, ge=0, description="embeddings + bottom N layers stay frozen")
+    unfreeze_every: int | None = Field(None, ge=1, description="gradual unfreezing: steps per layer, top down")
+    fgm_epsilon: float = Field(0.0, ge=0, description="FGM adversarial perturbation of the embeddings")
+
+
+# ---------------------------------------------------------------- stability guard
+
+
+class LossSpikeConfig(Strict):
+    enabled: bool = True
+    factor: float = Field(3.0, gt=1, description="smoothed loss / its running minimum")
+    smoothing: float = Field(0.9, ge=0, lt=1, description="EMA factor of the train loss")
+    min_rise: float = Field(0.1, ge=0, description="and at least this far above the minimum")
+
+
+class GradExplosionConfig(Strict):
+    enabled: bool = True
+    factor: float = Field(10.0, gt=1, description="grad norm / median of recent grad norms")
+    window: int = Field(50, ge=5)
+
+
+class ChanceLevelConfig(Strict):
+    enabled: bool = True
+    at_fraction: float = Field(0.25, gt=0, le=1, description="when to check, as a fraction of the trial's steps")
+    margin: float = Field(0.02, ge=0, description="accuracy must beat the majority baseline by this much")
+
+
+class PlateauConfig(Strict):
+    enabled: bool = False
+    patience: int = Field(3, ge=1, description="evaluations without improvement")
+    min_delta: float = Field(0.0, ge=0)
+
+
+class StabilityConfig(Strict):
+    enabled: bool = True
+    min_steps: int = Field(10, ge=0, description="step detectors wait at least this long (and for warmup)")
+    loss_spike: LossSpikeConfig = LossSpikeConfig()
+    grad_explosion: GradExplosionConfig = GradExplosionConfig()
+    chance_level: ChanceLevelConfig = ChanceLevelConfig()
+    plateau: PlateauConfig = PlateauConfig()
 
 
 # ---------------------------------------------------------------- search space
@@ -201,5 +247,6 @@ class ExperimentConfig(Strict):
     data: DataConfig
     train: TrainConfig = TrainConfig()
     search: SearchConfig = SearchConfig()
+    stability: StabilityConfig = StabilityConfig()
     resources: ResourcesConfig = ResourcesConfig()
     run: RunConfig = RunConfig()

@@ -140,7 +140,7 @@ def build_tuner(cfg: ExperimentConfig, run_dir: Path, info: RunInfo, total: dict
         scheduler = FIFOScheduler()
     template = RunSpec(model_path=info.model_path, tokenizer_path=info.tokenizer_path, data_path=info.data_path,
                        label_names=info.label_names, train={}, metric=s.metric, mode=s.mode,
-                       torch_threads=cfg.resources.torch_threads)
+                       torch_threads=cfg.resources.torch_threads, stability=cfg.stability.model_dump(mode="json"))
     driver = make_driver(template, cfg.train, cfg.resources, str(run_dir / "train"), cfg.run.keep_checkpoints)
     driver.__name__ = "trial"  # names the trial folders
     return tune.Tuner(

@@ -10,6 +10,7 @@ import json
 import math
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,11 +18,13 @@ from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 
-from raytune_llm.config import PeftMethod, TrainConfig
+from raytune_llm.config import PeftMethod, StabilityConfig, TrainConfig
+from raytune_llm.levers import L2SP, Freezer, fgm_backward, first_backward_context, param_groups, reinit_top_layers
 from raytune_llm.metrics import classification_metrics, worst_value
 from raytune_llm.models import build_model, save_trainable, unwrap
-from raytune_llm.stability import StabilityGuard
+from raytune_llm.stability import FAILURE_REASONS, StabilityGuard
 
 STATE_FILE = "trainer_state.pt"
 PREDICTIONS_FILE = "eval_predictions.json"
@@ -39,6 +42,7 @@ class RunSpec:
     metric: str = "eval_accuracy"
     mode: str = "max"
     torch_threads: int | None = 1
+    stability: dict[str, Any] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)  # when the trial started, for start-up cost
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,13 +87,13 @@ def _gather(obj: Any, world_size: int) -> list[Any]:
     return out
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    # Biases and norm weights are not decayed (the usual BERT/Llama recipe).
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def _scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, warmup: int, total: int) -> Any:
+    from transformers import get_scheduler
+
+    name = "cosine_with_restarts" if cfg.schedule.name == "cyclic" else cfg.schedule.name
+    extra = {"num_cycles": cfg.schedule.cycles} if cfg.schedule.name == "cyclic" else None
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total,
+                         scheduler_specific_kwargs=extra)
 
 
 def _batches(loader: torch.utils.data.DataLoader, start_step: int) -> Iterator[dict[str, torch.Tensor]]:
@@ -134,8 +138,9 @@ def evaluate(model: torch.nn.Module, dataset: Any, collate: Any, cfg: TrainConfi
 def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     """Train, evaluating and reporting every `eval_every` steps. Returns the last report."""
     import datasets
-    from transformers import AutoTokenizer, DataCollatorWithPadding, get_scheduler
+    from transformers import AutoTokenizer, DataCollatorWithPadding
 
+    entered_at = time.time()
     cfg = TrainConfig.model_validate(spec.train)
     if spec.torch_threads:
         torch.set_num_threads(spec.torch_threads)
@@ -156,55 +161,68 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     if len(loader) == 0:
         raise ValueError(f"train split has {len(train_ds)} rows, fewer than one batch of {cfg.batch_size}")
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * len(loader)))
+    warmup_steps = round(cfg.schedule.warmup_ratio * total_steps)
+    data_at = time.time()
 
-    # Model, optimizer, schedule.
-    model = build_model(spec.model_path, spec.label_names, cfg, spec.tokenizer_path).to(device)
-    model.train()
+    # Model with its stability levers, optimizer, schedule.
+    model = build_model(spec.model_path, spec.label_names, cfg, spec.tokenizer_path)
+    reinit_top_layers(model, cfg.reinit_top_layers)
+    model.to(device).train()
+    model_at = time.time()
     trainable = [p for p in model.parameters() if p.requires_grad]
+    freezer = Freezer(model, cfg.freeze_bottom_layers, cfg.unfreeze_every)
+    l2sp = L2SP(model, cfg.l2sp)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     opt = cfg.optimizer
-    optimizer = torch.optim.AdamW(
-        _param_groups(model, opt.weight_decay), lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps
-    )
-    scheduler = get_scheduler(
-        cfg.schedule.name, optimizer, num_warmup_steps=round(cfg.schedule.warmup_ratio * total_steps),
-        num_training_steps=total_steps,
-    )
+    optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps)
+    scheduler = _scheduler(cfg, optimizer, warmup_steps, total_steps)
     step = 0
     if (restore := session.restore_dir()) is not None:
         step = _load_state(restore, model, optimizer, scheduler, cfg.peft.method)
 
+    # The stability guard; chance level = always predicting the eval split's most common label.
+    eval_counts = Counter(eval_ds["labels"])
+    baseline = max(eval_counts.values()) / len(eval_ds)
+    guard = StabilityGuard(StabilityConfig.model_validate(spec.stability), warmup_steps, total_steps, baseline,
+                           spec.mode)
+    worst = worst_value(spec.metric, spec.mode)
+
+    def task_loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.autocast(**autocast):
+            logits = ddp(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        return F.cross_entropy(logits.float(), batch["labels"], label_smoothing=cfg.label_smoothing)
+
     # Train.
-    guard = StabilityGuard()
     max_norm = cfg.grad_clip if cfg.grad_clip is not None else float("inf")
     window = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0, "samples": 0, "time": 0.0}
-    first_step_at: float | None = None
+    startup: dict[str, float] = {}
     last: dict[str, Any] = {}
     batches = _batches(loader, step)
     while step < total_steps:
         t = time.perf_counter()
         batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-        with torch.autocast(**autocast):
-            loss = ddp(**batch).loss
-        loss.backward()
+        if not startup:
+            now = time.time()
+            startup = {"startup_s": now - spec.started_at, "startup_launch_s": entered_at - spec.started_at,
+                       "startup_data_s": data_at - entered_at, "startup_model_s": model_at - data_at}
+        with first_backward_context(ddp, cfg.fgm_epsilon > 0):
+            loss = task_loss(batch)
+            (loss + l2sp.penalty()).backward()
+        if cfg.fgm_epsilon > 0:
+            fgm_backward(model, cfg.fgm_epsilon, lambda b=batch: task_loss(b))
+        freezer.drop_frozen_grads(step)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, max_norm))
         loss_value = _mean_over_workers(loss)
-        verdict = guard.check_step(loss_value, grad_norm)
-        if verdict.reason:  # never apply this step's update
+        if verdict := guard.check_step(step, loss_value, grad_norm):  # never apply this step's update
             optimizer.zero_grad(set_to_none=True)
-            last = {
-                spec.metric: worst_value(spec.metric, spec.mode), "stop_reason": verdict.reason,
-                "stop_detail": verdict.detail, "step": step, "train_loss_raw": str(loss_value),
-                "grad_norm_raw": str(grad_norm),
-            }
+            last = {spec.metric: worst, "stop_reason": verdict.reason, "stop_detail": verdict.detail, "step": step,
+                    "total_steps": total_steps, **{f"stop_{k}": v for k, v in verdict.values.items()}}
             session.report(last, None)
             return last
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        if first_step_at is None:
-            first_step_at = time.time()
         window["loss"] += loss_value
         window["grad_norm"] += grad_norm
         window["grad_norm_max"] = max(window["grad_norm_max"], grad_norm)
@@ -225,11 +243,23 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                 "step": step,
                 "total_steps": total_steps,
                 "epoch": step / len(loader),
+                "majority_baseline": baseline,
                 "stop_reason": "",
-                "startup_s": first_step_at - spec.started_at,
+                **startup,
             }
             window = dict.fromkeys(window, 0.0) | {"steps": 0, "samples": 0}
-            _report_with_checkpoint(session, last, model, optimizer, scheduler, step, preds)
+            if not math.isfinite(last.get(spec.metric, 0.0)):  # guard off: keep the report finite anyway
+                last.update({spec.metric: worst, "objective_non_finite": True})
+            verdict = guard.check_eval(step, eval_metrics, last[spec.metric])
+            if verdict:
+                last.update(stop_reason=verdict.reason, stop_detail=verdict.detail)
+            if verdict.reason in FAILURE_REASONS:
+                last[spec.metric] = worst
+                session.report(last, None)
+            else:
+                _report_with_checkpoint(session, last, model, optimizer, scheduler, step, preds)
+            if verdict:
+                return last
     return last
 
 

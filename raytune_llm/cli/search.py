@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir, info = prepare_run(cfg)
     print(f"run folder: {run_dir}")
     total = connect(cfg, args.address)
-    table = ProgressTable(cfg.search.metric, cfg.search.mode)
+    table = ProgressTable(cfg.search.metric, cfg.search.mode, cfg.search.num_trials)
     tuner = build_tuner(cfg, run_dir, info, total, [table])
     tuner.fit()
     counts = outcome_counts(load_trials(run_dir))

@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     connect(cfg, args.address)
     spec = RunSpec(model_path=info.model_path, tokenizer_path=info.tokenizer_path, data_path=info.data_path,
                    label_names=info.label_names, train=cfg.train.model_dump(mode="json"), metric=cfg.search.metric,
-                   mode=cfg.search.mode, torch_threads=cfg.resources.torch_threads)
+                   mode=cfg.search.mode, torch_threads=cfg.resources.torch_threads,
+                   stability=cfg.stability.model_dump(mode="json"))
     trainer = build_trainer(spec, cfg.resources, str(run_dir / "train"), "single", cfg.run.keep_checkpoints)
     result = trainer.fit()
     metric, sign = cfg.search.metric, (1 if cfg.search.mode == "max" else -1)

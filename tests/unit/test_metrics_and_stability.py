@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from raytune_llm.config import StabilityConfig
 from raytune_llm.metrics import classification_metrics, worst_value
 from raytune_llm.stability import StabilityGuard
 
@@ -32,12 +33,56 @@ def test_worst_value_is_finite_and_on_the_bad_side() -> None:
     assert worst_value("eval_custom", "max") < -1e6
 
 
+def guard(**overrides: object) -> StabilityGuard:
+    cfg = StabilityConfig.model_validate(overrides)
+    return StabilityGuard(cfg, warmup_steps=5, total_steps=100, baseline=0.5, mode="max")
+
+
 @pytest.mark.parametrize(("loss", "grad"), [(float("nan"), 1.0), (1.0, float("inf")), (float("-inf"), 2.0)])
-def test_non_finite_step_stops(loss: float, grad: float) -> None:
-    verdict = StabilityGuard().check_step(loss, grad)
-    assert verdict.reason == "non_finite"
+def test_non_finite_step_stops_at_once(loss: float, grad: float) -> None:
+    assert guard().check_step(0, loss, grad).reason == "non_finite"
 
 
-def test_finite_steps_pass() -> None:
-    guard = StabilityGuard()
-    assert all(not guard.check_step(0.7 - i * 0.01, 1.0 + i).reason for i in range(50))
+def test_healthy_training_is_never_stopped() -> None:
+    g = guard()
+    # Noisy but decreasing loss, gradient norms that wander by 3x: nothing fires.
+    for step in range(100):
+        loss = 0.7 * math.exp(-step / 40) + 0.05 * math.sin(step)
+        assert not g.check_step(step, loss, 1.0 + 2.0 * abs(math.sin(step / 3))), step
+
+
+def test_loss_spike_fires_after_warmup_only() -> None:
+    g = guard(loss_spike={"factor": 2.0, "smoothing": 0.5})
+    for step in range(12):  # min_steps=10 and warmup=5: no verdict before step 10
+        assert not g.check_step(step, 0.3 if step < 6 else 5.0, 1.0) or step >= 10
+    g = guard(loss_spike={"factor": 2.0, "smoothing": 0.5})
+    reasons = [g.check_step(s, 0.2 if s < 20 else 3.0, 1.0).reason for s in range(30)]
+    assert reasons.index("loss_spike") in (20, 21, 22)  # within a few steps of the blow-up
+    assert reasons[:20] == [""] * 20
+
+
+def test_grad_explosion_against_running_median() -> None:
+    g = guard(grad_explosion={"factor": 10.0, "window": 20})
+    reasons = [g.check_step(s, 0.5, 1.0 if s != 30 else 50.0).reason for s in range(31)]
+    assert reasons[-1] == "grad_explosion" and reasons[:-1] == [""] * 30
+
+
+def test_chance_level_checked_once_at_the_configured_fraction() -> None:
+    g = guard(chance_level={"at_fraction": 0.25, "margin": 0.02})
+    assert not g.check_eval(10, {"eval_accuracy": 0.5}, 0.5)  # before 25% of 100 steps
+    verdict = g.check_eval(25, {"eval_accuracy": 0.51}, 0.51)
+    assert verdict.reason == "chance_level" and verdict.values["baseline"] == 0.5
+    assert not guard().check_eval(25, {"eval_accuracy": 0.6}, 0.6)
+
+
+def test_plateau_is_optional() -> None:
+    assert not guard().check_eval(50, {"eval_accuracy": 0.8}, 0.8)
+    g = guard(plateau={"enabled": True, "patience": 2}, chance_level={"enabled": False})
+    reasons = [g.check_eval(s, {"eval_accuracy": v}, v).reason for s, v in enumerate([0.6, 0.7, 0.7, 0.69])]
+    assert reasons == ["", "", "", "plateau"]
+
+
+def test_disabled_guard_never_fires() -> None:
+    g = guard(enabled=False)
+    assert not g.check_step(50, float("nan"), 1.0)
+    assert not g.check_eval(50, {"eval_accuracy": 0.0}, 0.0)

@@ -9,26 +9,11 @@ from pathlib import Path
 import pytest
 
 from raytune_llm.bare import BareSession
-from raytune_llm.config import DataConfig, ModelConfig, PeftMethod, TrainConfig
-from raytune_llm.data import prepare
+from raytune_llm.config import PeftMethod, TrainConfig
 from raytune_llm.export import predict, write_model
 from raytune_llm.rundir import RunInfo
-from raytune_llm.train_loop import PREDICTIONS_FILE, RunSpec, run
-
-
-@pytest.fixture(scope="module")
-def info(tiny_bert: Path, sentiment_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> RunInfo:
-    out = tmp_path_factory.mktemp("prepared") / "data"
-    cfg = DataConfig(source=str(sentiment_dir), labels=["neg", "pos"])
-    p = prepare(cfg, ModelConfig(name="x", max_length=16), str(tiny_bert), out, seed=0)
-    return RunInfo(config={}, model_path=str(tiny_bert), tokenizer_path=str(tiny_bert), data_path=str(p.path),
-                   label_names=p.label_names, sizes=p.sizes, majority_baseline=p.majority_baseline)
-
-
-def spec_for(info: RunInfo, **train: object) -> RunSpec:
-    cfg = TrainConfig.model_validate({"max_steps": 6, "eval_every": 3, "batch_size": 8, **train})
-    return RunSpec(model_path=info.model_path, tokenizer_path=info.tokenizer_path, data_path=info.data_path,
-                   label_names=info.label_names, train=cfg.model_dump(mode="json"))
+from raytune_llm.train_loop import PREDICTIONS_FILE, run
+from tests.unit.conftest import spec_for
 
 
 def test_reports_every_eval_with_checkpoint(info: RunInfo, tmp_path: Path) -> None:
@@ -93,3 +78,14 @@ def test_dropout_overrides_reach_the_model(info: RunInfo) -> None:
     assert model.config.hidden_dropout_prob == 0.3
     assert model.config.attention_probs_dropout_prob == 0.2
     assert model.dropout.p == 0.25  # BERT's classifier dropout
+
+
+def test_zero_learning_rate_is_stopped_at_chance_level(info: RunInfo, tmp_path: Path) -> None:
+    session = BareSession(tmp_path)
+    spec = spec_for(info, stability={"chance_level": {"at_fraction": 0.25}}, max_steps=8, eval_every=2,
+                    optimizer={"lr": 0.0})
+    last = run(spec, session)
+    assert last["stop_reason"] == "chance_level"
+    assert last["step"] == 2  # the first evaluation at 25% of the 8-step budget
+    assert last["eval_accuracy"] == 0.0  # reported as the worst finite value, so TPE and ASHA learn from it
+    assert session.checkpoints == []  # a failed trial keeps no checkpoint
