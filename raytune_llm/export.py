@@ -15,7 +15,7 @@ from typing import Any
 from raytune_llm.config import ExperimentConfig, PeftMethod, SchedulerConfig, TrainConfig
 from raytune_llm.errors import UserError
 from raytune_llm.loading import dump_config
-from raytune_llm.results import best_result, load_trials
+from raytune_llm.results import best_result, load_trials, outcome_counts
 from raytune_llm.rundir import RunInfo, read_info
 from raytune_llm.space import apply_params
 from raytune_llm.train_loop import PREDICTIONS_FILE
@@ -85,7 +85,8 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False) -
     info = read_info(run_dir)
     cfg = info.experiment
     metric, mode = cfg.search.metric, cfg.search.mode
-    trial, row = best_result(load_trials(run_dir), metric, mode)
+    trials = load_trials(run_dir)
+    trial, row = best_result(trials, metric, mode)
     checkpoint = _checkpoint_for(row, trial.rows, metric, mode)
     train = apply_params(cfg.train, trial.params)
     if out.exists() and any(out.iterdir()):
@@ -108,6 +109,7 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False) -
             "peft_method": train.peft.method.value, "objective": {"metric": metric, "mode": mode},
             "trial": {k: v for k, v in row.items() if isinstance(v, (int, float, str)) and k != "config"},
             "exported_eval": eval_metrics, "eval_prediction_mismatches": mismatches,
+            "outcomes": outcome_counts(trials),
         }
         if "test" in info.sizes:
             test_metrics, _ = predict(model, info, train, "test")

@@ -20,7 +20,8 @@ class ProgressTable(Callback):
     """One row per trial: state, eval rounds, last and best metric, sampled params; a summary line on top."""
 
     def __init__(self, metric: str, mode: str, num_trials: int, every_s: float = 30.0,
-                 stream: TextIO = sys.stdout) -> None:
+                 stream: TextIO | None = None) -> None:
+        # Tune pickles its callbacks with the experiment state: keep sys.stdout out of the pickle.
         self.metric, self.mode, self.num_trials = metric, mode, num_trials
         self.every_s, self.stream = every_s, stream
         self.rows: dict[str, dict[str, Any]] = {}
@@ -70,4 +71,4 @@ class ProgressTable(Callback):
             params = " ".join(f"{k}={_fmt(v)}" for k, v in r["params"].items())
             lines.append(f"{tid:<10} {r['state']:<12} {r['iter']:>4} {_fmt(r['last']):>8} {_fmt(r['best']):>8}  "
                          f"{params}")
-        print("\n".join(lines), file=self.stream, flush=True)
+        print("\n".join(lines), file=self.stream or sys.stdout, flush=True)

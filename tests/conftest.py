@@ -61,6 +61,7 @@ def tiny_experiment(model: Path, data: Path, storage: Path, **overrides: object)
         "data": {"source": str(data), "labels": ["neg", "pos"]},
         "train": {"max_steps": 8, "eval_every": 2, "batch_size": 8, "eval_batch_size": 16},
         "search": {"metric": "eval_loss", "mode": "min", "num_trials": 2},
+        "stability": {"chance_level": {"enabled": False}},  # a tiny random model sits at chance for a while
         "resources": {"num_workers": 1},
         "run": {"name": "t", "storage_path": str(storage)},
     }

@@ -1,0 +1,68 @@
+"""The stability guard inside a real search: a diverging trial is stopped within steps, marked, and taught
+to Optuna as a bad (finite) point; the search completes and exports a finite best; `train` re-runs it."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+from pathlib import Path
+
+import pytest
+import yaml
+
+from raytune_llm.cli.main import main
+from raytune_llm.results import load_trials
+from tests.conftest import tiny_experiment
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]
+
+
+def test_diverging_trial_is_stopped_and_taught_to_optuna(
+    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tiny_experiment(
+        tiny_bert, sentiment_dir, tmp_path / "runs",
+        **{
+            "train.max_steps": 40, "train.eval_every": 20, "train.grad_clip": None,
+            "search.num_trials": 3, "search.max_concurrent_trials": 1, "search.scheduler": {"name": "fifo"},
+            "search.space": {"optimizer.lr": {"type": "categorical", "choices": [1.0e30, 3.0e-3]}},
+        },
+    )
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["search", str(path)]) == 0
+    run_dir = tmp_path / "runs" / "t"
+
+    trials = load_trials(run_dir)
+    diverged = [t for t in trials if t.params["optimizer.lr"] == 1.0e30]
+    healthy = [t for t in trials if t.params["optimizer.lr"] == 3.0e-3]
+    assert diverged and healthy, [t.params for t in trials]
+    for t in diverged:
+        assert t.outcome == "unstable:non_finite"
+        assert t.last["step"] <= 4  # a few steps of a 40-step budget (< 10% of a full trial)
+        assert t.last["eval_loss"] == 1e9  # the worst finite value, not NaN
+    assert all(t.outcome == "done" for t in healthy)
+
+    # Optuna saw every trial complete with a finite value; the diverged ones as the worst.
+    state = pickle.loads(next(run_dir.glob("searcher-state-*.pkl")).read_bytes())
+    values = {t.params["optimizer.lr"]: t.value for t in state["_ot_study"].trials}
+    assert all(v is not None and math.isfinite(v) for v in values.values())
+    assert values[1.0e30] == 1e9 and values[3.0e-3] < 1.0
+
+    # status shows the reason and the counts; export never picks the stopped trial.
+    capsys.readouterr()
+    assert main(["status", str(run_dir)]) == 0
+    table = capsys.readouterr().out
+    assert "unstable:non_finite" in table and f"{len(diverged)} unstable:non_finite" in table
+    out = tmp_path / "best"
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["params"]["optimizer.lr"] == 3.0e-3 and math.isfinite(metrics["trial"]["eval_loss"])
+    assert metrics["outcomes"]["unstable:non_finite"] == len(diverged)
+
+    # The exported best_config.yaml re-runs as one training job.
+    retrained = tmp_path / "retrained"
+    assert main(["train", str(out / "best_config.yaml"), "--set", f"run.storage_path={tmp_path / 'runs2'}",
+                 "--out", str(retrained)]) == 0
+    assert (retrained / "model" / "model.safetensors").is_file()
