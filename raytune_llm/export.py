@@ -81,14 +81,22 @@ def _checkpoint_for(row: dict[str, Any], rows: list[dict[str, Any]], metric: str
     return Path(pick(kept, key=lambda r: r[metric])["checkpoint_path"])
 
 
-def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False) -> dict[str, Any]:
+def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, by: str = "score") -> dict[str, Any]:
+    """Export the trial with the best score, or (by="robust") the best seed run of the most robust config."""
     info = read_info(run_dir)
     cfg = info.experiment
     metric, mode = cfg.search.metric, cfg.search.mode
     trials = load_trials(run_dir)
-    trial, row = best_result(trials, metric, mode)
+    if by == "robust":
+        from raytune_llm.robust import robust_choice, run_params
+
+        _, trial, row = robust_choice(run_dir)
+        params = run_params(trial)
+    else:
+        trial, row = best_result(trials, metric, mode)
+        params = trial.params
     checkpoint = _checkpoint_for(row, trial.rows, metric, mode)
-    train = apply_params(cfg.train, trial.params)
+    train = apply_params(cfg.train, params)
     if out.exists() and any(out.iterdir()):
         if not force:
             raise UserError(f"--out {out} is not empty; choose a new folder or pass --force")
@@ -105,7 +113,7 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False) -
         trial_preds = json.loads((checkpoint / PREDICTIONS_FILE).read_text())
         mismatches = sum(a != b for a, b in zip(preds, trial_preds)) + abs(len(preds) - len(trial_preds))
         metrics: dict[str, Any] = {
-            "trial_id": trial.trial_id, "params": trial.params, "checkpoint": str(checkpoint),
+            "trial_id": trial.trial_id, "params": params, "chosen_by": by, "checkpoint": str(checkpoint),
             "peft_method": train.peft.method.value, "objective": {"metric": metric, "mode": mode},
             "trial": {k: v for k, v in row.items() if isinstance(v, (int, float, str)) and k != "config"},
             "exported_eval": eval_metrics, "eval_prediction_mismatches": mismatches,

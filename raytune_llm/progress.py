@@ -29,7 +29,8 @@ class ProgressTable(Callback):
         self._printed_at = 0.0
 
     def _row(self, trial: Any) -> dict[str, Any]:
-        return self.rows.setdefault(trial.trial_id, {"params": dict(trial.config), "iter": 0, "last": None,
+        params = trial.config.get("params", trial.config)  # robustness runs nest their params
+        return self.rows.setdefault(trial.trial_id, {"params": dict(params), "iter": 0, "last": None,
                                                      "best": None, "state": "RUNNING", "finished": False})
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

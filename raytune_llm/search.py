@@ -101,7 +101,7 @@ def connect(cfg: ExperimentConfig, address: str | None) -> dict[str, float]:
     return total
 
 
-def _concurrency(cfg: ExperimentConfig, total: dict[str, float]) -> int:
+def concurrency(cfg: ExperimentConfig, total: dict[str, float]) -> int:
     if cfg.search.max_concurrent_trials:
         return cfg.search.max_concurrent_trials
     res = cfg.resources
@@ -110,6 +110,14 @@ def _concurrency(cfg: ExperimentConfig, total: dict[str, float]) -> int:
     if res.gpus_per_worker:
         fits = min(fits, total.get("GPU", 0) // (res.num_workers * res.gpus_per_worker))
     return max(1, int(fits))
+
+
+def train_template(cfg: ExperimentConfig, info: RunInfo) -> RunSpec:
+    """What every trial of this run shares; the driver fills in the sampled training settings."""
+    return RunSpec(model_path=info.model_path, tokenizer_path=info.tokenizer_path, data_path=info.data_path,
+                   label_names=info.label_names, train=cfg.train.model_dump(mode="json"), metric=cfg.search.metric,
+                   mode=cfg.search.mode, torch_threads=cfg.resources.torch_threads,
+                   stability=cfg.stability.model_dump(mode="json"))
 
 
 def build_tuner(cfg: ExperimentConfig, run_dir: Path, info: RunInfo, total: dict[str, float],
@@ -138,16 +146,14 @@ def build_tuner(cfg: ExperimentConfig, run_dir: Path, info: RunInfo, total: dict
                                   reduction_factor=s.scheduler.reduction_factor)
     else:
         scheduler = FIFOScheduler()
-    template = RunSpec(model_path=info.model_path, tokenizer_path=info.tokenizer_path, data_path=info.data_path,
-                       label_names=info.label_names, train={}, metric=s.metric, mode=s.mode,
-                       torch_threads=cfg.resources.torch_threads, stability=cfg.stability.model_dump(mode="json"))
-    driver = make_driver(template, cfg.train, cfg.resources, str(run_dir / "train"), cfg.run.keep_checkpoints)
+    driver = make_driver(train_template(cfg, info), cfg.train, cfg.resources, str(run_dir / "train"),
+                         cfg.run.keep_checkpoints)
     driver.__name__ = "trial"  # names the trial folders
     return tune.Tuner(
         tune.with_resources(driver, {"cpu": cfg.resources.driver_cpus}),
         tune_config=tune.TuneConfig(
             metric=s.metric, mode=s.mode, search_alg=searcher, scheduler=scheduler, num_samples=s.num_trials,
-            max_concurrent_trials=_concurrency(cfg, total), time_budget_s=s.time_budget_s,
+            max_concurrent_trials=concurrency(cfg, total), time_budget_s=s.time_budget_s,
         ),
         run_config=tune.RunConfig(
             name=cfg.run.name, storage_path=str(run_dir.parent), verbose=0, callbacks=callbacks or [],

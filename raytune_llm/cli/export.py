@@ -13,13 +13,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder to write (must be new or empty)")
     p.add_argument("--merge", action="store_true", help="LoRA: also write merged full weights to OUT/model")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    p.add_argument("--by", choices=["score", "robust"], default="score",
+                   help="score: the best single evaluation; robust: the config that did best across seeds "
+                        "(after `raytune-llm robust`)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from raytune_llm.export import export
 
-    m = export(args.run_dir, args.out, merge=args.merge, force=args.force)
+    m = export(args.run_dir, args.out, merge=args.merge, force=args.force, by=args.by)
     metric = m["objective"]["metric"]
     print(f"exported trial {m['trial_id']} ({m['peft_method']}) to {args.out}")
     print(f"  trial {metric}: {m['trial'][metric]:.4f}; exported model on eval: {m['exported_eval'][metric]:.4f}; "

@@ -7,10 +7,10 @@ import sys
 import traceback
 
 from raytune_llm import __version__
-from raytune_llm.cli import export, search, status, train, validate
+from raytune_llm.cli import export, robust, search, status, train, validate
 from raytune_llm.errors import UserError
 
-COMMANDS = (validate, search, status, export, train)
+COMMANDS = (validate, search, status, export, robust, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,18 +22,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.file, args.overrides)
     from raytune_llm.export import write_model
-    from raytune_llm.search import connect, prepare_run
-    from raytune_llm.train_loop import RunSpec
+    from raytune_llm.search import connect, prepare_run, train_template
     from raytune_llm.trial import build_trainer
 
     run_dir, info = prepare_run(cfg)
     print(f"run folder: {run_dir}")
     connect(cfg, args.address)
-    spec = RunSpec(model_path=info.model_path, tokenizer_path=info.tokenizer_path, data_path=info.data_path,
-                   label_names=info.label_names, train=cfg.train.model_dump(mode="json"), metric=cfg.search.metric,
-                   mode=cfg.search.mode, torch_threads=cfg.resources.torch_threads,
-                   stability=cfg.stability.model_dump(mode="json"))
-    trainer = build_trainer(spec, cfg.resources, str(run_dir / "train"), "single", cfg.run.keep_checkpoints)
+    trainer = build_trainer(train_template(cfg, info), cfg.resources, str(run_dir / "train"), "single",
+                            cfg.run.keep_checkpoints)
     result = trainer.fit()
     metric, sign = cfg.search.metric, (1 if cfg.search.mode == "max" else -1)
     checkpoint, metrics = max(result.best_checkpoints, key=lambda cm: sign * cm[1][metric])

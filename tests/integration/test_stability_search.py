@@ -61,6 +61,19 @@ def test_diverging_trial_is_stopped_and_taught_to_optuna(
     assert metrics["params"]["optimizer.lr"] == 3.0e-3 and math.isfinite(metrics["trial"]["eval_loss"])
     assert metrics["outcomes"]["unstable:non_finite"] == len(diverged)
 
+    # Robustness: the top config re-run with 2 seeds, summarised, and exportable as the robust pick.
+    assert main(["robust", str(run_dir), "--top-k", "1", "--seeds", "2"]) == 0
+    summary = json.loads((run_dir / "robust" / "robust.json").read_text())
+    (top,) = summary["configs"]
+    assert top["params"]["optimizer.lr"] == 3.0e-3 and sorted(top["seeds"]) == [43, 44]
+    assert len(top["values"]) == 2 and 0.0 <= top["failed_rate"] <= 1.0
+    assert top["robust_score"] == pytest.approx(top["mean"] + top["std"])  # eval_loss: lower is better
+    robust_out = tmp_path / "robust-best"
+    assert main(["export", str(run_dir), "--by", "robust", "--out", str(robust_out)]) == 0
+    chosen = json.loads((robust_out / "metrics.json").read_text())
+    assert chosen["chosen_by"] == "robust" and chosen["params"]["seed"] in (43, 44)
+    assert yaml.safe_load((robust_out / "best_config.yaml").read_text())["train"]["seed"] == chosen["params"]["seed"]
+
     # The exported best_config.yaml re-runs as one training job.
     retrained = tmp_path / "retrained"
     assert main(["train", str(out / "best_config.yaml"), "--set", f"run.storage_path={tmp_path / 'runs2'}",

@@ -1,0 +1,37 @@
+"""`raytune-llm robust RUN_DIR`: re-run the top configs with several seeds and rank them by robustness."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("robust", help="re-run the top-K configs with N seeds; rank by mean - std",
+                       epilog="example: raytune-llm robust runs/demo --top-k 3 --seeds 5, then "
+                              "raytune-llm export runs/demo --by robust --out best")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--top-k", type=int, default=3, help="how many of the best configs to re-run")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per config (weight init and data order)")
+    p.add_argument("--score", default="mean-std", help="mean-std (default), mean, median or min")
+    p.add_argument("--address", default=None, help="Ray cluster to join; default: start one locally")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from raytune_llm.errors import UserError
+    from raytune_llm.robust import run_robust
+
+    if args.top_k < 1 or args.seeds < 1:
+        raise UserError("--top-k and --seeds must be at least 1")
+    summary = run_robust(args.run_dir, args.top_k, args.seeds, args.score, args.address)
+    metric = summary["metric"]
+    print(f"robustness over seeds ({metric}, score = {summary['score']}; failed = unstable or final accuracy <= "
+          f"majority baseline {summary['majority_baseline']:.3f}):")
+    print(f"{'rank':<5}{'trial':<10}{'mean':>8}{'std':>8}{'min':>8}{'failed':>8}{'score':>8}  params")
+    for i, c in enumerate(summary["configs"], 1):
+        params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in c["params"].items())
+        print(f"{i:<5}{c['source_trial']:<10}{c['mean']:>8.4f}{c['std']:>8.4f}{c['min']:>8.4f}"
+              f"{c['failed_rate']:>8.0%}{c['robust_score']:>8.4f}  {params}")
+    print(f"next: raytune-llm export {args.run_dir} --by robust --out ./robust-model")
+    return 0

@@ -1,0 +1,140 @@
+"""Robustness check: re-run the top-K configs of a search with N seeds and score them by their spread.
+
+A config that reaches 0.95 once but diverges on two seeds of five is worse than one that reaches 0.93 every
+time (Dodge et al. 2020; Mosbach et al. 2021). The re-runs are a Ray Tune experiment of their own under
+RUN_DIR/robust (parallel, and resumable: running the command again continues it).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from raytune_llm.errors import UserError
+from raytune_llm.metrics import worst_value
+from raytune_llm.results import TrialRecord, best_result, load_trials
+from raytune_llm.rundir import RunInfo, read_info
+
+ROBUST_DIR = "robust"
+SUMMARY_FILE = "robust.json"
+SCORES = ("mean-std", "mean", "median", "min")
+
+
+def top_configs(trials: list[TrialRecord], metric: str, mode: str, k: int) -> list[TrialRecord]:
+    """The K trials with the best finite reports (unstable and failed trials excluded), best first."""
+    ranked = [(t, r[metric]) for t in trials if t.status != "ERROR" and (r := t.best_row(metric, mode))]
+    ranked.sort(key=lambda tr: tr[1], reverse=mode == "max")
+    return [t for t, _ in ranked[:k]]
+
+
+def seeds_for(base: int, n: int) -> list[int]:
+    return [base + 1 + i for i in range(n)]
+
+
+def run_params(record: TrialRecord) -> dict[str, Any]:
+    """The sampled params of a robust run (Tune stores them under the `params` key of its config)."""
+    nested = record.params.get("params")
+    return dict(nested) if isinstance(nested, dict) else dict(record.params)
+
+
+def robust_score(values: list[float], kind: str, mode: str) -> float:
+    sign = 1.0 if mode == "max" else -1.0
+    mean = statistics.fmean(values)
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    if kind == "mean-std":
+        return mean - sign * spread
+    if kind == "mean":
+        return mean
+    if kind == "median":
+        return statistics.median(values)
+    return min(values) if mode == "max" else max(values)
+
+
+def summarise(picks: list[TrialRecord], runs: list[TrialRecord], info: RunInfo, score: str) -> dict[str, Any]:
+    """Per config: final metric per seed, mean, std, min, failed-run rate, robust score; best config first."""
+    cfg = info.experiment
+    metric, mode = cfg.search.metric, cfg.search.mode
+    worst = worst_value(metric, mode)
+    configs = []
+    for pick in picks:
+        mine = [r for r in runs if {k: v for k, v in run_params(r).items() if k != "seed"} == pick.params]
+        values, failed, seeds = [], 0, []
+        for r in mine:
+            last = r.last
+            unstable = bool(r.stop_reason) or r.status == "ERROR" or not last
+            value = worst if unstable else float(last.get(metric, worst))
+            failed += unstable or last.get("eval_accuracy", 0.0) <= info.majority_baseline
+            values.append(value)
+            seeds.append(run_params(r).get("seed"))
+        if not values:
+            continue
+        configs.append({
+            "source_trial": pick.trial_id, "params": pick.params, "seeds": seeds, "values": values,
+            "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values), "failed_rate": failed / len(values),
+            "robust_score": robust_score(values, score, mode), "runs": [r.trial_id for r in mine],
+        })
+    configs.sort(key=lambda c: c["robust_score"], reverse=mode == "max")
+    return {"metric": metric, "mode": mode, "score": score, "majority_baseline": info.majority_baseline,
+            "configs": configs}
+
+
+def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str | None) -> dict[str, Any]:
+    from ray import tune
+
+    from raytune_llm.progress import ProgressTable
+    from raytune_llm.search import connect, train_template
+    from raytune_llm.trial import make_driver
+
+    if score not in SCORES:
+        raise UserError(f"--score {score!r}: choose from {list(SCORES)}")
+    info = read_info(run_dir)
+    cfg = info.experiment
+    metric, mode = cfg.search.metric, cfg.search.mode
+    picks = top_configs(load_trials(run_dir), metric, mode, top_k)
+    if not picks:
+        raise UserError(f"no trial of {run_dir} reported a finite {metric!r}; nothing to re-run")
+    total = connect(cfg, address)
+    robust_dir = run_dir / ROBUST_DIR
+    driver = make_driver(train_template(cfg, info), cfg.train, cfg.resources, str(robust_dir / "train"),
+                         cfg.run.keep_checkpoints)
+
+    def robust_run(config: dict[str, Any]) -> None:
+        driver(config["params"])
+
+    trainable = tune.with_resources(robust_run, {"cpu": cfg.resources.driver_cpus})
+    if list(robust_dir.glob("experiment_state-*.json")):
+        print(f"resuming the robustness runs in {robust_dir}")
+        tuner = tune.Tuner.restore(str(robust_dir), trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        grid = [{**t.params, "seed": s} for t in picks for s in seeds_for(cfg.train.seed, seeds)]
+        from raytune_llm.search import concurrency
+
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"params": tune.grid_search(grid)},
+            tune_config=tune.TuneConfig(metric=metric, mode=mode, max_concurrent_trials=concurrency(cfg, total)),
+            run_config=tune.RunConfig(name=ROBUST_DIR, storage_path=str(run_dir), verbose=0,
+                                      callbacks=[ProgressTable(metric, mode, len(grid))],
+                                      failure_config=tune.FailureConfig(max_failures=0)),
+        )
+    tuner.fit()
+    summary = summarise(picks, load_trials(robust_dir), info, score)
+    (robust_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def robust_choice(run_dir: Path) -> tuple[list[TrialRecord], TrialRecord, dict[str, Any]]:
+    """For `export --by robust`: the robust winner's best seed run and its best report."""
+    summary_file = run_dir / ROBUST_DIR / SUMMARY_FILE
+    if not summary_file.is_file():
+        raise UserError(f"no robustness results in {run_dir}; run `raytune-llm robust {run_dir}` first")
+    summary = json.loads(summary_file.read_text())
+    if not summary["configs"]:
+        raise UserError(f"{summary_file} lists no configs; re-run `raytune-llm robust {run_dir}`")
+    winner = summary["configs"][0]
+    runs = [t for t in load_trials(run_dir / ROBUST_DIR) if t.trial_id in winner["runs"]]
+    trial, row = best_result(runs, summary["metric"], summary["mode"])
+    return runs, trial, row
