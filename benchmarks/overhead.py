@@ -22,6 +22,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from raytune_llm.bare import BareSession
 from raytune_llm.loading import validate_dict
@@ -34,6 +35,7 @@ def experiment(storage: Path, name: str, workers: int, steps: int, model: str, m
         "model": {"name": model, "max_length": max_length},
         "data": {"source": "builtin:bbc_news"},
         "train": {"max_steps": steps, "eval_every": steps // 2, "batch_size": 16},
+        "stability": {"enabled": False},  # measure the loop itself; the guard's checks cost microseconds
         "search": {"num_trials": 1, "scheduler": {"name": "fifo"}},
         "resources": {"num_workers": workers},
         "run": {"name": name, "storage_path": str(storage)},
@@ -66,6 +68,7 @@ def main() -> None:
     storage = Path(tempfile.mkdtemp(prefix="rtl-bench-"))
     results: dict[str, Any] = {"steps": args.steps, "model": args.model, "max_length": args.max_length,
                                "cpu_count": os.cpu_count()}
+    connect(experiment(storage, "sizing", 2, args.steps, args.model, args.max_length), None)  # room for 2 workers
     for workers in (1, 2):
         cfg = experiment(storage, f"w{workers}", workers, args.steps, args.model, args.max_length)
         t = time.time()

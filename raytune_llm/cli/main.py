@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 
@@ -29,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # transformers' per-load reports ("classifier.weight MISSING") are expected here and only noise.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -25,6 +25,12 @@ def run(args: argparse.Namespace) -> int:
     if args.top_k < 1 or args.seeds < 1:
         raise UserError("--top-k and --seeds must be at least 1")
     summary = run_robust(args.run_dir, args.top_k, args.seeds, args.score, args.address)
+    print_summary(summary)
+    print(f"next: raytune-llm export {args.run_dir} --by robust --out ./robust-model")
+    return 0
+
+
+def print_summary(summary: dict) -> None:
     metric = summary["metric"]
     print(f"robustness over seeds ({metric}, score = {summary['score']}; failed = unstable or final accuracy <= "
           f"majority baseline {summary['majority_baseline']:.3f}):")
@@ -33,5 +39,3 @@ def run(args: argparse.Namespace) -> int:
         params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in c["params"].items())
         print(f"{i:<5}{c['source_trial']:<10}{c['mean']:>8.4f}{c['std']:>8.4f}{c['min']:>8.4f}"
               f"{c['failed_rate']:>8.0%}{c['robust_score']:>8.4f}  {params}")
-    print(f"next: raytune-llm export {args.run_dir} --by robust --out ./robust-model")
-    return 0

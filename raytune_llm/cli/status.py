@@ -6,8 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
+from raytune_llm.cli.robust import print_summary
 from raytune_llm.errors import UserError
 from raytune_llm.results import best_result, load_trials, outcome_counts
+from raytune_llm.robust import ROBUST_DIR, SUMMARY_FILE
 from raytune_llm.rundir import read_info
 
 
@@ -39,8 +41,10 @@ def run(args: argparse.Namespace) -> int:
             "params": t.params, "error": t.error or t.last.get("stop_detail", ""),
         })
     if args.json:
+        robust_file = args.run_dir / ROBUST_DIR / SUMMARY_FILE
+        robust = json.loads(robust_file.read_text()) if robust_file.is_file() else None
         print(json.dumps({"metric": metric, "mode": mode, "trials": records, "counts": outcome_counts(trials),
-                          "best_trial": best_trial.trial_id if best_trial else None}, indent=2))
+                          "best_trial": best_trial.trial_id if best_trial else None, "robust": robust}, indent=2))
         return 0
     print(f"{'trial':<10} {'outcome':<22} {'iter':>4} {'steps':>6} {'best ' + metric:>18}  params")
     for r in records:
@@ -53,4 +57,7 @@ def run(args: argparse.Namespace) -> int:
     print("outcomes: " + ", ".join(f"{n} {k}" for k, n in sorted(outcome_counts(trials).items())))
     if best_trial and best_row:
         print(f"best (*): trial {best_trial.trial_id}, {metric}={best_row[metric]:.4f} at step {best_row.get('step')}")
+    robust_summary = args.run_dir / ROBUST_DIR / SUMMARY_FILE
+    if robust_summary.is_file():
+        print_summary(json.loads(robust_summary.read_text()))
     return 0
