@@ -69,10 +69,3 @@ def bbc_news() -> dict[str, list[dict[str, Any]]]:
 
 def builtin_labels(source: str) -> list[str] | None:
     return BBC_LABELS if source == f"{PREFIX}bbc_news" else None
-
-
-def resolve_model(name: str) -> str:
-    """A built-in name becomes its local directory; hub ids and paths pass through."""
-    if name.startswith(PREFIX):
-        return str(models.get(name.removeprefix(PREFIX))())
-    return name

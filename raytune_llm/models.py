@@ -136,6 +136,46 @@ def build_model(model_path: str, label_names: list[str], train: TrainConfig, tok
         raise UserError(f"train.peft.method: {method.value} does not fit this model: {exc}") from None
 
 
+def locate_model(name: str) -> str:
+    """A local folder or built-in name becomes a checked path; anything else is taken as a hub id."""
+    from raytune_llm import builtins
+
+    if name.startswith(builtins.PREFIX):
+        return str(builtins.models.get(name.removeprefix(builtins.PREFIX))())
+    path = Path(name).expanduser()
+    if path.exists() or name.startswith((".", "/", "~")):
+        if not (path / "config.json").is_file():
+            raise UserError(f"model.name: {name} is not a model folder (no config.json); pass a folder written by "
+                            "save_pretrained, a hub id, or builtin:minilm")
+        return str(path.resolve())
+    return name
+
+
+def preflight(model_path: str, label_names: list[str], trains: list[TrainConfig], tokenizer_path: str) -> None:
+    """Build each PEFT variant the search can sample on the meta device (no weights, milliseconds), so a method
+    that does not fit the model is an error before any trial starts, not a failed trial later."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    try:
+        config = AutoConfig.from_pretrained(model_path, num_labels=len(label_names))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"model.name: cannot load {model_path!r}: {str(exc).splitlines()[0]}") from None
+    for train in trains:
+        if train.peft.method == PeftMethod.full:
+            continue
+        from peft import get_peft_model
+
+        with torch.device("meta"):
+            model = AutoModelForSequenceClassification.from_config(config)
+        peft_config = peft_methods.get(train.peft.method.value)(train.peft, config.model_type, tokenizer_path)
+        try:
+            get_peft_model(model, peft_config)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise UserError(f"train.peft: {train.peft.method.value} does not fit {config.model_type!r} models: "
+                            f"{str(exc).splitlines()[0]}") from None
+
+
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "module", model)  # DDP keeps the real model in .module
 

@@ -9,10 +9,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from raytune_llm import builtins, data
+from raytune_llm import data
 from raytune_llm.config import ExperimentConfig, FloatParam, IntParam, TrainConfig
 from raytune_llm.errors import UserError
 from raytune_llm.loading import dump_config
+from raytune_llm.models import locate_model, preflight
 from raytune_llm.rundir import CONFIG_FILE, META_FILE, RunInfo, run_dir_for, write_info
 from raytune_llm.space import apply_params, suggest
 from raytune_llm.train_loop import RunSpec
@@ -37,6 +38,19 @@ def max_eval_rounds(cfg: ExperimentConfig, train_size: int) -> int:
     return max(eval_rounds(apply_params(cfg.train, c), train_size) for c in candidates)
 
 
+def peft_variants(cfg: ExperimentConfig) -> list[TrainConfig]:
+    """One training config per PEFT method the search can sample (with the widest choices of its settings)."""
+    method = cfg.search.space.get("peft.method")
+    methods = method.choices if method is not None and hasattr(method, "choices") else [cfg.train.peft.method]
+    targets = cfg.search.space.get("peft.lora.targets")
+    variants = []
+    for m in methods:
+        for t in (targets.choices if targets is not None and hasattr(targets, "choices") else [None]):
+            params = {"peft.method": m, **({"peft.lora.targets": t} if t is not None else {})}
+            variants.append(apply_params(cfg.train, params))
+    return variants
+
+
 def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
     """Create the run dir, save the tokenizer and the tokenised data once for all trials."""
     from transformers import AutoTokenizer
@@ -51,16 +65,21 @@ def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
         raise UserError(f"run.storage_path: cannot create {run_dir}: {exc.strerror}; choose a writable path") from None
     if not os.access(run_dir, os.W_OK):
         raise UserError(f"run.storage_path: {run_dir} is not writable; choose a writable path")
-    model_path = builtins.resolve_model(cfg.model.name)
     tokenizer_dir = run_dir / "prepared" / "tokenizer"
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_path, revision=cfg.model.revision)
+        model_path = locate_model(cfg.model.name)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model_path, revision=cfg.model.revision)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"model.name: cannot load a tokenizer from {cfg.model.name!r}: "
+                            f"{str(exc).splitlines()[0]}") from None
         if tokenizer.pad_token is None:  # decoder models ship without one; padding needs it
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.save_pretrained(str(tokenizer_dir))
         print(f"tokenising {cfg.data.source} with {cfg.model.name} (max_length={cfg.model.max_length}) ...")
         prepared = data.prepare(cfg.data, cfg.model, str(tokenizer_dir), run_dir / "prepared" / "data", cfg.train.seed)
-    except Exception:
+        preflight(model_path, prepared.label_names, peft_variants(cfg), str(tokenizer_dir))
+    except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written is left behind
         raise
     info = RunInfo(

@@ -12,6 +12,7 @@ from raytune_llm import builtins
 from raytune_llm.config import DataConfig, ModelConfig
 from raytune_llm.data import prepare
 from raytune_llm.errors import UserError
+from raytune_llm.models import locate_model
 from tests.conftest import SHARED_DATA
 
 
@@ -28,7 +29,7 @@ def test_bbc_news_builtin_reproduces_the_shared_split() -> None:
 def test_minilm_builtin_has_weights() -> None:
     assert (builtins.minilm() / "model.safetensors").is_file()
     with pytest.raises(UserError, match="unknown built-in model 'nope'"):
-        builtins.resolve_model("builtin:nope")
+        locate_model("builtin:nope")
 
 
 def test_prepare_maps_string_labels_and_caches(tiny_bert: Path, sentiment_dir: Path, tmp_path: Path) -> None:

@@ -1,0 +1,93 @@
+"""Bad input that is only visible once files are read: one clear error naming the problem and the fix,
+exit code 2, no traceback, nothing half-written. (Pure config mistakes: test_validation.py.)"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from raytune_llm.config import TrainConfig
+from raytune_llm.errors import UserError
+from raytune_llm.models import locate_model, preflight
+from tests.conftest import tiny_experiment
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "raytune_llm", *args], capture_output=True, text=True, timeout=120,
+                          env=env, cwd=cwd)
+
+
+def write_experiment(tmp_path: Path, cfg: dict) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_model_folder_without_a_model(tiny_bert: Path, sentiment_dir: Path, tmp_path: Path) -> None:
+    not_a_model = tmp_path / "empty-model"
+    not_a_model.mkdir()
+    cfg = tiny_experiment(not_a_model, sentiment_dir, tmp_path / "runs")
+    proc = cli("search", str(write_experiment(tmp_path, cfg)))
+    assert_clean_error(proc, "model.name", "not a model folder", "save_pretrained")
+    assert not (tmp_path / "runs" / "t").exists()  # nothing half-written
+
+
+def test_missing_data_folder(tiny_bert: Path, tmp_path: Path) -> None:
+    cfg = tiny_experiment(tiny_bert, tmp_path / "no-such-data", tmp_path / "runs")
+    proc = cli("search", str(write_experiment(tmp_path, cfg)))
+    assert_clean_error(proc, "data.source", "not a directory of split files")
+    assert not (tmp_path / "runs" / "t").exists()
+
+
+def test_missing_text_column(tiny_bert: Path, sentiment_dir: Path, tmp_path: Path) -> None:
+    cfg = tiny_experiment(tiny_bert, sentiment_dir, tmp_path / "runs", **{"data.text_column": "review"})
+    proc = cli("search", str(write_experiment(tmp_path, cfg)))
+    assert_clean_error(proc, "no column 'review'", "data.text_column")
+
+
+def test_storage_path_not_writable(tiny_bert: Path, sentiment_dir: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    cfg = tiny_experiment(tiny_bert, sentiment_dir, blocker / "runs")
+    proc = cli("search", str(write_experiment(tmp_path, cfg)))
+    assert_clean_error(proc, "run.storage_path", "writable")
+
+
+def test_existing_run_name_is_refused(tiny_bert: Path, sentiment_dir: Path, tmp_path: Path) -> None:
+    existing = tmp_path / "runs" / "t"
+    existing.mkdir(parents=True)
+    (existing / "raytune_llm.json").write_text("{}")
+    cfg = tiny_experiment(tiny_bert, sentiment_dir, tmp_path / "runs")
+    proc = cli("search", str(write_experiment(tmp_path, cfg)))
+    assert_clean_error(proc, "already exists", "run.name")
+    assert (existing / "raytune_llm.json").read_text() == "{}"  # untouched
+
+
+def test_peft_method_that_does_not_fit_is_refused_up_front(tiny_bert: Path) -> None:
+    train = TrainConfig.model_validate({"peft": {"method": "lora", "lora": {"targets": ["no_such_module"]}}})
+    with pytest.raises(UserError, match="lora does not fit 'bert' models"):
+        preflight(str(tiny_bert), ["neg", "pos"], [train], str(tiny_bert))
+    ok = [TrainConfig.model_validate({"peft": {"method": m}}) for m in ("lora", "prompt_tuning", "prefix_tuning")]
+    preflight(str(tiny_bert), ["neg", "pos"], ok, str(tiny_bert))
+
+
+def test_locate_model(tiny_bert: Path, tmp_path: Path) -> None:
+    assert locate_model(str(tiny_bert)) == str(tiny_bert.resolve())
+    assert locate_model("org/some-hub-model") == "org/some-hub-model"  # hub ids pass through
+    with pytest.raises(UserError, match="not a model folder"):
+        locate_model(str(tmp_path))
