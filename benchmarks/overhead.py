@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,11 +45,21 @@ def experiment(storage: Path, name: str, workers: int, steps: int, model: str, m
 
 
 def bare(info: Any, cfg: Any, threads: int) -> dict[str, Any]:
+    """The same loop, bare, in a fresh process (not this one, which hosts the Ray driver)."""
     spec = RunSpec(model_path=info.model_path, tokenizer_path=info.tokenizer_path, data_path=info.data_path,
-                   label_names=info.label_names, train=cfg.train.model_dump(mode="json"), torch_threads=threads)
+                   label_names=info.label_names, train=cfg.train.model_dump(mode="json"), torch_threads=threads,
+                   stability=cfg.stability.model_dump(mode="json"))
+    proc = subprocess.run([sys.executable, __file__, "--bare-spec", json.dumps(spec.to_dict())],
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bare_in_this_process(spec_json: str) -> None:
+    spec = json.loads(spec_json)
+    spec["started_at"] = time.time()
     session = BareSession()
-    run(spec, session)
-    return session.reports[-1] | {"first": session.reports[0]}
+    run(RunSpec(**spec), session)
+    print(json.dumps(session.reports[-1] | {"first": session.reports[0]}))
 
 
 def trial(cfg: Any, storage: Path) -> dict[str, Any]:
@@ -64,7 +76,11 @@ def main() -> None:
     parser.add_argument("--model", default="builtin:minilm")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/overhead.json"))
+    parser.add_argument("--bare-spec", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_spec:
+        bare_in_this_process(args.bare_spec)
+        return
     storage = Path(tempfile.mkdtemp(prefix="rtl-bench-"))
     results: dict[str, Any] = {"steps": args.steps, "model": args.model, "max_length": args.max_length,
                                "cpu_count": os.cpu_count()}

@@ -238,7 +238,9 @@ class ResourcesConfig(Strict):
 class RunConfig(Strict):
     name: str = Field("raytune-llm", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     storage_path: str = "./runs"
-    keep_checkpoints: int = Field(2, ge=1, description="best checkpoints kept per trial")
+    keep_checkpoints: int = Field(1, ge=1, description="best checkpoints kept per trial (the latest is kept too)")
+    prune_stopped: bool = Field(True, description="delete checkpoints of trials stopped early unless best so far")
+    worker_retries: int = Field(2, ge=0, description="restarts of a trial's worker group from its last checkpoint")
 
 
 class ExperimentConfig(Strict):

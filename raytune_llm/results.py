@@ -17,7 +17,8 @@ class TrialRecord:
     params: dict[str, Any]
     status: str  # Tune's: PENDING, RUNNING, TERMINATED, ERROR, PAUSED
     rows: list[dict[str, Any]] = field(default_factory=list)
-    error: str = ""
+    error: str = ""  # the last line of the trial's error, for tables
+    error_text: str = ""
 
     @property
     def last(self) -> dict[str, Any]:
@@ -31,7 +32,8 @@ class TrialRecord:
     def outcome(self) -> str:
         """done | early-stopped (scheduler) | unstable:<reason> | error | running | pending."""
         if self.status == "ERROR":
-            return "error"
+            oom = "OutOfMemoryError" in self.error_text or "out of memory" in self.error_text
+            return "error:oom" if oom else "error"
         if self.stop_reason:
             return f"unstable:{self.stop_reason}"
         if self.status == "TERMINATED":
@@ -80,16 +82,18 @@ def load_trials(run_dir: Path) -> list[TrialRecord]:
     for meta_json, runtime_json in state["trial_data"]:
         meta, runtime = json.loads(meta_json), json.loads(runtime_json)
         trial_dir = run_dir / meta["relative_logdir"]
-        error = ""
+        error = error_text = ""
         if runtime.get("error_filename"):
             err_file = trial_dir / runtime["error_filename"]
             if err_file.is_file():
-                lines = [ln for ln in err_file.read_text().splitlines() if ln.strip()]
+                error_text = err_file.read_text()
+                lines = [ln for ln in error_text.splitlines() if ln.strip()]
                 error = lines[-1] if lines else "see " + str(err_file)
         trials.append(
             TrialRecord(
                 trial_id=meta["trial_id"], params=meta.get("evaluated_params") or meta.get("config") or {},
                 status=meta["status"], rows=_read_rows(trial_dir / "result.json"), error=error,
+                error_text=error_text,
             )
         )
     return trials

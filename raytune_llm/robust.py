@@ -99,7 +99,7 @@ def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str |
     total = connect(cfg, address)
     robust_dir = run_dir / ROBUST_DIR
     driver = make_driver(train_template(cfg, info), cfg.train, cfg.resources, str(robust_dir / "train"),
-                         cfg.run.keep_checkpoints)
+                         cfg.run)
 
     def robust_run(config: dict[str, Any]) -> None:
         driver(config["params"])

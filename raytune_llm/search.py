@@ -117,6 +117,12 @@ def connect(cfg: ExperimentConfig, address: str | None) -> dict[str, float]:
     if gpus > total.get("GPU", 0):
         raise UserError(f"resources: one trial needs {gpus:g} GPUs, the cluster has {total.get('GPU', 0):g}; "
                         "set resources.gpus_per_worker: 0 or use a GPU cluster")
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    for kind, need in (("CPU", res.cpus_per_worker), ("GPU", res.gpus_per_worker)):
+        largest = max((n.get(kind, 0) for n in nodes), default=0)
+        if need > largest:
+            raise UserError(f"resources: one worker needs {need:g} {kind}s, the largest node has {largest:g}; "
+                            f"lower resources.{kind.lower()}s_per_worker")
     return total
 
 
@@ -139,14 +145,34 @@ def train_template(cfg: ExperimentConfig, info: RunInfo) -> RunSpec:
                    stability=cfg.stability.model_dump(mode="json"))
 
 
+def make_trainable(cfg: ExperimentConfig, run_dir: Path, info: RunInfo) -> Any:
+    """The Tune trainable of a run; `resume` must rebuild exactly this one."""
+    from ray import tune
+
+    from raytune_llm.trial import make_driver
+
+    driver = make_driver(train_template(cfg, info), cfg.train, cfg.resources, str(run_dir / "train"), cfg.run)
+    driver.__name__ = "trial"  # names the trial folders
+    return tune.with_resources(driver, {"cpu": cfg.resources.driver_cpus})
+
+
+def restore_tuner(run_dir: Path, info: RunInfo) -> Any:
+    """The search of `run_dir` as it was left: finished trials kept, unfinished ones continued from their latest
+    checkpoint, and the searcher's history (Optuna's TPE) restored so the trial budget is honoured."""
+    from ray import tune
+
+    if not list(run_dir.glob("experiment_state-*.json")):
+        raise UserError(f"{run_dir}: no search state to resume (it never started a trial); run `search` again")
+    return tune.Tuner.restore(str(run_dir), make_trainable(info.experiment, run_dir, info), resume_unfinished=True,
+                              resume_errored=False, restart_errored=False)
+
+
 def build_tuner(cfg: ExperimentConfig, run_dir: Path, info: RunInfo, total: dict[str, float],
                 callbacks: list[Any] | None = None) -> Any:
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
-
-    from raytune_llm.trial import make_driver
 
     s = cfg.search
     searcher = None
@@ -165,17 +191,19 @@ def build_tuner(cfg: ExperimentConfig, run_dir: Path, info: RunInfo, total: dict
                                   reduction_factor=s.scheduler.reduction_factor)
     else:
         scheduler = FIFOScheduler()
-    driver = make_driver(train_template(cfg, info), cfg.train, cfg.resources, str(run_dir / "train"),
-                         cfg.run.keep_checkpoints)
-    driver.__name__ = "trial"  # names the trial folders
+    callbacks = list(callbacks or [])
+    if cfg.run.prune_stopped:
+        from raytune_llm.pruning import PruneStoppedCheckpoints
+
+        callbacks.append(PruneStoppedCheckpoints(run_dir / "train", s.metric, s.mode))
     return tune.Tuner(
-        tune.with_resources(driver, {"cpu": cfg.resources.driver_cpus}),
+        make_trainable(cfg, run_dir, info),
         tune_config=tune.TuneConfig(
             metric=s.metric, mode=s.mode, search_alg=searcher, scheduler=scheduler, num_samples=s.num_trials,
             max_concurrent_trials=concurrency(cfg, total), time_budget_s=s.time_budget_s,
         ),
         run_config=tune.RunConfig(
-            name=cfg.run.name, storage_path=str(run_dir.parent), verbose=0, callbacks=callbacks or [],
+            name=cfg.run.name, storage_path=str(run_dir.parent), verbose=0, callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
         ),
     )

@@ -15,10 +15,12 @@ import ray
 import ray.train
 import ray.train.torch
 import ray.tune
+import torch
 
-from raytune_llm.config import ResourcesConfig, TrainConfig
+from raytune_llm import train_loop
+from raytune_llm.config import ResourcesConfig, RunConfig, TrainConfig
 from raytune_llm.space import apply_params
-from raytune_llm.train_loop import RunSpec, run
+from raytune_llm.train_loop import RunSpec
 
 # Seen by every Ray worker process (set through the runtime env at ray.init).
 WORKER_ENV = {
@@ -52,11 +54,18 @@ def worker_loop(config: dict[str, Any]) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    run(RunSpec(**config), RayTrainSession())
+    try:
+        train_loop.run(RunSpec(**config), RayTrainSession())
+    except torch.cuda.OutOfMemoryError as exc:
+        # Its own reason in `status`: the fix (smaller batch or max_length, fewer trials per GPU) differs.
+        raise RuntimeError(f"CUDA out of memory: {str(exc).splitlines()[0]}") from exc
 
 
-def build_trainer(spec: RunSpec, resources: ResourcesConfig, storage_path: str, name: str, keep: int,
+def build_trainer(spec: RunSpec, resources: ResourcesConfig, storage_path: str, name: str, run: RunConfig,
                   callbacks: list[Any] | None = None) -> ray.train.torch.TorchTrainer:
+    """A DDP job for one training run. Calling fit() again with the same name and storage resumes it from its
+    latest checkpoint (Train keeps a snapshot of its checkpoints there), which is how `resume` continues
+    in-flight trials; a lost worker restarts the worker group from that checkpoint up to `worker_retries` times."""
     use_gpu = resources.gpus_per_worker > 0
     per_worker = {"CPU": resources.cpus_per_worker}
     if use_gpu:
@@ -70,18 +79,20 @@ def build_trainer(spec: RunSpec, resources: ResourcesConfig, storage_path: str, 
         run_config=ray.train.RunConfig(
             name=name,
             storage_path=storage_path,
+            # Train keeps the `keep_checkpoints` best and, always, the latest: best + last per trial.
             checkpoint_config=ray.train.CheckpointConfig(
-                num_to_keep=keep, checkpoint_score_attribute=spec.metric, checkpoint_score_order=spec.mode
+                num_to_keep=run.keep_checkpoints, checkpoint_score_attribute=spec.metric,
+                checkpoint_score_order=spec.mode,
             ),
-            # No silent retries: an unplaceable worker group would otherwise be retried forever.
-            failure_config=ray.train.FailureConfig(max_failures=0, controller_failure_limit=0),
+            # controller_failure_limit=0: an unplaceable worker group fails at once instead of retrying forever.
+            failure_config=ray.train.FailureConfig(max_failures=run.worker_retries, controller_failure_limit=0),
             callbacks=callbacks or [],
         ),
     )
 
 
 def make_driver(template: RunSpec, train: TrainConfig, resources: ResourcesConfig, train_storage: str,
-                keep: int) -> Callable[[dict[str, Any]], None]:
+                run: RunConfig) -> Callable[[dict[str, Any]], None]:
     """The Tune function trainable: sampled params in, one TorchTrainer run per trial."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -90,7 +101,7 @@ def make_driver(template: RunSpec, train: TrainConfig, resources: ResourcesConfi
         resolved = apply_params(train, params)
         spec = RunSpec(**{**template.to_dict(), "train": resolved.model_dump(mode="json"), "started_at": started})
         trial_id = ray.tune.get_context().get_trial_id()
-        trainer = build_trainer(spec, resources, train_storage, trial_id, keep, [TuneReportCallback()])
+        trainer = build_trainer(spec, resources, train_storage, trial_id, run, [TuneReportCallback()])
         trainer.fit()
 
     return driver

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from raytune_llm.loading import load_config
 
@@ -23,7 +24,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.file, args.overrides)  # every config problem surfaces before Ray starts
     from raytune_llm.progress import ProgressTable
-    from raytune_llm.results import load_trials, outcome_counts
     from raytune_llm.search import build_tuner, connect, prepare_run
 
     run_dir, info = prepare_run(cfg)
@@ -32,7 +32,18 @@ def run(args: argparse.Namespace) -> int:
     table = ProgressTable(cfg.search.metric, cfg.search.mode, cfg.search.num_trials)
     tuner = build_tuner(cfg, run_dir, info, total, [table])
     tuner.fit()
+    return finish(run_dir)
+
+
+def finish(run_dir: Path) -> int:
+    """After Tuner.fit returns: a summary, and the resume command if the search was cut short (Ctrl-C)."""
+    from raytune_llm.results import load_trials, outcome_counts
+
     counts = outcome_counts(load_trials(run_dir))
     print("trials: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    unfinished = sum(n for k, n in counts.items() if k in ("running", "pending", "paused"))
+    if unfinished:
+        print(f"interrupted with {unfinished} trial(s) unfinished; continue with: raytune-llm resume {run_dir}")
+        return 130
     print(f"next: raytune-llm status {run_dir}\n      raytune-llm export {run_dir} --out ./best-model")
     return 0

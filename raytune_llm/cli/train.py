@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"run folder: {run_dir}")
     connect(cfg, args.address)
     trainer = build_trainer(train_template(cfg, info), cfg.resources, str(run_dir / "train"), "single",
-                            cfg.run.keep_checkpoints)
+                            cfg.run)
     result = trainer.fit()
     metric, sign = cfg.search.metric, (1 if cfg.search.mode == "max" else -1)
     checkpoint, metrics = max(result.best_checkpoints, key=lambda cm: sign * cm[1][metric])

@@ -32,8 +32,10 @@ print(json.dumps({"preds": preds, "labels": model.config.id2label}))
 
 
 def test_search_stops_a_trial_and_exports_a_model_that_reloads(
-    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path
+    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    secret = "hf_TESTSECRETTOKEN0123456789"
+    monkeypatch.setenv("HF_TOKEN", secret)
     cfg = tiny_experiment(
         tiny_bert, sentiment_dir, tmp_path / "runs",
         **{
@@ -57,6 +59,15 @@ def test_search_stops_a_trial_and_exports_a_model_that_reloads(
     for t in trials:  # every report was all-reduced over both DDP workers and is finite
         assert all(r["eval_loss"] < 1e6 for r in t.rows)
 
+    # Disk stays bounded: best + last checkpoint per finished trial; none for early-stopped trials unless best.
+    best_id = min(trials, key=lambda t: t.best_row("eval_loss", "min")["eval_loss"]).trial_id
+    for t in trials:
+        kept = list((run_dir / "train" / t.trial_id).glob("checkpoint_*"))
+        if t.outcome == "early-stopped" and t.trial_id != best_id:
+            assert kept == [], t.trial_id
+        else:
+            assert 1 <= len(kept) <= 2, (t.trial_id, kept)
+
     out = tmp_path / "best"
     assert main(["export", str(run_dir), "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -72,3 +83,10 @@ def test_search_stops_a_trial_and_exports_a_model_that_reloads(
     trial_preds = json.loads((out / "trial_eval_predictions.json").read_text())
     assert reloaded["preds"] == trial_preds
     assert reloaded["labels"] == {"0": "neg", "1": "pos"}
+
+    # Credentials from the environment never land in what we write.
+    for folder in (run_dir, out):
+        for f in folder.rglob("*"):
+            if f.is_file() and f.stat().st_size < 5_000_000:
+                assert secret.encode() not in f.read_bytes(), f
+    assert not list(out.rglob("*.bin")) and not list(out.rglob("*.pt"))  # safetensors only

@@ -1,0 +1,165 @@
+"""Fault injection with real processes: a killed driver resumes, a killed DDP worker restarts from its
+checkpoint, a trial that raises is marked and the search goes on."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from raytune_llm.cli.main import main
+from raytune_llm.results import load_trials
+from tests.conftest import tiny_experiment
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]
+
+
+def write(tmp_path: Path, cfg: dict) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def rows_of(run_dir: Path) -> dict[str, list[dict]]:
+    out = {}
+    for result in run_dir.glob("trial_*/result.json"):
+        lines = [ln for ln in result.read_text().splitlines() if ln.strip()]
+        out[json.loads(lines[0])["trial_id"] if lines else result.parent.name] = [json.loads(ln) for ln in lines]
+    return out
+
+
+def kill_tree_of_session(proc: subprocess.Popen, marker: str) -> None:
+    """SIGKILL the driver's process group, then any Ray process that was started for it (by its temp dir)."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if marker in " ".join(p.info["cmdline"] or []):
+                p.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+
+
+def test_driver_sigkill_then_resume(tiny_bert: Path, sentiment_dir: Path, tmp_path: Path) -> None:
+    cfg = tiny_experiment(
+        tiny_bert, sentiment_dir, tmp_path / "runs",
+        **{"train.max_steps": 60, "train.eval_every": 10, "search.num_trials": 4, "search.max_concurrent_trials": 1,
+           "search.scheduler": {"name": "fifo"},
+           "search.space": {"optimizer.lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True}}},
+    )
+    path = write(tmp_path, cfg)
+    # Ray's session files in a folder of their own, to find what the killed driver started; short, since
+    # Ray's Unix sockets live below it and socket paths are limited to ~100 characters.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rtl-", dir="/tmp"))
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp)}
+    proc = subprocess.Popen([sys.executable, "-m", "raytune_llm", "search", str(path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    run_dir = tmp_path / "runs" / "t"
+    deadline = time.time() + 240
+    try:
+        # Kill once one trial has finished and the next one is part-way (it has reported, so it has a checkpoint).
+        while time.time() < deadline:
+            rows = rows_of(run_dir) if run_dir.exists() else {}
+            done = [t for t, r in rows.items() if r and r[-1]["step"] == r[-1]["total_steps"]]
+            partial = [t for t, r in rows.items() if r and r[-1]["step"] < r[-1]["total_steps"]]
+            if done and partial:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the search never reached a finished trial plus a running one")
+    finally:
+        kill_tree_of_session(proc, str(ray_tmp))
+    before = rows_of(run_dir)
+    finished_before = {t: r for t, r in before.items() if r[-1]["step"] == r[-1]["total_steps"]}
+    in_flight = next(t for t, r in before.items() if r[-1]["step"] < r[-1]["total_steps"])
+    checkpointed_step = before[in_flight][-1]["step"]
+
+    resumed = subprocess.run([sys.executable, "-m", "raytune_llm", "resume", str(run_dir)], env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+
+    trials = load_trials(run_dir)
+    assert len(trials) == 4 and len({t.trial_id for t in trials}) == 4  # the budget, no duplicates
+    assert all(t.outcome == "done" for t in trials), [t.outcome for t in trials]
+    after = rows_of(run_dir)
+    for trial_id, rows in finished_before.items():  # finished trials were not re-run
+        assert [r["step"] for r in after[trial_id]] == [r["step"] for r in rows]
+    resumed_steps = [r["step"] for r in after[in_flight] if r["step"] > checkpointed_step]
+    assert resumed_steps and resumed_steps[0] == checkpointed_step + 10  # continued from its checkpoint
+    steps = [r["step"] for r in after[in_flight]]
+    assert len(steps) == len(set(steps))  # no step reported twice
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "best")]) == 0
+
+
+def _ddp_workers() -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if "RayTrainWorker" in " ".join(p.info["cmdline"] or []):
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+def test_worker_sigkill_mid_trial_restarts_from_checkpoint(
+    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path
+) -> None:
+    cfg = tiny_experiment(
+        tiny_bert, sentiment_dir, tmp_path / "runs",
+        **{"train.max_steps": 300, "train.eval_every": 20, "resources.num_workers": 2, "search.num_trials": 1,
+           "search.scheduler": {"name": "fifo"}},
+    )
+    run_dir = tmp_path / "runs" / "t"
+    killed: list[int] = []
+
+    def kill_a_worker_after_the_first_checkpoint() -> None:
+        deadline = time.time() + 180
+        while time.time() < deadline and not killed:
+            rows = rows_of(run_dir) if run_dir.exists() else {}
+            if any(len(r) >= 2 for r in rows.values()) and (workers := _ddp_workers()):
+                workers[0].kill()
+                killed.append(workers[0].pid)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_a_worker_after_the_first_checkpoint, daemon=True)
+    killer.start()
+    assert main(["search", str(write(tmp_path, cfg))]) == 0
+    killer.join(timeout=5)
+    assert killed, "no DDP worker was found to kill"
+    (trial,) = load_trials(run_dir)
+    assert trial.outcome == "done"
+    steps = [r["step"] for r in trial.rows]
+    assert steps == sorted(set(steps)) and steps[-1] == 300  # each step reported once; no step repeated
+    assert len({r["startup_launch_s"] for r in trial.rows}) >= 2  # the worker group really was restarted
+
+
+def test_trial_that_raises_is_marked_and_the_search_goes_on(
+    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tiny_experiment(
+        tiny_bert, sentiment_dir, tmp_path / "runs",
+        **{"search.num_trials": 3, "search.max_concurrent_trials": 1, "search.scheduler": {"name": "fifo"},
+           "search.space": {"reinit_top_layers": {"type": "categorical", "choices": [0, 99]}}},
+    )
+    assert main(["search", str(write(tmp_path, cfg))]) == 0
+    run_dir = tmp_path / "runs" / "t"
+    trials = load_trials(run_dir)
+    failed = [t for t in trials if t.params["reinit_top_layers"] == 99]
+    fine = [t for t in trials if t.params["reinit_top_layers"] == 0]
+    assert failed and fine
+    assert all(t.outcome == "error" and "reinit_top_layers=99" in t.error for t in failed)
+    assert all(t.outcome == "done" for t in fine)
+    capsys.readouterr()
+    assert main(["status", str(run_dir)]) == 0
+    assert "reinit_top_layers=99, but the model has 2 layers" in capsys.readouterr().out
