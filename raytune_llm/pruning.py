@@ -42,5 +42,6 @@ class PruneStoppedCheckpoints(Callback):
         keep = self.best[1] if self.best else None
         for trial_id in sorted(self.stopped - {keep}):
             for checkpoint in (self.train_storage / trial_id).glob("checkpoint_*"):
-                shutil.rmtree(checkpoint, ignore_errors=True)
+                if checkpoint.is_dir():  # not checkpoint_manager_snapshot.json
+                    shutil.rmtree(checkpoint, ignore_errors=True)
             self.stopped.discard(trial_id)

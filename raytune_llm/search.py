@@ -98,6 +98,9 @@ def connect(cfg: ExperimentConfig, address: str | None) -> dict[str, float]:
 
     from raytune_llm.trial import WORKER_ENV
 
+    # Save the search state every second (Tune's default: every 10 s or more), so that a driver killed right
+    # after a trial ends does not lose that trial's completion and re-run it on resume.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     res = cfg.resources
     trial_cpus = res.num_workers * res.cpus_per_worker + res.driver_cpus
     if not ray.is_initialized():

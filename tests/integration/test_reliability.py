@@ -53,7 +53,7 @@ def kill_tree_of_session(proc: subprocess.Popen, marker: str) -> None:
 def test_driver_sigkill_then_resume(tiny_bert: Path, sentiment_dir: Path, tmp_path: Path) -> None:
     cfg = tiny_experiment(
         tiny_bert, sentiment_dir, tmp_path / "runs",
-        **{"train.max_steps": 60, "train.eval_every": 10, "search.num_trials": 4, "search.max_concurrent_trials": 1,
+        **{"train.max_steps": 200, "train.eval_every": 20, "search.num_trials": 4, "search.max_concurrent_trials": 1,
            "search.scheduler": {"name": "fifo"},
            "search.space": {"optimizer.lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True}}},
     )
@@ -67,26 +67,27 @@ def test_driver_sigkill_then_resume(tiny_bert: Path, sentiment_dir: Path, tmp_pa
     run_dir = tmp_path / "runs" / "t"
     deadline = time.time() + 240
     try:
-        # Kill once one trial has finished and the next one is part-way (it has reported, so it has a checkpoint).
+        # Kill once the saved search state records a finished trial and the next trial is part-way (it has
+        # reported, so it has a checkpoint).
         while time.time() < deadline:
             rows = rows_of(run_dir) if run_dir.exists() else {}
-            done = [t for t, r in rows.items() if r and r[-1]["step"] == r[-1]["total_steps"]]
             partial = [t for t, r in rows.items() if r and r[-1]["step"] < r[-1]["total_steps"]]
-            if done and partial:
+            saved = load_trials(run_dir) if list(run_dir.glob("experiment_state-*.json")) else []
+            if partial and any(t.status == "TERMINATED" for t in saved):
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
         else:
             pytest.fail("the search never reached a finished trial plus a running one")
     finally:
         kill_tree_of_session(proc, str(ray_tmp))
     before = rows_of(run_dir)
-    finished_before = {t: r for t, r in before.items() if r[-1]["step"] == r[-1]["total_steps"]}
+    finished_before = {t.trial_id: before[t.trial_id] for t in load_trials(run_dir) if t.status == "TERMINATED"}
     in_flight = next(t for t, r in before.items() if r[-1]["step"] < r[-1]["total_steps"])
     checkpointed_step = before[in_flight][-1]["step"]
 
-    resumed = subprocess.run([sys.executable, "-m", "raytune_llm", "resume", str(run_dir)], env=env,
-                             capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    proc2 = subprocess.run([sys.executable, "-m", "raytune_llm", "resume", str(run_dir)], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert proc2.returncode == 0, proc2.stdout[-2000:] + proc2.stderr[-2000:]
 
     trials = load_trials(run_dir)
     assert len(trials) == 4 and len({t.trial_id for t in trials}) == 4  # the budget, no duplicates
@@ -94,8 +95,10 @@ def test_driver_sigkill_then_resume(tiny_bert: Path, sentiment_dir: Path, tmp_pa
     after = rows_of(run_dir)
     for trial_id, rows in finished_before.items():  # finished trials were not re-run
         assert [r["step"] for r in after[trial_id]] == [r["step"] for r in rows]
-    resumed_steps = [r["step"] for r in after[in_flight] if r["step"] > checkpointed_step]
-    assert resumed_steps and resumed_steps[0] == checkpointed_step + 10  # continued from its checkpoint
+    first_start = before[in_flight][0]["startup_launch_s"]
+    resumed = [r["step"] for r in after[in_flight] if r["startup_launch_s"] != first_start]
+    assert resumed and resumed[0] > checkpointed_step  # continued from its checkpoint, not from step 0
+    assert resumed[-1] == 200
     steps = [r["step"] for r in after[in_flight]]
     assert len(steps) == len(set(steps))  # no step reported twice
     assert main(["export", str(run_dir), "--out", str(tmp_path / "best")]) == 0

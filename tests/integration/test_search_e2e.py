@@ -62,7 +62,7 @@ def test_search_stops_a_trial_and_exports_a_model_that_reloads(
     # Disk stays bounded: best + last checkpoint per finished trial; none for early-stopped trials unless best.
     best_id = min(trials, key=lambda t: t.best_row("eval_loss", "min")["eval_loss"]).trial_id
     for t in trials:
-        kept = list((run_dir / "train" / t.trial_id).glob("checkpoint_*"))
+        kept = [p for p in (run_dir / "train" / t.trial_id).glob("checkpoint_*") if p.is_dir()]
         if t.outcome == "early-stopped" and t.trial_id != best_id:
             assert kept == [], t.trial_id
         else:
