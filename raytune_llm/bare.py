@@ -14,6 +14,7 @@ class BareSession:
 
     rank = 0
     world_size = 1
+    node_id = "local"
 
     def __init__(self, out: Path | None = None, device: str | None = None, restore: Path | None = None) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -233,6 +233,8 @@ class ResourcesConfig(Strict):
     gpus_per_worker: float = Field(0, ge=0)
     driver_cpus: float = Field(0.1, gt=0, description="CPU share of the trial's Tune driver")
     torch_threads: int | None = Field(1, ge=1, description="torch threads per worker; null = torch default")
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
+        "PACK", description="how a trial's workers are placed on nodes (Ray placement group strategy)")
 
 
 class RunConfig(Strict):

@@ -104,8 +104,12 @@ def connect(cfg: ExperimentConfig, address: str | None) -> dict[str, float]:
     res = cfg.resources
     trial_cpus = res.num_workers * res.cpus_per_worker + res.driver_cpus
     if not ray.is_initialized():
-        runtime_env = {"env_vars": WORKER_ENV}
+        runtime_env: dict[str, Any] = {"env_vars": WORKER_ENV}
         if address:
+            import raytune_llm
+
+            # Ship this package's code to every node (its dependencies must be installed there).
+            runtime_env["py_modules"] = [raytune_llm]
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
         else:
             # Room for one whole trial even on a 2-core laptop: the driver's share is tiny but real.

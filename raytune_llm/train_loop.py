@@ -53,6 +53,7 @@ class Session(Protocol):
     rank: int
     world_size: int
     device: torch.device
+    node_id: str
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None: ...
 
@@ -204,7 +205,8 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
         if not startup:
             now = time.time()
             startup = {"startup_s": now - spec.started_at, "startup_launch_s": entered_at - spec.started_at,
-                       "startup_data_s": data_at - entered_at, "startup_model_s": model_at - data_at}
+                       "startup_data_s": data_at - entered_at, "startup_model_s": model_at - data_at,
+                       "worker_nodes": ",".join(_gather(session.node_id, world))}  # where each rank ran
         with first_backward_context(ddp, cfg.fgm_epsilon > 0):
             loss = task_loss(batch)
             (loss + l2sp.penalty()).backward()

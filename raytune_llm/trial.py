@@ -6,11 +6,13 @@ calls `fit()`; TuneReportCallback forwards rank 0's reports, which the loop has 
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs
 import ray
 import ray.train
 import ray.train.torch
@@ -39,6 +41,7 @@ class RayTrainSession:
         self.rank = ctx.get_world_rank()
         self.world_size = ctx.get_world_size()
         self.device = ray.train.torch.get_device()
+        self.node_id = ray.get_runtime_context().get_node_id()
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
@@ -46,7 +49,13 @@ class RayTrainSession:
 
     def restore_dir(self) -> Path | None:
         checkpoint = ray.train.get_checkpoint()
-        return Path(checkpoint.to_directory()) if checkpoint else None
+        if checkpoint is None:
+            return None
+        if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
+            return Path(checkpoint.path)  # read it in place
+        # One private copy per rank: with the default target, ranks on one node copy into the same folder at once
+        # and one of them can read a file the other is still writing (seen as a corrupt trainer_state.pt).
+        return Path(checkpoint.to_directory(tempfile.mkdtemp(prefix=f"rtl-restore-rank{self.rank}-")))
 
 
 def worker_loop(config: dict[str, Any]) -> None:
@@ -74,7 +83,8 @@ def build_trainer(spec: RunSpec, resources: ResourcesConfig, storage_path: str, 
         worker_loop,
         train_loop_config=spec.to_dict(),
         scaling_config=ray.train.ScalingConfig(
-            num_workers=resources.num_workers, use_gpu=use_gpu, resources_per_worker=per_worker
+            num_workers=resources.num_workers, use_gpu=use_gpu, resources_per_worker=per_worker,
+            placement_strategy=resources.placement_strategy,
         ),
         run_config=ray.train.RunConfig(
             name=name,

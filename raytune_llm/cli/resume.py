@@ -23,5 +23,9 @@ def run(args: argparse.Namespace) -> int:
     info = read_info(run_dir)
     connect(info.experiment, args.address)
     print(f"resuming {run_dir}")
-    restore_tuner(run_dir, info).fit()
+    try:
+        restore_tuner(run_dir, info).fit()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; the search state is saved. Continue with: raytune-llm resume {run_dir}")
+        return 130
     return finish(run_dir)

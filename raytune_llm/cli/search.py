@@ -31,7 +31,11 @@ def run(args: argparse.Namespace) -> int:
     total = connect(cfg, args.address)
     table = ProgressTable(cfg.search.metric, cfg.search.mode, cfg.search.num_trials)
     tuner = build_tuner(cfg, run_dir, info, total, [table])
-    tuner.fit()
+    try:
+        tuner.fit()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; the search state is saved. Continue with: raytune-llm resume {run_dir}")
+        return 130
     return finish(run_dir)
 
 

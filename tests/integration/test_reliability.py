@@ -166,3 +166,15 @@ def test_trial_that_raises_is_marked_and_the_search_goes_on(
     capsys.readouterr()
     assert main(["status", str(run_dir)]) == 0
     assert "reinit_top_layers=99, but the model has 2 layers" in capsys.readouterr().out
+
+
+def test_trials_that_cannot_be_placed_are_refused_up_front(ray_session: None) -> None:
+    from raytune_llm.errors import UserError
+    from raytune_llm.loading import validate_dict
+    from raytune_llm.search import connect
+
+    base = {"model": {"name": "m"}, "data": {"source": "d"}}
+    with pytest.raises(UserError, match=r"one trial needs 8\.1 CPUs, the cluster has 3"):
+        connect(validate_dict({**base, "resources": {"num_workers": 8}}), None)
+    with pytest.raises(UserError, match="GPUs"):
+        connect(validate_dict({**base, "resources": {"gpus_per_worker": 1}}), None)

@@ -84,3 +84,23 @@ def test_text_pairs_are_encoded_together(tiny_bert: Path, tmp_path: Path) -> Non
     prepare(cfg, ModelConfig(name="x", max_length=32), str(tiny_bert), tmp_path / "cache", seed=0)
     row = datasets.load_from_disk(str(tmp_path / "cache"))["train"][0]
     assert row["token_type_ids"].count(1) >= 4  # the second segment is marked as such
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "save_to_disk"])
+def test_other_local_formats_load(tiny_bert: Path, tmp_path: Path, fmt: str) -> None:
+    import datasets
+
+    frame = pd.DataFrame({"text": ["good film", "bad film", "great", "awful"], "label": [1, 0, 1, 0]})
+    src = tmp_path / "src"
+    src.mkdir()
+    for split in ("train", "validation"):
+        if fmt == "csv":
+            frame.to_csv(src / f"{split}.csv", index=False)
+        elif fmt == "jsonl":
+            frame.to_json(src / f"{split}.jsonl", orient="records", lines=True)
+    if fmt == "save_to_disk":
+        ds = datasets.Dataset.from_pandas(frame)
+        datasets.DatasetDict({"train": ds, "validation": ds}).save_to_disk(str(src))
+    prepared = prepare(DataConfig(source=str(src), test_split=None), ModelConfig(name="x", max_length=16),
+                       str(tiny_bert), tmp_path / "cache", seed=0)
+    assert prepared.sizes == {"train": 4, "eval": 4} and prepared.label_names == ["0", "1"]

@@ -86,3 +86,12 @@ def test_disabled_guard_never_fires() -> None:
     g = guard(enabled=False)
     assert not g.check_step(50, float("nan"), 1.0)
     assert not g.check_eval(50, {"eval_accuracy": 0.0}, 0.0)
+
+
+def test_error_outcomes_name_out_of_memory() -> None:
+    from raytune_llm.results import TrialRecord
+
+    oom = TrialRecord("a", {}, "ERROR", error="RuntimeError: CUDA out of memory: tried to allocate 2 GiB",
+                      error_text="...torch.OutOfMemoryError: CUDA out of memory...")
+    other = TrialRecord("b", {}, "ERROR", error="ValueError: boom", error_text="ValueError: boom")
+    assert oom.outcome == "error:oom" and other.outcome == "error"
