@@ -1,11 +1,13 @@
 """Stability guard on vs. off: the same search (same seeded configs, same trial budget) over a space with
 unstable regions (high learning rates, no warmup, no clipping), on SST-2 with all-MiniLM-L6-v2.
 
-Prints, per arm: trials by outcome, compute (optimizer steps) in all and on trials that end failed, the share
-of a full trial that a diverged trial cost, the best score; then the robustness check of the guard-on winner.
-Failed = stopped as unstable, or final eval accuracy <= the majority-class baseline (+0.02).
+Three arms: guard off and guard on with no other early stopping (FIFO: the guard's own effect), and guard on
+with ASHA (the product's default). Prints, per arm: trials by outcome, compute (optimizer steps) in all and on
+trials that end failed, the share of a full trial that a diverged trial cost, the best score; then the
+robustness check of the guard-on winner. Failed = stopped as unstable, or final eval accuracy <= the
+majority-class baseline (+0.02).
 
-    python benchmarks/stability.py [--trials 8] [--train-samples 800] [--seeds 3] [--data ../shared/data/sst2]
+    python benchmarks/stability.py [--trials 8] [--train-samples 2400] [--seeds 3] [--data ../shared/data/sst2]
 """
 
 from __future__ import annotations
@@ -37,16 +39,16 @@ SPACE = {
 }
 
 
-def experiment(args: argparse.Namespace, storage: Path, name: str, guard: bool) -> Any:
+def experiment(args: argparse.Namespace, storage: Path, name: str, guard: bool, scheduler: str) -> Any:
     return validate_dict({
         "model": {"name": "builtin:minilm", "max_length": 48},
         "data": {"source": str(args.data), "labels": ["negative", "positive"], "max_train_samples": args.train_samples,
-                 "max_eval_samples": 400},
-        "train": {"epochs": 1, "batch_size": 16, "eval_every": 10},
+                 "max_eval_samples": 300},
+        "train": {"epochs": 1, "batch_size": 16, "eval_every": 10},  # 150 steps, 15 evaluations
         "search": {"num_trials": args.trials, "max_concurrent_trials": 1, "space": SPACE,
                    # All trials in TPE's random start-up phase: both arms sample exactly the same configs.
                    "searcher": {"seed": 0, "n_startup_trials": args.trials},
-                   "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2}},
+                   "scheduler": {"name": scheduler, "grace_period": 1, "reduction_factor": 2}},
         "stability": {"enabled": guard},
         "resources": {"num_workers": 2},
         "run": {"name": name, "storage_path": str(storage)},
@@ -58,8 +60,9 @@ def failed(t: TrialRecord, baseline: float) -> bool:
         t.last.get("eval_accuracy", 0.0) <= baseline + 0.02 and t.last.get("step") == t.last.get("total_steps"))
 
 
-def arm(args: argparse.Namespace, storage: Path, guard: bool) -> dict[str, Any]:
-    cfg = experiment(args, storage, "guard-on" if guard else "guard-off", guard)
+def arm(args: argparse.Namespace, storage: Path, guard: bool, scheduler: str) -> dict[str, Any]:
+    name = f"guard-{'on' if guard else 'off'}-{scheduler}"
+    cfg = experiment(args, storage, name, guard, scheduler)
     run_dir, info = prepare_run(cfg)
     start = time.time()
     build_tuner(cfg, run_dir, info, connect(cfg, None)).fit()
@@ -83,7 +86,7 @@ def arm(args: argparse.Namespace, storage: Path, guard: bool) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--train-samples", type=int, default=800)
+    parser.add_argument("--train-samples", type=int, default=2400)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "sst2")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/stability.json"))
@@ -91,8 +94,10 @@ def main() -> None:
     if not (args.data / "train.parquet").is_file():
         raise SystemExit(f"--data {args.data}: no train.parquet; point it at the SST-2 Parquet splits")
     storage = Path(tempfile.mkdtemp(prefix="rtl-stability-"))
-    results = {"off": arm(args, storage, guard=False), "on": arm(args, storage, guard=True)}
-    robust = run_robust(Path(results["on"]["run_dir"]), top_k=1, seeds=args.seeds, score="mean-std", address=None)
+    arms = {"guard off": (False, "fifo"), "guard on": (True, "fifo"), "guard on + ASHA": (True, "asha")}
+    results: dict[str, Any] = {label: arm(args, storage, guard, sched) for label, (guard, sched) in arms.items()}
+    robust = run_robust(Path(results["guard on"]["run_dir"]), top_k=1, seeds=args.seeds, score="mean-std",
+                        address=None)
     results["robust_winner"] = robust["configs"][0] if robust["configs"] else None
 
     rows = [("trials by outcome", lambda r: ", ".join(f"{n} {k}" for k, n in sorted(r["outcomes"].items()))),
@@ -103,9 +108,9 @@ def main() -> None:
              else f"{r['max_diverged_cost']:.0%}"),
             ("best eval accuracy", lambda r: f"{r['best_eval_accuracy']:.4f}"),
             ("wall time (s)", lambda r: f"{r['wall_s']:.0f}")]
-    print(f"\n{'':<38}{'guard off':<34}{'guard on'}")
+    print("\n" + f"{'':<36}" + "".join(f"{label:<32}" for label in arms))
     for label, get in rows:
-        print(f"{label:<38}{get(results['off'])!s:<34}{get(results['on'])!s}")
+        print(f"{label:<36}" + "".join(f"{get(results[a])!s:<32}" for a in arms))
     if (w := results["robust_winner"]) is not None:
         print(f"robust check of the guard-on winner over {len(w['values'])} seeds: mean {w['mean']:.4f}, "
               f"std {w['std']:.4f}, min {w['min']:.4f}, failed {w['failed_rate']:.0%}")

@@ -47,6 +47,7 @@ def two_nodes() -> Iterator[tuple[str, dict[str, str]]]:
     # A temp dir of their own (short: Ray's sockets live below it) marks every process of this cluster.
     tmp = tempfile.mkdtemp(prefix="rtl-", dir="/tmp")
     env = {**os.environ, "RAY_TMPDIR": tmp, "RAY_AUTH_MODE": "disabled"}
+    existing = {p.pid for p in psutil.process_iter()}
     port = _free_port()
     address = f"127.0.0.1:{port}"
     try:
@@ -57,6 +58,15 @@ def two_nodes() -> Iterator[tuple[str, dict[str, str]]]:
         yield address, env
     finally:
         _kill(tmp)
+        # Some of a killed node's agents outlive it and name neither marker: stop every Ray process that
+        # appeared since this fixture started, except this test process's own children (a local Ray).
+        ours = {p.pid for p in psutil.Process().children(recursive=True)}
+        for p in psutil.process_iter(["cmdline"]):
+            try:
+                if p.pid not in existing and p.pid not in ours and "ray" in " ".join(p.info["cmdline"] or []):
+                    p.kill()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
 
 
 def search(address: str, env: dict[str, str], cfg: dict, tmp_path: Path) -> subprocess.Popen:
