@@ -4,6 +4,7 @@ costs no trial."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -31,15 +32,20 @@ def _free_port() -> int:
 
 
 def _kill(marker: str) -> int:
-    n = 0
+    """SIGKILL every process whose command line holds `marker`, and their descendants (a raylet's agents
+    rename themselves and would outlive it)."""
+    victims: dict[int, psutil.Process] = {}
     for p in psutil.process_iter(["cmdline"]):
         try:
             if marker in " ".join(p.info["cmdline"] or []):
-                p.kill()
-                n += 1
+                victims[p.pid] = p
+                victims.update({c.pid: c for c in p.children(recursive=True)})
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
-    return n
+    for p in victims.values():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    return len(victims)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +53,6 @@ def two_nodes() -> Iterator[tuple[str, dict[str, str]]]:
     # A temp dir of their own (short: Ray's sockets live below it) marks every process of this cluster.
     tmp = tempfile.mkdtemp(prefix="rtl-", dir="/tmp")
     env = {**os.environ, "RAY_TMPDIR": tmp, "RAY_AUTH_MODE": "disabled"}
-    existing = {p.pid for p in psutil.process_iter()}
     port = _free_port()
     address = f"127.0.0.1:{port}"
     try:
@@ -58,15 +63,6 @@ def two_nodes() -> Iterator[tuple[str, dict[str, str]]]:
         yield address, env
     finally:
         _kill(tmp)
-        # Some of a killed node's agents outlive it and name neither marker: stop every Ray process that
-        # appeared since this fixture started, except this test process's own children (a local Ray).
-        ours = {p.pid for p in psutil.Process().children(recursive=True)}
-        for p in psutil.process_iter(["cmdline"]):
-            try:
-                if p.pid not in existing and p.pid not in ours and "ray" in " ".join(p.info["cmdline"] or []):
-                    p.kill()
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                pass
 
 
 def search(address: str, env: dict[str, str], cfg: dict, tmp_path: Path) -> subprocess.Popen:
@@ -111,7 +107,7 @@ def test_losing_a_node_mid_search_loses_no_trial(
         for f in run_dir.glob("trial_*/result.json"):
             rows[f] = [ln for ln in f.read_text().splitlines() if ln.strip()]
         if sum(1 for r in rows.values() if r) >= 2:  # the second trial is running and has a checkpoint
-            killed = _kill('"second_node"') or _kill("second_node")
+            killed = _kill("second_node")
             break
         time.sleep(0.1)
     assert killed, "the second node's processes were not found"
