@@ -105,10 +105,11 @@ def test_driver_sigkill_then_resume(tiny_bert: Path, sentiment_dir: Path, tmp_pa
 
 
 def _ddp_workers() -> list[psutil.Process]:
+    """Ray Train workers of this test session's Ray (started by ray.init here, so our descendants)."""
     found = []
-    for p in psutil.process_iter(["cmdline"]):
+    for p in psutil.Process().children(recursive=True):
         try:
-            if "RayTrainWorker" in " ".join(p.info["cmdline"] or []):
+            if "RayTrainWorker" in " ".join(p.cmdline()):
                 found.append(p)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
