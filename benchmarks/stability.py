@@ -7,7 +7,7 @@ trials that end failed, the share of a full trial that a diverged trial cost, th
 robustness check of the guard-on winner. Failed = stopped as unstable, or final eval accuracy <= the
 majority-class baseline (+0.02).
 
-    python benchmarks/stability.py [--trials 8] [--train-samples 2400] [--seeds 3] [--data ../shared/data/sst2]
+    python benchmarks/stability.py [--trials 6] [--train-samples 1200] [--seeds 3] [--data ../shared/data/sst2]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def experiment(args: argparse.Namespace, storage: Path, name: str, guard: bool, 
         "model": {"name": "builtin:minilm", "max_length": 48},
         "data": {"source": str(args.data), "labels": ["negative", "positive"], "max_train_samples": args.train_samples,
                  "max_eval_samples": 300},
-        "train": {"epochs": 1, "batch_size": 16, "eval_every": 10},  # 150 steps, 15 evaluations
+        "train": {"epochs": 1, "batch_size": 16, "eval_every": max(1, args.train_samples // 16 // 15)},  # 15 evals
         "search": {"num_trials": args.trials, "max_concurrent_trials": 1, "space": SPACE,
                    # All trials in TPE's random start-up phase: both arms sample exactly the same configs.
                    "searcher": {"seed": 0, "n_startup_trials": args.trials},
@@ -85,8 +85,8 @@ def arm(args: argparse.Namespace, storage: Path, guard: bool, scheduler: str) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--train-samples", type=int, default=2400)
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--train-samples", type=int, default=1200)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "sst2")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/stability.json"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,16 +69,23 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _latest_state(run_dir: Path) -> Path | None:
-    states = sorted(run_dir.glob("experiment_state-*.json"))
-    return states[-1] if states else None
+def _read_state(run_dir: Path) -> dict[str, Any]:
+    """The newest experiment state Tune saved. Tune rewrites the file in place while a search runs, so a read
+    can catch it empty or half-written: try again briefly, then fall back to an older state file."""
+    states = sorted(run_dir.glob("experiment_state-*.json"), reverse=True)
+    if not states:
+        raise UserError(f"{run_dir}: no trials recorded yet (no experiment_state-*.json)")
+    for state_file in states:
+        for _ in range(10):
+            try:
+                return json.loads(state_file.read_text())
+            except (json.JSONDecodeError, OSError):
+                time.sleep(0.1)
+    raise UserError(f"{run_dir}: the search state ({states[0].name}) cannot be read; is the disk full?")
 
 
 def load_trials(run_dir: Path) -> list[TrialRecord]:
-    state_file = _latest_state(run_dir)
-    if state_file is None:
-        raise UserError(f"{run_dir}: no trials recorded yet (no experiment_state-*.json)")
-    state = json.loads(state_file.read_text())
+    state = _read_state(run_dir)
     trials = []
     for meta_json, runtime_json in state["trial_data"]:
         meta, runtime = json.loads(meta_json), json.loads(runtime_json)

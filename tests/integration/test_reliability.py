@@ -31,10 +31,17 @@ def write(tmp_path: Path, cfg: dict) -> Path:
 
 
 def rows_of(run_dir: Path) -> dict[str, list[dict]]:
+    """Each trial's reports so far (a line still being written is skipped)."""
     out = {}
     for result in run_dir.glob("trial_*/result.json"):
-        lines = [ln for ln in result.read_text().splitlines() if ln.strip()]
-        out[json.loads(lines[0])["trial_id"] if lines else result.parent.name] = [json.loads(ln) for ln in lines]
+        rows = []
+        for line in result.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        if rows:
+            out[rows[0]["trial_id"]] = rows
     return out
 
 
