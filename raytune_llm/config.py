@@ -142,8 +142,9 @@ class LossSpikeConfig(Strict):
 
 class GradExplosionConfig(Strict):
     enabled: bool = True
-    factor: float = Field(10.0, gt=1, description="grad norm / median of recent grad norms")
+    factor: float = Field(20.0, gt=1, description="grad norm / median of recent grad norms")
     window: int = Field(50, ge=5)
+    patience: int = Field(3, ge=1, description="steps in a row above the threshold")
 
 
 class ChanceLevelConfig(Strict):

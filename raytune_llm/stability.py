@@ -62,18 +62,26 @@ class LossSpike:
 
 
 class GradExplosion:
-    """The gradient norm exceeds `factor` x the median of the last `window` steps, after warm-up."""
+    """The gradient norm exceeds `factor` x the median of the last `window` steps for `patience` steps in a row,
+    after warm-up. One-step spikes of 10x are common in healthy fine-tuning without clipping (seen on SST-2 in
+    benchmarks/stability.py); a run that is exploding stays up."""
 
-    def __init__(self, factor: float, window: int, after_step: int) -> None:
-        self.factor, self.after_step = factor, after_step
+    def __init__(self, factor: float, window: int, patience: int, after_step: int) -> None:
+        self.factor, self.patience, self.after_step = factor, patience, after_step
         self.recent: deque[float] = deque(maxlen=window)
+        self.streak = 0
 
     def check(self, step: int, loss: float, grad_norm: float) -> Verdict:
         if step >= self.after_step and len(self.recent) >= min(10, self.recent.maxlen or 10):
             median = statistics.median(self.recent)
             if grad_norm > self.factor * median:
-                return Verdict("grad_explosion", f"grad norm {grad_norm:.4g} > {self.factor} x median {median:.4g}",
-                               {"grad_norm": grad_norm, "median_grad_norm": median})
+                self.streak += 1
+                if self.streak >= self.patience:
+                    return Verdict("grad_explosion", f"grad norm {grad_norm:.4g} > {self.factor} x median "
+                                   f"{median:.4g} for {self.streak} steps", {"grad_norm": grad_norm,
+                                                                              "median_grad_norm": median})
+                return HEALTHY  # a spike stays out of the median it is judged against
+            self.streak = 0
         self.recent.append(grad_norm)
         return HEALTHY
 
@@ -132,7 +140,7 @@ class StabilityGuard:
             self.step_detectors.append(LossSpike(ls.factor, ls.smoothing, ls.min_rise, after))
         if cfg.grad_explosion.enabled:
             ge = cfg.grad_explosion
-            self.step_detectors.append(GradExplosion(ge.factor, ge.window, after))
+            self.step_detectors.append(GradExplosion(ge.factor, ge.window, ge.patience, after))
         if cfg.chance_level.enabled:
             cl = cfg.chance_level
             self.eval_detectors.append(ChanceLevel(cl.at_fraction, cl.margin, baseline, total_steps))
