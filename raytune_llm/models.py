@@ -113,6 +113,8 @@ def _classifier(model_path: str, label_names: list[str], **config_kwargs: Any) -
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
         label2id={n: i for i, n in enumerate(label_names)},
+        # A checkpoint that already has a head for another label count gets a new head, not an error.
+        ignore_mismatched_sizes=True,
         **config_kwargs,
     )
 

@@ -27,6 +27,8 @@ from raytune_llm.train_loop import RunSpec
 # Seen by every Ray worker process (set through the runtime env at ray.init).
 WORKER_ENV = {
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25",  # cuts worker-group start-up by seconds per trial
+    # Ray's default 60 s fails trials on a busy 2-core machine; unplaceable trials are refused up front anyway.
+    "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "180",
     "TRANSFORMERS_VERBOSITY": "error",
     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
     "TOKENIZERS_PARALLELISM": "false",

@@ -91,3 +91,10 @@ def test_locate_model(tiny_bert: Path, tmp_path: Path) -> None:
     assert locate_model("org/some-hub-model") == "org/some-hub-model"  # hub ids pass through
     with pytest.raises(UserError, match="not a model folder"):
         locate_model(str(tmp_path))
+
+
+def test_a_checkpoint_with_another_head_size_gets_a_new_head(tiny_bert: Path) -> None:
+    from raytune_llm.models import build_model
+
+    model = build_model(str(tiny_bert), ["a", "b", "c", "d", "e"], TrainConfig(), str(tiny_bert))  # saved: 2
+    assert model.classifier.out_features == 5 and model.config.id2label[4] == "e"
