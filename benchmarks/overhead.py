@@ -65,7 +65,7 @@ def bare_in_this_process(spec_json: str) -> None:
 def trial(cfg: Any, storage: Path) -> dict[str, Any]:
     run_dir, info = prepare_run(cfg)
     total = connect(cfg, None)
-    build_tuner(cfg, run_dir, info, total).fit()
+    build_tuner(cfg, info, total).fit()
     rows = [json.loads(line) for p in run_dir.glob("trial_*/result.json") for line in p.read_text().splitlines()]
     return rows[-1] | {"first": rows[0]}
 

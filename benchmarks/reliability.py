@@ -97,7 +97,7 @@ def main() -> None:
     })
     run_dir, info = prepare_run(cfg)
     recorder = Recorder(run_dir)
-    build_tuner(cfg, run_dir, info, connect(cfg, None), [recorder]).fit()
+    build_tuner(cfg, info, connect(cfg, None), [recorder]).fit()
     samples = recorder.samples
     print(f"{'trials ended':>12} {'driver RSS MB':>14} {'Ray procs RSS MB':>17} {'run dir MB':>11} "
           f"{'checkpoints MB':>15}")

@@ -68,7 +68,7 @@ def arm(args: argparse.Namespace, storage: Path, guard: bool, scheduler: str) ->
     cfg = experiment(args, storage, name, guard, scheduler)
     run_dir, info = prepare_run(cfg)
     start = time.time()
-    build_tuner(cfg, run_dir, info, connect(cfg, None)).fit()
+    build_tuner(cfg, info, connect(cfg, None)).fit()
     trials = load_trials(run_dir)
     steps = [int(t.last.get("step", 0)) for t in trials]
     full = max(int(t.last.get("total_steps", 0)) for t in trials)

@@ -15,9 +15,10 @@ from typing import Any
 from raytune_llm.config import ExperimentConfig, PeftMethod, SchedulerConfig, TrainConfig
 from raytune_llm.errors import UserError
 from raytune_llm.loading import dump_config
-from raytune_llm.results import best_result, load_trials, outcome_counts
+from raytune_llm.results import best_result, is_finite, load_trials, outcome_counts
 from raytune_llm.rundir import RunInfo, read_info
 from raytune_llm.space import apply_params
+from raytune_llm.storage import fetch_checkpoint, is_uri, node_copy
 from raytune_llm.train_loop import PREDICTIONS_FILE
 
 
@@ -40,8 +41,9 @@ def predict(model: Any, info: RunInfo, train: TrainConfig, split: str) -> tuple[
 
     session = BareSession(device="cpu")
     model.to(session.device)
-    dataset = datasets.load_from_disk(info.data_path)[split]
-    collate = DataCollatorWithPadding(AutoTokenizer.from_pretrained(info.tokenizer_path), return_tensors="pt")
+    dataset = datasets.load_from_disk(node_copy(info.data_path))[split]
+    collate = DataCollatorWithPadding(AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path)),
+                                      return_tensors="pt")
     autocast = {"device_type": "cpu", "dtype": None, "enabled": False}
     return evaluate(model, dataset, collate, train, session, autocast, len(info.label_names))
 
@@ -49,11 +51,14 @@ def predict(model: Any, info: RunInfo, train: TrainConfig, split: str) -> tuple[
 def write_model(info: RunInfo, method: PeftMethod, checkpoint: Path, out: Path, merge: bool) -> Any:
     """Save the trained model under out/model (full or merged) and/or out/adapter; returns the primary one."""
     from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     from raytune_llm.models import load_trained
 
-    model = load_trained(info.model_path, checkpoint / "model", method, info.label_names)
-    tokenizer = AutoTokenizer.from_pretrained(info.tokenizer_path)
+    hf_logging.disable_progress_bar()
+
+    model = load_trained(node_copy(info.model_path), checkpoint / "model", method, info.label_names)
+    tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path))
     targets = []
     if method != PeftMethod.full:
         model.save_pretrained(str(out / "adapter"), safe_serialization=True)
@@ -69,16 +74,25 @@ def write_model(info: RunInfo, method: PeftMethod, checkpoint: Path, out: Path, 
     return model
 
 
-def _checkpoint_for(row: dict[str, Any], rows: list[dict[str, Any]], metric: str, mode: str) -> Path:
-    path = row.get("checkpoint_path")
-    if path and Path(path).is_dir():
-        return Path(path)
-    kept = [r for r in rows if r.get("checkpoint_path") and Path(r["checkpoint_path"]).is_dir()]
-    if not kept:
-        raise UserError(f"the best trial's checkpoints are gone (looked for {path}); re-run it with "
-                        "`raytune-llm train best_config.yaml --out DIR`")
-    pick = max if mode == "max" else min
-    return Path(pick(kept, key=lambda r: r[metric])["checkpoint_path"])
+def _local_checkpoint(run_root: str, path: str) -> Path | None:
+    if not is_uri(run_root):
+        return Path(path) if Path(path).is_dir() else None
+    try:
+        return fetch_checkpoint(run_root, path)
+    except UserError:
+        return None
+
+
+def _checkpoint_for(run_root: str, row: dict[str, Any], rows: list[dict[str, Any]], metric: str, mode: str) -> Path:
+    """The checkpoint of the chosen report or, when Train has since replaced it, the best one the trial kept."""
+    sign = 1 if mode == "max" else -1
+    others = sorted((r for r in rows if r is not row and is_finite(r.get(metric))), key=lambda r: -sign * r[metric])
+    for candidate in [row, *others]:
+        if candidate.get("checkpoint_path") and (local := _local_checkpoint(run_root, candidate["checkpoint_path"])):
+            return local
+    raise UserError(f"the best trial's checkpoints are gone (looked for {row.get('checkpoint_path')}); re-run it "
+                    "with `raytune-llm train best_config.yaml --out DIR`")
+
 
 
 def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, by: str = "score") -> dict[str, Any]:
@@ -95,7 +109,7 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, b
     else:
         trial, row = best_result(trials, metric, mode)
         params = trial.params
-    checkpoint = _checkpoint_for(row, trial.rows, metric, mode)
+    checkpoint = _checkpoint_for(info.run_root, row, trial.rows, metric, mode)
     train = apply_params(cfg.train, params)
     if out.exists() and any(out.iterdir()):
         if not force:

@@ -7,15 +7,15 @@ never be exported; this callback removes those as soon as the trial ends.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
+from raytune_llm.storage import remove_checkpoints
+
 
 class PruneStoppedCheckpoints(Callback):
-    def __init__(self, train_storage: Path, metric: str, mode: str) -> None:
+    def __init__(self, train_storage: str, metric: str, mode: str) -> None:
         self.train_storage, self.metric, self.sign = train_storage, metric, 1.0 if mode == "max" else -1.0
         self.best: tuple[float, str] | None = None
         self.last: dict[str, dict[str, Any]] = {}
@@ -41,7 +41,8 @@ class PruneStoppedCheckpoints(Callback):
     def _prune(self) -> None:
         keep = self.best[1] if self.best else None
         for trial_id in sorted(self.stopped - {keep}):
-            for checkpoint in (self.train_storage / trial_id).glob("checkpoint_*"):
-                if checkpoint.is_dir():  # not checkpoint_manager_snapshot.json
-                    shutil.rmtree(checkpoint, ignore_errors=True)
+            try:
+                remove_checkpoints(self.train_storage, trial_id)
+            except OSError as exc:  # a full or flaky store must not end the search; the files are only garbage
+                print(f"warning: could not delete the checkpoints of trial {trial_id}: {exc}")
             self.stopped.discard(trial_id)

@@ -46,14 +46,14 @@ class TrialRecord:
         """The best report with a finite metric, from a trial that was not stopped as unstable."""
         if self.stop_reason:
             return None
-        finite = [r for r in self.rows if _finite(r.get(metric))]
+        finite = [r for r in self.rows if is_finite(r.get(metric))]
         if not finite:
             return None
         pick = max if mode == "max" else min
         return pick(finite, key=lambda r: r[metric])
 
 
-def _finite(value: Any) -> bool:
+def is_finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 

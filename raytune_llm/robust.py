@@ -15,7 +15,8 @@ from typing import Any
 from raytune_llm.errors import UserError
 from raytune_llm.metrics import worst_value
 from raytune_llm.results import TrialRecord, best_result, load_trials
-from raytune_llm.rundir import RunInfo, read_info
+from raytune_llm.rundir import RunInfo, open_run, read_info
+from raytune_llm.storage import is_uri, join, put_file
 
 ROBUST_DIR = "robust"
 SUMMARY_FILE = "robust.json"
@@ -97,9 +98,8 @@ def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str |
     if not picks:
         raise UserError(f"no trial of {run_dir} reported a finite {metric!r}; nothing to re-run")
     total = connect(cfg, address)
-    robust_dir = run_dir / ROBUST_DIR
-    driver = make_driver(train_template(cfg, info), cfg.train, cfg.resources, str(robust_dir / "train"),
-                         cfg.run)
+    robust_dir, robust_root = run_dir / ROBUST_DIR, join(info.run_root, ROBUST_DIR)
+    driver = make_driver(train_template(cfg, info), cfg.train, cfg.resources, join(robust_root, "train"), cfg.run)
 
     def robust_run(config: dict[str, Any]) -> None:
         driver(config["params"])
@@ -107,7 +107,7 @@ def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str |
     trainable = tune.with_resources(robust_run, {"cpu": cfg.resources.driver_cpus})
     if list(robust_dir.glob("experiment_state-*.json")):
         print(f"resuming the robustness runs in {robust_dir}")
-        tuner = tune.Tuner.restore(str(robust_dir), trainable, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(robust_root, trainable, resume_unfinished=True, resume_errored=True)
     else:
         grid = [{**t.params, "seed": s} for t in picks for s in seeds_for(cfg.train.seed, seeds)]
         from raytune_llm.search import concurrency
@@ -116,13 +116,16 @@ def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str |
             trainable,
             param_space={"params": tune.grid_search(grid)},
             tune_config=tune.TuneConfig(metric=metric, mode=mode, max_concurrent_trials=concurrency(cfg, total)),
-            run_config=tune.RunConfig(name=ROBUST_DIR, storage_path=str(run_dir), verbose=0,
+            run_config=tune.RunConfig(name=ROBUST_DIR, storage_path=info.run_root, verbose=0,
                                       callbacks=[ProgressTable(metric, mode, len(grid))],
                                       failure_config=tune.FailureConfig(max_failures=0)),
         )
     tuner.fit()
+    robust_dir = open_run(robust_root)  # on a URI: a fresh mirror with the runs' results
     summary = summarise(picks, load_trials(robust_dir), info, score)
     (robust_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    if is_uri(robust_root):
+        put_file(robust_dir / SUMMARY_FILE, join(robust_root, SUMMARY_FILE))
     return summary
 
 

@@ -1,6 +1,6 @@
 """The layout of a run directory, readable without Ray (status and export must be instant).
 
-RUN_DIR = <run.storage_path>/<run.name>
+RUN_DIR = <run.storage_path>/<run.name>   (a local/shared folder, or a cloud URI: see storage.py)
   raytune_llm.json    what every trial shares: model and tokenizer paths, labels, data sizes
   experiment.yaml     the validated experiment config
   prepared/           tokenizer/ and data/ (the Arrow cache tokenised once per search)
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from raytune_llm.config import ExperimentConfig
 from raytune_llm.errors import UserError
+from raytune_llm.storage import is_uri, join, mirror
 
 META_FILE = "raytune_llm.json"
 CONFIG_FILE = "experiment.yaml"
@@ -30,14 +31,22 @@ class RunInfo:
     label_names: list[str]
     sizes: dict[str, int]
     majority_baseline: float
+    run_root: str = ""  # where the run lives: a local path or a URI (older runs: filled in by read_info)
 
     @property
     def experiment(self) -> ExperimentConfig:
         return ExperimentConfig.model_validate(self.config)
 
 
-def run_dir_for(cfg: ExperimentConfig) -> Path:
-    return Path(cfg.run.storage_path).expanduser().resolve() / cfg.run.name
+def run_root_for(cfg: ExperimentConfig) -> str:
+    if is_uri(cfg.run.storage_path):
+        return join(cfg.run.storage_path, cfg.run.name)
+    return str(Path(cfg.run.storage_path).expanduser().resolve() / cfg.run.name)
+
+
+def open_run(run: str | Path) -> Path:
+    """The local folder to read a run from: the folder itself, or a fresh mirror of a run on a cloud URI."""
+    return mirror(str(run)) if is_uri(run) else Path(run).expanduser().resolve()
 
 
 def write_info(run_dir: Path, info: RunInfo) -> None:
@@ -48,4 +57,6 @@ def read_info(run_dir: Path) -> RunInfo:
     meta = run_dir / META_FILE
     if not meta.is_file():
         raise UserError(f"{run_dir} is not a raytune-llm run (no {META_FILE}); pass the folder `search` printed")
-    return RunInfo(**json.loads(meta.read_text()))
+    info = RunInfo(**json.loads(meta.read_text()))
+    info.run_root = info.run_root or str(run_dir)
+    return info

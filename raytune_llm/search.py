@@ -6,15 +6,16 @@ import functools
 import math
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from raytune_llm import data
+from raytune_llm import data, storage
 from raytune_llm.config import ExperimentConfig, FloatParam, IntParam, TrainConfig
 from raytune_llm.errors import UserError
 from raytune_llm.loading import dump_config
 from raytune_llm.models import locate_model, preflight
-from raytune_llm.rundir import CONFIG_FILE, META_FILE, RunInfo, run_dir_for, write_info
+from raytune_llm.rundir import CONFIG_FILE, META_FILE, RunInfo, run_root_for, write_info
 from raytune_llm.space import apply_params, suggest
 from raytune_llm.train_loop import RunSpec
 
@@ -51,20 +52,47 @@ def peft_variants(cfg: ExperimentConfig) -> list[TrainConfig]:
     return variants
 
 
-def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
-    """Create the run dir, save the tokenizer and the tokenised data once for all trials."""
-    from transformers import AutoTokenizer
-
-    run_dir = run_dir_for(cfg)
-    if (run_dir / META_FILE).exists():
-        raise UserError(f"run.name: run {cfg.run.name!r} already exists at {run_dir}; pick another name "
+def _new_run_dir(cfg: ExperimentConfig, root: str) -> Path:
+    """The local folder to prepare the run in: the run folder itself, or a staging folder for a URI."""
+    taken = storage.exists(storage.join(root, META_FILE)) if storage.is_uri(root) else Path(root, META_FILE).exists()
+    if taken:
+        raise UserError(f"run.name: run {cfg.run.name!r} already exists at {root}; pick another name "
                         "(--set run.name=...) or remove that folder")
+    if storage.is_uri(root):
+        return Path(tempfile.mkdtemp(prefix=f"raytune-llm-{cfg.run.name}-"))
+    run_dir = Path(root)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"run.storage_path: cannot create {run_dir}: {exc.strerror}; choose a writable path") from None
     if not os.access(run_dir, os.W_OK):
         raise UserError(f"run.storage_path: {run_dir} is not writable; choose a writable path")
+    return run_dir
+
+
+def _publish(run_dir: Path, root: str, info: RunInfo) -> RunInfo:
+    """For a run on a URI: upload the prepared inputs (and a local model folder, which other nodes lack) and
+    point the run's paths at the uploaded copies, which each node caches once."""
+    model_path = info.model_path
+    if Path(model_path).is_dir():
+        model_path = storage.join(root, "prepared", "model")
+        storage.upload(Path(info.model_path), model_path)
+    info.model_path = model_path
+    info.tokenizer_path = storage.join(root, "prepared", "tokenizer")
+    info.data_path = storage.join(root, "prepared", "data")
+    write_info(run_dir, info)
+    storage.upload(run_dir, root)
+    shutil.rmtree(run_dir / "prepared")  # the staged copy; trials read the uploaded one
+    return info
+
+
+def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
+    """Create the run folder, save the tokenizer and the tokenised data once for all trials. Returns the local
+    folder the run can be read from and the run's info (info.run_root: where the run lives)."""
+    from transformers import AutoTokenizer
+
+    root = run_root_for(cfg)
+    run_dir = _new_run_dir(cfg, root)
     tokenizer_dir = run_dir / "prepared" / "tokenizer"
     try:
         model_path = locate_model(cfg.model.name)
@@ -85,10 +113,15 @@ def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
     info = RunInfo(
         config=cfg.model_dump(mode="json"), model_path=model_path, tokenizer_path=str(tokenizer_dir),
         data_path=str(prepared.path), label_names=prepared.label_names, sizes=prepared.sizes,
-        majority_baseline=prepared.majority_baseline,
+        majority_baseline=prepared.majority_baseline, run_root=root,
     )
     (run_dir / CONFIG_FILE).write_text(dump_config(cfg))
     write_info(run_dir, info)
+    if storage.is_uri(root):
+        try:
+            info = _publish(run_dir, root, info)
+        except OSError as exc:
+            raise UserError(f"run.storage_path: cannot upload the run to {root}: {exc}") from None
     return run_dir, info
 
 
@@ -152,13 +185,14 @@ def train_template(cfg: ExperimentConfig, info: RunInfo) -> RunSpec:
                    stability=cfg.stability.model_dump(mode="json"))
 
 
-def make_trainable(cfg: ExperimentConfig, run_dir: Path, info: RunInfo) -> Any:
+def make_trainable(cfg: ExperimentConfig, info: RunInfo) -> Any:
     """The Tune trainable of a run; `resume` must rebuild exactly this one."""
     from ray import tune
 
     from raytune_llm.trial import make_driver
 
-    driver = make_driver(train_template(cfg, info), cfg.train, cfg.resources, str(run_dir / "train"), cfg.run)
+    train_root = storage.join(info.run_root, "train")
+    driver = make_driver(train_template(cfg, info), cfg.train, cfg.resources, train_root, cfg.run)
     driver.__name__ = "trial"  # names the trial folders
     return tune.with_resources(driver, {"cpu": cfg.resources.driver_cpus})
 
@@ -170,11 +204,11 @@ def restore_tuner(run_dir: Path, info: RunInfo) -> Any:
 
     if not list(run_dir.glob("experiment_state-*.json")):
         raise UserError(f"{run_dir}: no search state to resume (it never started a trial); run `search` again")
-    return tune.Tuner.restore(str(run_dir), make_trainable(info.experiment, run_dir, info), resume_unfinished=True,
+    return tune.Tuner.restore(info.run_root, make_trainable(info.experiment, info), resume_unfinished=True,
                               resume_errored=False, restart_errored=False)
 
 
-def build_tuner(cfg: ExperimentConfig, run_dir: Path, info: RunInfo, total: dict[str, float],
+def build_tuner(cfg: ExperimentConfig, info: RunInfo, total: dict[str, float],
                 callbacks: list[Any] | None = None) -> Any:
     import optuna
     from ray import tune
@@ -202,15 +236,16 @@ def build_tuner(cfg: ExperimentConfig, run_dir: Path, info: RunInfo, total: dict
     if cfg.run.prune_stopped:
         from raytune_llm.pruning import PruneStoppedCheckpoints
 
-        callbacks.append(PruneStoppedCheckpoints(run_dir / "train", s.metric, s.mode))
+        callbacks.append(PruneStoppedCheckpoints(storage.join(info.run_root, "train"), s.metric, s.mode))
     return tune.Tuner(
-        make_trainable(cfg, run_dir, info),
+        make_trainable(cfg, info),
         tune_config=tune.TuneConfig(
             metric=s.metric, mode=s.mode, search_alg=searcher, scheduler=scheduler, num_samples=s.num_trials,
             max_concurrent_trials=concurrency(cfg, total), time_budget_s=s.time_budget_s,
         ),
         run_config=tune.RunConfig(
-            name=cfg.run.name, storage_path=str(run_dir.parent), verbose=0, callbacks=callbacks,
+            name=cfg.run.name, storage_path=info.run_root.rstrip("/").rsplit("/", 1)[0], verbose=0,
+            callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
         ),
     )

@@ -19,7 +19,7 @@ import ray.train.torch
 import ray.tune
 import torch
 
-from raytune_llm import train_loop
+from raytune_llm import storage, train_loop
 from raytune_llm.config import ResourcesConfig, RunConfig, TrainConfig
 from raytune_llm.space import apply_params
 from raytune_llm.train_loop import RunSpec
@@ -65,8 +65,12 @@ def worker_loop(config: dict[str, Any]) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    spec = RunSpec(**config)
+    # A run on a cloud URI: read its inputs from this node's cached copy.
+    for field in ("model_path", "tokenizer_path", "data_path"):
+        setattr(spec, field, storage.node_copy(getattr(spec, field)))
     try:
-        train_loop.run(RunSpec(**config), RayTrainSession())
+        train_loop.run(spec, RayTrainSession())
     except torch.cuda.OutOfMemoryError as exc:
         # Its own reason in `status`: the fix (smaller batch or max_length, fewer trials per GPU) differs.
         raise RuntimeError(f"CUDA out of memory: {str(exc).splitlines()[0]}") from exc

@@ -9,7 +9,7 @@ from pathlib import Path
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export the best trial's config and model",
                        epilog="example: raytune-llm export runs/demo --out best-model --merge")
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", help="the run folder `search` printed (a path or a cloud URI)")
     p.add_argument("--out", type=Path, required=True, help="folder to write (must be new or empty)")
     p.add_argument("--merge", action="store_true", help="LoRA: also write merged full weights to OUT/model")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
@@ -21,8 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from raytune_llm.export import export
+    from raytune_llm.rundir import open_run
 
-    m = export(args.run_dir, args.out, merge=args.merge, force=args.force, by=args.by)
+    m = export(open_run(args.run_dir), args.out, merge=args.merge, force=args.force, by=args.by)
     metric = m["objective"]["metric"]
     print(f"exported trial {m['trial_id']} ({m['peft_method']}) to {args.out}")
     print(f"  trial {metric}: {m['trial'][metric]:.4f}; exported model on eval: {m['exported_eval'][metric]:.4f}; "

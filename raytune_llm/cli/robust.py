@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("robust", help="re-run the top-K configs with N seeds; rank by mean - std",
                        epilog="example: raytune-llm robust runs/demo --top-k 3 --seeds 5, then "
                               "raytune-llm export runs/demo --by robust --out best")
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", help="the run folder `search` printed (a path or a cloud URI)")
     p.add_argument("--top-k", type=int, default=3, help="how many of the best configs to re-run")
     p.add_argument("--seeds", type=int, default=3, help="seeds per config (weight init and data order)")
     p.add_argument("--score", default="mean-std", help="mean-std (default), mean, median or min")
@@ -24,7 +23,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1 or args.seeds < 1:
         raise UserError("--top-k and --seeds must be at least 1")
-    summary = run_robust(args.run_dir, args.top_k, args.seeds, args.score, args.address)
+    from raytune_llm.rundir import open_run
+
+    summary = run_robust(open_run(args.run_dir), args.top_k, args.seeds, args.score, args.address)
     print_summary(summary)
     print(f"next: raytune-llm export {args.run_dir} --by robust --out ./robust-model")
     return 0

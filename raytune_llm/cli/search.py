@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from raytune_llm.loading import load_config
 
@@ -26,24 +25,26 @@ def run(args: argparse.Namespace) -> int:
     from raytune_llm.progress import ProgressTable
     from raytune_llm.search import build_tuner, connect, prepare_run
 
-    run_dir, info = prepare_run(cfg)
-    print(f"run folder: {run_dir}")
+    _, info = prepare_run(cfg)
+    run_root = info.run_root
+    print(f"run folder: {run_root}")
     total = connect(cfg, args.address)
     table = ProgressTable(cfg.search.metric, cfg.search.mode, cfg.search.num_trials)
-    tuner = build_tuner(cfg, run_dir, info, total, [table])
+    tuner = build_tuner(cfg, info, total, [table])
     try:
         tuner.fit()
     except KeyboardInterrupt:
-        print(f"\ninterrupted; the search state is saved. Continue with: raytune-llm resume {run_dir}")
+        print(f"\ninterrupted; the search state is saved. Continue with: raytune-llm resume {run_root}")
         return 130
-    return finish(run_dir)
+    return finish(run_root)
 
 
-def finish(run_dir: Path) -> int:
+def finish(run_dir: str) -> int:
     """After Tuner.fit returns: a summary, and the resume command if the search was cut short (Ctrl-C)."""
     from raytune_llm.results import load_trials, outcome_counts
+    from raytune_llm.rundir import open_run
 
-    counts = outcome_counts(load_trials(run_dir))
+    counts = outcome_counts(load_trials(open_run(run_dir)))
     print("trials: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     unfinished = sum(n for k, n in counts.items() if k in ("running", "pending", "paused"))
     if unfinished:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from raytune_llm.cli.robust import print_summary
 from raytune_llm.errors import UserError
 from raytune_llm.results import best_result, load_trials, outcome_counts
 from raytune_llm.robust import ROBUST_DIR, SUMMARY_FILE
-from raytune_llm.rundir import read_info
+from raytune_llm.rundir import open_run, read_info
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="print the trial table of a run", epilog="example: raytune-llm status runs/demo")
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", help="the run folder `search` printed (a path or a cloud URI)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -25,9 +24,10 @@ def _short(value: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = read_info(args.run_dir).experiment
+    run_dir = open_run(args.run_dir)
+    cfg = read_info(run_dir).experiment
     metric, mode = cfg.search.metric, cfg.search.mode
-    trials = load_trials(args.run_dir)
+    trials = load_trials(run_dir)
     try:
         best_trial, best_row = best_result(trials, metric, mode)
     except UserError:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             "params": t.params, "error": t.error or t.last.get("stop_detail", ""),
         })
     if args.json:
-        robust_file = args.run_dir / ROBUST_DIR / SUMMARY_FILE
+        robust_file = run_dir / ROBUST_DIR / SUMMARY_FILE
         robust = json.loads(robust_file.read_text()) if robust_file.is_file() else None
         print(json.dumps({"metric": metric, "mode": mode, "trials": records, "counts": outcome_counts(trials),
                           "best_trial": best_trial.trial_id if best_trial else None, "robust": robust}, indent=2))
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     print("outcomes: " + ", ".join(f"{n} {k}" for k, n in sorted(outcome_counts(trials).items())))
     if best_trial and best_row:
         print(f"best (*): trial {best_trial.trial_id}, {metric}={best_row[metric]:.4f} at step {best_row.get('step')}")
-    robust_summary = args.run_dir / ROBUST_DIR / SUMMARY_FILE
+    robust_summary = run_dir / ROBUST_DIR / SUMMARY_FILE
     if robust_summary.is_file():
         print_summary(json.loads(robust_summary.read_text()))
     return 0

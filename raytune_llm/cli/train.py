@@ -21,21 +21,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.file, args.overrides)
+    from raytune_llm import storage
     from raytune_llm.export import write_model
     from raytune_llm.search import connect, prepare_run, train_template
     from raytune_llm.trial import build_trainer
 
     run_dir, info = prepare_run(cfg)
-    print(f"run folder: {run_dir}")
+    print(f"run folder: {info.run_root}")
     connect(cfg, args.address)
-    trainer = build_trainer(train_template(cfg, info), cfg.resources, str(run_dir / "train"), "single",
-                            cfg.run)
+    trainer = build_trainer(train_template(cfg, info), cfg.resources, storage.join(info.run_root, "train"),
+                            "single", cfg.run)
     result = trainer.fit()
     metric, sign = cfg.search.metric, (1 if cfg.search.mode == "max" else -1)
     checkpoint, metrics = max(result.best_checkpoints, key=lambda cm: sign * cm[1][metric])
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if storage.is_uri(info.run_root):
+        storage.put_file(run_dir / "metrics.json", storage.join(info.run_root, "metrics.json"))
     print(f"best {metric}: {metrics[metric]:.4f} at step {metrics['step']} ({checkpoint.path})")
     if args.out:
-        write_model(info, cfg.train.peft.method, Path(checkpoint.path), args.out, merge=True)
+        local = Path(checkpoint.to_directory()) if storage.is_uri(info.run_root) else Path(checkpoint.path)
+        write_model(info, cfg.train.peft.method, local, args.out, merge=True)
         print(f"model written to {args.out}")
     return 0
