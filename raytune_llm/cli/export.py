@@ -16,6 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--by", choices=["score", "robust"], default="score",
                    help="score: the best single evaluation; robust: the config that did best across seeds "
                         "(after `raytune-llm robust`)")
+    p.add_argument("--address", default=None,
+                   help="accepted like the other commands; unused: export reads the run folder without Ray")
     p.set_defaults(func=run)
 
 
