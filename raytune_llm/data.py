@@ -8,10 +8,9 @@ trial. Sources: a directory of split files (`train.parquet`, `validation.csv`, `
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from raytune_llm import builtins
 from raytune_llm.config import DataConfig, ModelConfig
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
     import datasets
 
 _FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
-MODEL_COLUMNS = ["input_ids", "attention_mask", "token_type_ids", "labels"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +27,8 @@ class PreparedData:
     path: Path
     label_names: list[str]
     sizes: dict[str, int]
-    majority_baseline: float  # eval accuracy of always predicting the most common eval label
+    majority_baseline: float  # what a model that learnt nothing scores on `chance_metric` (e.g. majority class)
+    chance_metric: str = "eval_accuracy"  # "" when the task has no chance level (causal LM)
 
 
 def _split_files(root: Path) -> dict[str, str]:
@@ -95,91 +94,54 @@ def _require_split(raw: datasets.DatasetDict, split: str, key: str) -> datasets.
     return ds
 
 
-def label_names(cfg: DataConfig, train: datasets.Dataset) -> list[str]:
-    """Names in label-id order: from the config, the dataset's ClassLabel, or the sorted string labels."""
-    if cfg.labels:
-        return list(cfg.labels)
-    if builtin := builtins.builtin_labels(cfg.source):
-        return builtin
-    feature = train.features[cfg.label_column]
-    if getattr(feature, "names", None):
-        return list(feature.names)
-    values = set(train[cfg.label_column])
-    if all(isinstance(v, str) for v in values):
-        return sorted(values)
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return [str(i) for i in range(max(values) + 1)]
-    raise UserError(
-        f"data.label_column: labels must be ints or strings, got {sorted(map(repr, values))[:5]}; "
-        "for regression use a regression task"
-    )
+def _splits(raw: datasets.DatasetDict, cfg: DataConfig, seed: int) -> dict[str, datasets.Dataset]:
+    train = _require_split(raw, cfg.train_split, "train_split")
+    if cfg.eval_split not in raw and cfg.eval_holdout:
+        if cfg.eval_holdout >= len(train):
+            raise UserError(f"data.eval_holdout: {cfg.eval_holdout} rows asked of a train split of {len(train)}")
+        parts = train.train_test_split(test_size=cfg.eval_holdout, seed=seed)
+        splits = {"train": parts["train"], "eval": parts["test"]}
+    else:
+        splits = {"train": train, "eval": _require_split(raw, cfg.eval_split, "eval_split")}
+    if cfg.test_split and cfg.test_split in raw and len(raw[cfg.test_split]):
+        splits["test"] = raw[cfg.test_split]
+    return splits
 
 
-def _label_ids(values: list[Any], names: list[str], split: str, column: str) -> list[int]:
-    index = {n: i for i, n in enumerate(names)}
-    ids, bad = [], []
-    for v in values:
-        if isinstance(v, str):
-            i = index.get(v)
-        elif isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(names):
-            i = v
-        else:
-            i = None
-        if i is None:
-            bad.append(v)
-        ids.append(i)
-    if bad:
-        examples = ", ".join(repr(v) for v in list(dict.fromkeys(bad))[:5])
-        raise UserError(
-            f"data.labels: {len(bad)} labels in split {split!r} (column {column!r}) cannot be mapped to "
-            f"{names}: {examples}; list every label under data.labels"
-        )
-    return ids
-
-
-def prepare(cfg: DataConfig, model: ModelConfig, tokenizer_path: str, out: Path, seed: int) -> PreparedData:
-    """Tokenise train/eval(/test) once and save them as an Arrow dataset at `out`."""
+def prepare(cfg: DataConfig, model: ModelConfig, tokenizer_path: str, out: Path, seed: int,
+            task_name: str = "sequence_classification") -> PreparedData:
+    """Tokenise train/eval(/test) once, the task's way, and save them as an Arrow dataset at `out`."""
     import datasets
     from transformers import AutoTokenizer
 
-    raw = load_raw(cfg)
-    splits = {"train": _require_split(raw, cfg.train_split, "train_split")}
-    splits["eval"] = _require_split(raw, cfg.eval_split, "eval_split")
-    if cfg.test_split and cfg.test_split in raw and len(raw[cfg.test_split]):
-        splits["test"] = raw[cfg.test_split]
+    from raytune_llm.tasks import MODEL_COLUMNS, get_task
+    from raytune_llm.tasks.base import require_columns
+
+    task = get_task(task_name)
+    splits = _splits(load_raw(cfg), cfg, seed)
     for name, ds in splits.items():
-        needed = [c for c in (cfg.text_column, cfg.text_pair_column, cfg.label_column) if c]
-        missing = [c for c in needed if c not in ds.column_names]
-        if missing:
-            raise UserError(
-                f"data: split {name!r} has no column {missing[0]!r}; it has {ds.column_names}; "
-                "set data.text_column / data.text_pair_column / data.label_column"
-            )
-    names = label_names(cfg, splits["train"])
+        require_columns(ds, task.required_columns(cfg), name,
+                        "set data.text_column / data.text_pair_column / data.label_column")
+    names = task.label_names(cfg, splits["train"])
     limits = {"train": cfg.max_train_samples, "eval": cfg.max_eval_samples}
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
-
-    def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
-        pair = batch[cfg.text_pair_column] if cfg.text_pair_column else None
-        enc = tokenizer(batch[cfg.text_column], pair, truncation=True, max_length=model.max_length)
-        return dict(enc)
-
     encoded = {}
     for name, ds in splits.items():
         if limits.get(name) and limits[name] < len(ds):
             ds = ds.shuffle(seed=seed).select(range(limits[name]))
-        labels = _label_ids(ds[cfg.label_column], names, name, cfg.label_column)
-        ds = ds.map(encode, batched=True, desc=f"tokenising {name}")
-        ds = ds.add_column("labels", labels)
-        encoded[name] = ds.select_columns([c for c in MODEL_COLUMNS if c in ds.column_names])
+        ds = task.encode(ds, cfg, tokenizer, model.max_length, names, name)
+        # Train rows feed the model only; eval/test rows keep what the task's evaluation reads.
+        keep = MODEL_COLUMNS + ([] if name == "train" else list(task.extra_columns))
+        encoded[name] = ds.select_columns([c for c in keep if c in ds.column_names])
     dd = datasets.DatasetDict(encoded)
     dd.save_to_disk(str(out))
-    eval_counts = Counter(encoded["eval"]["labels"])
+    chance = task.chance_level(encoded["eval"], names)
     prepared = PreparedData(
         path=out,
         label_names=names,
         sizes={k: len(v) for k, v in encoded.items()},
-        majority_baseline=max(eval_counts.values()) / len(encoded["eval"]),
+        majority_baseline=chance.value if chance else 0.0,
+        chance_metric=chance.metric if chance else "",
     )
     (out / "labels.json").write_text(json.dumps({"label_names": names, "sizes": prepared.sizes}, indent=2))
     return prepared

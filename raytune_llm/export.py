@@ -31,21 +31,24 @@ def best_config(cfg: ExperimentConfig, train: TrainConfig) -> ExperimentConfig:
     return ExperimentConfig.model_validate(data)
 
 
-def predict(model: Any, info: RunInfo, train: TrainConfig, split: str) -> tuple[dict[str, float], list[int]]:
+def predict(model: Any, info: RunInfo, train: TrainConfig, split: str) -> tuple[dict[str, float], list[Any]]:
     """Metrics and predictions of `model` on a prepared split, in this process."""
     import datasets
-    from transformers import AutoTokenizer, DataCollatorWithPadding
+    from transformers import AutoTokenizer
 
     from raytune_llm.bare import BareSession
-    from raytune_llm.train_loop import evaluate
+    from raytune_llm.tasks import get_task
+    from raytune_llm.train_loop import EvalContext, evaluate
 
+    cfg = info.experiment
     session = BareSession(device="cpu")
     model.to(session.device)
     dataset = datasets.load_from_disk(node_copy(info.data_path))[split]
-    collate = DataCollatorWithPadding(AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path)),
-                                      return_tensors="pt")
+    tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path))
+    task = get_task(cfg.task.value)
+    ctx = EvalContext(task, info.label_names, tokenizer, task.collator(tokenizer), cfg.generation)
     autocast = {"device_type": "cpu", "dtype": None, "enabled": False}
-    return evaluate(model, dataset, collate, train, session, autocast, len(info.label_names))
+    return evaluate(model, dataset, ctx, train, session, autocast)
 
 
 def write_model(info: RunInfo, method: PeftMethod, checkpoint: Path, out: Path, merge: bool) -> Any:
@@ -57,7 +60,8 @@ def write_model(info: RunInfo, method: PeftMethod, checkpoint: Path, out: Path, 
 
     hf_logging.disable_progress_bar()
 
-    model = load_trained(node_copy(info.model_path), checkpoint / "model", method, info.label_names)
+    model = load_trained(node_copy(info.model_path), checkpoint / "model", method, info.label_names,
+                         info.experiment.task.value)
     tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path))
     targets = []
     if method != PeftMethod.full:
@@ -125,7 +129,10 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, b
         shutil.copy(checkpoint / PREDICTIONS_FILE, staging / "trial_eval_predictions.json")
         eval_metrics, preds = predict(model, info, train, "eval")
         trial_preds = json.loads((checkpoint / PREDICTIONS_FILE).read_text())
-        mismatches = sum(a != b for a, b in zip(preds, trial_preds)) + abs(len(preds) - len(trial_preds))
+        from raytune_llm.tasks import get_task
+
+        same = get_task(cfg.task.value).same_prediction
+        mismatches = sum(not same(a, b) for a, b in zip(preds, trial_preds)) + abs(len(preds) - len(trial_preds))
         metrics: dict[str, Any] = {
             "trial_id": trial.trial_id, "params": params, "chosen_by": by, "checkpoint": str(checkpoint),
             "peft_method": train.peft.method.value, "objective": {"metric": metric, "mode": mode},

@@ -29,7 +29,8 @@ LORA_ATTENTION = {
     "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj"],
 }
 
-peft_methods: Registry[Callable[[PeftConfig, str, str], Any]] = Registry("PEFT method")
+# Each builds a peft config from (settings, model type, tokenizer path, peft task type).
+peft_methods: Registry[Callable[[PeftConfig, str, str, str], Any]] = Registry("PEFT method")
 
 
 def _lora_targets(targets: str | list[str], model_type: str) -> Any:
@@ -50,12 +51,12 @@ def _lora_targets(targets: str | list[str], model_type: str) -> Any:
 
 
 @peft_methods.register(PeftMethod.lora.value)
-def _lora(cfg: PeftConfig, model_type: str, tokenizer_path: str) -> Any:
+def _lora(cfg: PeftConfig, model_type: str, tokenizer_path: str, task_type: str) -> Any:
     from peft import LoraConfig, TaskType
 
     lora = cfg.lora
     return LoraConfig(
-        task_type=TaskType.SEQ_CLS,
+        task_type=TaskType(task_type),
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
@@ -64,13 +65,13 @@ def _lora(cfg: PeftConfig, model_type: str, tokenizer_path: str) -> Any:
 
 
 @peft_methods.register(PeftMethod.prompt_tuning.value)
-def _prompt_tuning(cfg: PeftConfig, model_type: str, tokenizer_path: str) -> Any:
+def _prompt_tuning(cfg: PeftConfig, model_type: str, tokenizer_path: str, task_type: str) -> Any:
     from peft import PromptTuningConfig, PromptTuningInit, TaskType
 
     pt = cfg.prompt_tuning
     text = pt.init == "text"
     return PromptTuningConfig(
-        task_type=TaskType.SEQ_CLS,
+        task_type=TaskType(task_type),
         num_virtual_tokens=pt.num_virtual_tokens,
         prompt_tuning_init=PromptTuningInit.TEXT if text else PromptTuningInit.RANDOM,
         prompt_tuning_init_text=pt.init_text if text else None,
@@ -79,12 +80,12 @@ def _prompt_tuning(cfg: PeftConfig, model_type: str, tokenizer_path: str) -> Any
 
 
 @peft_methods.register(PeftMethod.prefix_tuning.value)
-def _prefix_tuning(cfg: PeftConfig, model_type: str, tokenizer_path: str) -> Any:
+def _prefix_tuning(cfg: PeftConfig, model_type: str, tokenizer_path: str, task_type: str) -> Any:
     from peft import PrefixTuningConfig, TaskType
 
     pt = cfg.prefix_tuning
     return PrefixTuningConfig(
-        task_type=TaskType.SEQ_CLS, num_virtual_tokens=pt.num_virtual_tokens, prefix_projection=pt.projection
+        task_type=TaskType(task_type), num_virtual_tokens=pt.num_virtual_tokens, prefix_projection=pt.projection
     )
 
 
@@ -105,33 +106,38 @@ def dropout_overrides(model_path: str, train: TrainConfig) -> dict[str, float]:
     return kwargs
 
 
-def _classifier(model_path: str, label_names: list[str], **config_kwargs: Any) -> torch.nn.Module:
-    from transformers import AutoModelForSequenceClassification
+def _pretrained(task: str, model_path: str, label_names: list[str], **config_kwargs: Any) -> torch.nn.Module:
+    from raytune_llm.tasks import get_task
 
-    return AutoModelForSequenceClassification.from_pretrained(
+    t = get_task(task)
+    return t.auto_class().from_pretrained(
         model_path,
-        num_labels=len(label_names),
-        id2label=dict(enumerate(label_names)),
-        label2id={n: i for i, n in enumerate(label_names)},
+        **t.model_kwargs(label_names),
         # A checkpoint that already has a head for another label count gets a new head, not an error.
         ignore_mismatched_sizes=True,
         **config_kwargs,
     )
 
 
-def build_model(model_path: str, label_names: list[str], train: TrainConfig, tokenizer_path: str) -> torch.nn.Module:
-    """Pretrained sequence classifier with dropout overrides and the configured PEFT method applied."""
-    from transformers import AutoTokenizer
+def build_model(model_path: str, label_names: list[str], train: TrainConfig, tokenizer_path: str,
+                task: str = "sequence_classification", pad_token_id: int | None = None) -> torch.nn.Module:
+    """The task's pretrained model with dropout overrides and the configured PEFT method applied."""
+    from raytune_llm.tasks import get_task
 
-    model = _classifier(model_path, label_names, **dropout_overrides(model_path, train))
+    model = _pretrained(task, model_path, label_names, **dropout_overrides(model_path, train))
     if model.config.pad_token_id is None:
-        model.config.pad_token_id = AutoTokenizer.from_pretrained(tokenizer_path).pad_token_id
+        if pad_token_id is None:
+            from transformers import AutoTokenizer
+
+            pad_token_id = AutoTokenizer.from_pretrained(tokenizer_path).pad_token_id
+        model.config.pad_token_id = pad_token_id
     method = train.peft.method
     if method == PeftMethod.full:
         return model
     from peft import get_peft_model
 
-    peft_config = peft_methods.get(method.value)(train.peft, model.config.model_type, tokenizer_path)
+    peft_config = peft_methods.get(method.value)(train.peft, model.config.model_type, tokenizer_path,
+                                                 get_task(task).peft_task_type)
     try:
         return get_peft_model(model, peft_config)
     except (ValueError, TypeError, KeyError) as exc:
@@ -145,22 +151,28 @@ def locate_model(name: str) -> str:
     if name.startswith(builtins.PREFIX):
         return str(builtins.models.get(name.removeprefix(builtins.PREFIX))())
     path = Path(name).expanduser()
+    if path.suffix == ".gguf" and path.is_file():
+        return str(path.resolve())
     if path.exists() or name.startswith((".", "/", "~")):
-        if not (path / "config.json").is_file():
+        if not (path / "config.json").is_file() and not list(path.glob("*.gguf")):
             raise UserError(f"model.name: {name} is not a model folder (no config.json); pass a folder written by "
-                            "save_pretrained, a hub id, or builtin:minilm")
+                            "save_pretrained, a .gguf file, a hub id, or builtin:minilm")
         return str(path.resolve())
     return name
 
 
-def preflight(model_path: str, label_names: list[str], trains: list[TrainConfig], tokenizer_path: str) -> None:
+def preflight(model_path: str, label_names: list[str], trains: list[TrainConfig], tokenizer_path: str,
+              task: str = "sequence_classification") -> None:
     """Build each PEFT variant the search can sample on the meta device (no weights, milliseconds), so a method
     that does not fit the model is an error before any trial starts, not a failed trial later."""
     import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoConfig
 
+    from raytune_llm.tasks import get_task
+
+    t = get_task(task)
     try:
-        config = AutoConfig.from_pretrained(model_path, num_labels=len(label_names))
+        config = AutoConfig.from_pretrained(model_path, **t.model_kwargs(label_names))
     except (OSError, ValueError) as exc:
         raise UserError(f"model.name: cannot load {model_path!r}: {str(exc).splitlines()[0]}") from None
     for train in trains:
@@ -169,8 +181,9 @@ def preflight(model_path: str, label_names: list[str], trains: list[TrainConfig]
         from peft import get_peft_model
 
         with torch.device("meta"):
-            model = AutoModelForSequenceClassification.from_config(config)
-        peft_config = peft_methods.get(train.peft.method.value)(train.peft, config.model_type, tokenizer_path)
+            model = t.auto_class().from_config(config)
+        peft_config = peft_methods.get(train.peft.method.value)(train.peft, config.model_type, tokenizer_path,
+                                                                t.peft_task_type)
         try:
             get_peft_model(model, peft_config)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -188,13 +201,14 @@ def save_trainable(model: torch.nn.Module, out: Path) -> None:
 
 
 def load_trained(
-    model_path: str, checkpoint_model_dir: Path, peft_method: PeftMethod, label_names: list[str]
+    model_path: str, checkpoint_model_dir: Path, peft_method: PeftMethod, label_names: list[str],
+    task: str = "sequence_classification",
 ) -> torch.nn.Module:
     """The trained model from a trial checkpoint (base weights + adapter for PEFT methods)."""
-    from transformers import AutoModelForSequenceClassification
+    from raytune_llm.tasks import get_task
 
     if peft_method == PeftMethod.full:
-        return AutoModelForSequenceClassification.from_pretrained(str(checkpoint_model_dir))
+        return get_task(task).auto_class().from_pretrained(str(checkpoint_model_dir))
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(_classifier(model_path, label_names), str(checkpoint_model_dir))
+    return PeftModel.from_pretrained(_pretrained(task, model_path, label_names), str(checkpoint_model_dir))

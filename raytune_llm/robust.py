@@ -66,7 +66,8 @@ def summarise(picks: list[TrialRecord], runs: list[TrialRecord], info: RunInfo, 
             last = r.last
             unstable = bool(r.stop_reason) or r.status == "ERROR" or not last
             value = worst if unstable else float(last.get(metric, worst))
-            failed += unstable or last.get("eval_accuracy", 0.0) <= info.majority_baseline
+            chance = info.chance_metric
+            failed += unstable or bool(chance and last.get(chance, 0.0) <= info.majority_baseline)
             values.append(value)
             seeds.append(run_params(r).get("seed"))
         if not values:
@@ -79,7 +80,7 @@ def summarise(picks: list[TrialRecord], runs: list[TrialRecord], info: RunInfo, 
         })
     configs.sort(key=lambda c: c["robust_score"], reverse=mode == "max")
     return {"metric": metric, "mode": mode, "score": score, "majority_baseline": info.majority_baseline,
-            "configs": configs}
+            "chance_metric": info.chance_metric, "configs": configs}
 
 
 def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str | None) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class RunInfo:
     label_names: list[str]
     sizes: dict[str, int]
     majority_baseline: float
+    chance_metric: str = "eval_accuracy"  # majority_baseline is this metric's chance level; "" = none
     run_root: str = ""  # where the run lives: a local path or a URI (older runs: filled in by read_info)
 
     @property

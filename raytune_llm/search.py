@@ -13,6 +13,8 @@ from typing import Any
 from raytune_llm import data, storage
 from raytune_llm.config import ExperimentConfig, FloatParam, IntParam, TrainConfig
 from raytune_llm.errors import UserError
+from raytune_llm.gguf import convert as convert_gguf
+from raytune_llm.gguf import gguf_source
 from raytune_llm.loading import dump_config
 from raytune_llm.models import locate_model, preflight
 from raytune_llm.rundir import CONFIG_FILE, META_FILE, RunInfo, run_root_for, write_info
@@ -75,8 +77,9 @@ def _publish(run_dir: Path, root: str, info: RunInfo) -> RunInfo:
     point the run's paths at the uploaded copies, which each node caches once."""
     model_path = info.model_path
     if Path(model_path).is_dir():
+        if not Path(model_path).is_relative_to(run_dir):  # a converted model is in prepared/ already
+            storage.upload(Path(model_path), storage.join(root, "prepared", "model"))
         model_path = storage.join(root, "prepared", "model")
-        storage.upload(Path(info.model_path), model_path)
     info.model_path = model_path
     info.tokenizer_path = storage.join(root, "prepared", "tokenizer")
     info.data_path = storage.join(root, "prepared", "data")
@@ -96,6 +99,8 @@ def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
     tokenizer_dir = run_dir / "prepared" / "tokenizer"
     try:
         model_path = locate_model(cfg.model.name)
+        if source := gguf_source(model_path, cfg.model.gguf_file):
+            model_path = convert_gguf(*source, run_dir / "prepared" / "model")
         try:
             tokenizer = AutoTokenizer.from_pretrained(model_path, revision=cfg.model.revision)
         except (OSError, ValueError) as exc:
@@ -105,15 +110,16 @@ def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.save_pretrained(str(tokenizer_dir))
         print(f"tokenising {cfg.data.source} with {cfg.model.name} (max_length={cfg.model.max_length}) ...")
-        prepared = data.prepare(cfg.data, cfg.model, str(tokenizer_dir), run_dir / "prepared" / "data", cfg.train.seed)
-        preflight(model_path, prepared.label_names, peft_variants(cfg), str(tokenizer_dir))
+        prepared = data.prepare(cfg.data, cfg.model, str(tokenizer_dir), run_dir / "prepared" / "data", cfg.train.seed,
+                                cfg.task.value)
+        preflight(model_path, prepared.label_names, peft_variants(cfg), str(tokenizer_dir), cfg.task.value)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written is left behind
         raise
     info = RunInfo(
         config=cfg.model_dump(mode="json"), model_path=model_path, tokenizer_path=str(tokenizer_dir),
         data_path=str(prepared.path), label_names=prepared.label_names, sizes=prepared.sizes,
-        majority_baseline=prepared.majority_baseline, run_root=root,
+        majority_baseline=prepared.majority_baseline, chance_metric=prepared.chance_metric, run_root=root,
     )
     (run_dir / CONFIG_FILE).write_text(dump_config(cfg))
     write_info(run_dir, info)
@@ -182,7 +188,9 @@ def train_template(cfg: ExperimentConfig, info: RunInfo) -> RunSpec:
     return RunSpec(model_path=info.model_path, tokenizer_path=info.tokenizer_path, data_path=info.data_path,
                    label_names=info.label_names, train=cfg.train.model_dump(mode="json"), metric=cfg.search.metric,
                    mode=cfg.search.mode, torch_threads=cfg.resources.torch_threads,
-                   stability=cfg.stability.model_dump(mode="json"))
+                   stability=cfg.stability.model_dump(mode="json"), task=cfg.task.value,
+                   chance_metric=info.chance_metric, chance_value=info.majority_baseline,
+                   generation=cfg.generation.model_dump(mode="json"))
 
 
 def make_trainable(cfg: ExperimentConfig, info: RunInfo) -> Any:

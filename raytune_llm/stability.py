@@ -87,21 +87,23 @@ class GradExplosion:
 
 
 class ChanceLevel:
-    """At `fraction` of the budget, eval accuracy is not above the majority-class baseline by `margin`."""
+    """At `fraction` of the budget, the task's chance metric (accuracy, correlation, entity F1) is not above what
+    a model that learnt nothing scores (the majority class, 0) by `margin`."""
 
-    def __init__(self, fraction: float, margin: float, baseline: float, total_steps: int) -> None:
+    def __init__(self, fraction: float, margin: float, baseline: float, total_steps: int,
+                 metric: str = "eval_accuracy") -> None:
         self.at_step = max(1, math.ceil(fraction * total_steps))
-        self.margin, self.baseline = margin, baseline
+        self.margin, self.baseline, self.metric = margin, baseline, metric
         self.done = False
 
     def check(self, step: int, metrics: dict[str, float], objective: float) -> Verdict:
         if self.done or step < self.at_step:
             return HEALTHY
         self.done = True  # checked once, at the first evaluation past the mark
-        accuracy = metrics["eval_accuracy"]
-        if accuracy <= self.baseline + self.margin:
-            return Verdict("chance_level", f"eval accuracy {accuracy:.4f} <= majority baseline {self.baseline:.4f} + "
-                           f"{self.margin} at step {step}", {"eval_accuracy": accuracy, "baseline": self.baseline})
+        value = metrics[self.metric]
+        if value <= self.baseline + self.margin:
+            return Verdict("chance_level", f"{self.metric} {value:.4f} <= chance level {self.baseline:.4f} + "
+                           f"{self.margin} at step {step}", {self.metric: value, "baseline": self.baseline})
         return HEALTHY
 
 
@@ -128,7 +130,8 @@ class Plateau:
 class StabilityGuard:
     """The configured detectors; the first one that fires decides the stop reason."""
 
-    def __init__(self, cfg: StabilityConfig, warmup_steps: int, total_steps: int, baseline: float, mode: str) -> None:
+    def __init__(self, cfg: StabilityConfig, warmup_steps: int, total_steps: int, baseline: float, mode: str,
+                 chance_metric: str = "eval_accuracy") -> None:
         after = max(warmup_steps, cfg.min_steps)
         self.step_detectors: list[Any] = []
         self.eval_detectors: list[Any] = []
@@ -141,9 +144,9 @@ class StabilityGuard:
         if cfg.grad_explosion.enabled:
             ge = cfg.grad_explosion
             self.step_detectors.append(GradExplosion(ge.factor, ge.window, ge.patience, after))
-        if cfg.chance_level.enabled:
+        if cfg.chance_level.enabled and chance_metric:
             cl = cfg.chance_level
-            self.eval_detectors.append(ChanceLevel(cl.at_fraction, cl.margin, baseline, total_steps))
+            self.eval_detectors.append(ChanceLevel(cl.at_fraction, cl.margin, baseline, total_steps, chance_metric))
         if cfg.plateau.enabled:
             self.eval_detectors.append(Plateau(cfg.plateau.patience, cfg.plateau.min_delta, mode))
 

@@ -10,7 +10,6 @@ import json
 import math
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,13 +17,14 @@ from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
-from raytune_llm.config import PeftMethod, StabilityConfig, TrainConfig
+from raytune_llm.config import GenerationConfig, PeftMethod, StabilityConfig, TrainConfig
 from raytune_llm.levers import L2SP, Freezer, fgm_backward, first_backward_context, param_groups, reinit_top_layers
-from raytune_llm.metrics import classification_metrics, worst_value
+from raytune_llm.metrics import worst_value
 from raytune_llm.models import build_model, save_trainable, unwrap
 from raytune_llm.stability import FAILURE_REASONS, StabilityGuard
+from raytune_llm.tasks import MODEL_COLUMNS, Task, get_task
+from raytune_llm.tasks.causal_lm import INDEX
 
 STATE_FILE = "trainer_state.pt"
 PREDICTIONS_FILE = "eval_predictions.json"
@@ -43,6 +43,10 @@ class RunSpec:
     mode: str = "max"
     torch_threads: int | None = 1
     stability: dict[str, Any] = field(default_factory=dict)
+    task: str = "sequence_classification"
+    chance_metric: str = "eval_accuracy"  # "" = the task has no chance level
+    chance_value: float | None = None  # None: worked out from the eval split
+    generation: dict[str, Any] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)  # when the trial started, for start-up cost
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,28 +112,41 @@ def _batches(loader: torch.utils.data.DataLoader, start_step: int) -> Iterator[d
         epoch, skip = epoch + 1, 0
 
 
+@dataclass
+class EvalContext:
+    """What evaluation needs besides the model and the data."""
+
+    task: Task
+    label_names: list[str]
+    tokenizer: Any
+    collate: Any
+    generation: GenerationConfig
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, dataset: Any, collate: Any, cfg: TrainConfig, session: Session,
-             autocast: dict[str, Any], num_labels: int) -> tuple[dict[str, float], list[int]]:
-    """Eval loss, accuracy and macro-F1 over the whole eval split, each worker taking every n-th row."""
+def evaluate(model: torch.nn.Module, dataset: Any, ctx: EvalContext, cfg: TrainConfig, session: Session,
+             autocast: dict[str, Any]) -> tuple[dict[str, float], list[Any]]:
+    """The task's metrics over the whole eval split, each worker taking every n-th row; predictions in row order."""
     model.eval()
     rank, world = session.rank, session.world_size
     indices = list(range(rank, len(dataset), world))
-    preds, labels, loss_sum = [], [], 0.0
+    preds, refs, loss_sum, count = [], [], 0.0, 0
     for start in range(0, len(indices), cfg.eval_batch_size):
-        rows = dataset.select(indices[start : start + cfg.eval_batch_size])
-        batch = {k: v.to(session.device) for k, v in collate(list(rows)).items()}
-        with torch.autocast(**autocast):
-            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
-        loss_sum += float(torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="sum"))
-        preds += logits.argmax(-1).tolist()
-        labels += batch["labels"].tolist()
+        chunk = indices[start : start + cfg.eval_batch_size]
+        rows = [{**row, INDEX: i} for i, row in zip(chunk, dataset.select(chunk))]
+        inputs = ctx.collate([{k: r[k] for k in MODEL_COLUMNS if k in r} for r in rows])
+        batch = {k: v.to(session.device) for k, v in inputs.items()}
+        out = ctx.task.eval_batch(model, batch, rows, autocast, ctx.tokenizer, ctx.generation)
+        preds += out.preds
+        refs += out.refs
+        loss_sum, count = loss_sum + out.loss_sum, count + out.count
     model.train()
-    shards = _gather((indices, preds, labels, loss_sum), world)
-    ordered = sorted((i, p, y) for idx, ps, ys, _ in shards for i, p, y in zip(idx, ps, ys))
-    all_preds, all_labels = [p for _, p, _ in ordered], [y for _, _, y in ordered]
-    metrics = classification_metrics(all_preds, all_labels, num_labels)
-    metrics["loss"] = sum(s[3] for s in shards) / max(len(ordered), 1)
+    shards = _gather((indices, preds, refs, loss_sum, count), world)
+    ordered = sorted(((i, p, y) for idx, ps, ys, _, _ in shards for i, p, y in zip(idx, ps, ys)),
+                     key=lambda t: t[0])
+    all_preds, all_refs = [p for _, p, _ in ordered], [y for _, _, y in ordered]
+    loss = sum(s[3] for s in shards) / max(sum(s[4] for s in shards), 1)
+    metrics = ctx.task.metrics(all_preds, all_refs, ctx.label_names, loss)
     return {f"eval_{k}": v for k, v in metrics.items()}, all_preds
 
 
@@ -139,7 +156,7 @@ def evaluate(model: torch.nn.Module, dataset: Any, collate: Any, cfg: TrainConfi
 def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     """Train, evaluating and reporting every `eval_every` steps. Returns the last report."""
     import datasets
-    from transformers import AutoTokenizer, DataCollatorWithPadding
+    from transformers import AutoTokenizer
 
     entered_at = time.time()
     cfg = TrainConfig.model_validate(spec.train)
@@ -154,7 +171,9 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     data = datasets.load_from_disk(spec.data_path)
     train_ds, eval_ds = data["train"], data["eval"]
     tokenizer = AutoTokenizer.from_pretrained(spec.tokenizer_path)
-    collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+    task = get_task(spec.task)
+    collate = task.collator(tokenizer)
+    ctx = EvalContext(task, spec.label_names, tokenizer, collate, GenerationConfig.model_validate(spec.generation))
     sampler = torch.utils.data.DistributedSampler(train_ds, world, rank, shuffle=True, seed=cfg.seed, drop_last=True)
     loader = torch.utils.data.DataLoader(
         train_ds, batch_size=cfg.batch_size // world, sampler=sampler, collate_fn=collate, drop_last=True
@@ -166,7 +185,8 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     data_at = time.time()
 
     # Model with its stability levers, optimizer, schedule.
-    model = build_model(spec.model_path, spec.label_names, cfg, spec.tokenizer_path)
+    model = build_model(spec.model_path, spec.label_names, cfg, spec.tokenizer_path, spec.task,
+                        tokenizer.pad_token_id)
     reinit_top_layers(model, cfg.reinit_top_layers)
     model.to(device).train()
     model_at = time.time()
@@ -181,17 +201,19 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     if (restore := session.restore_dir()) is not None:
         step = _load_state(restore, model, optimizer, scheduler, cfg.peft.method)
 
-    # The stability guard; chance level = always predicting the eval split's most common label.
-    eval_counts = Counter(eval_ds["labels"])
-    baseline = max(eval_counts.values()) / len(eval_ds)
+    # The stability guard; chance level = what the task scores when nothing was learnt (e.g. the majority class).
+    baseline, chance_metric = spec.chance_value, spec.chance_metric
+    if baseline is None:
+        chance = task.chance_level(eval_ds, spec.label_names)
+        baseline, chance_metric = (chance.value, chance.metric) if chance else (0.0, "")
     guard = StabilityGuard(StabilityConfig.model_validate(spec.stability), warmup_steps, total_steps, baseline,
-                           spec.mode)
+                           spec.mode, chance_metric)
     worst = worst_value(spec.metric, spec.mode)
 
     def task_loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with torch.autocast(**autocast):
             logits = ddp(**{k: v for k, v in batch.items() if k != "labels"}).logits
-        return F.cross_entropy(logits.float(), batch["labels"], label_smoothing=cfg.label_smoothing)
+        return task.loss(logits, batch["labels"], cfg.label_smoothing)
 
     # Train.
     max_norm = cfg.grad_clip if cfg.grad_clip is not None else float("inf")
@@ -233,7 +255,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
         window["time"] += time.perf_counter() - t
 
         if step % cfg.eval_every == 0 or step == total_steps:
-            eval_metrics, preds = evaluate(model, eval_ds, collate, cfg, session, autocast, len(spec.label_names))
+            eval_metrics, preds = evaluate(model, eval_ds, ctx, cfg, session, autocast)
             n = window["steps"]
             last = {
                 **eval_metrics,

@@ -31,6 +31,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"  trial {metric}: {m['trial'][metric]:.4f}; exported model on eval: {m['exported_eval'][metric]:.4f}; "
           f"prediction mismatches vs trial: {m['eval_prediction_mismatches']}")
     if "test" in m:
-        t = m["test"]
-        print(f"  test: accuracy {t['test_accuracy']:.4f}, macro-F1 {t['test_macro_f1']:.4f}")
+        shown = [k for k in m["test"] if k != "test_loss" and isinstance(m["test"][k], float)][:4]
+        print("  test: " + ", ".join(f"{k.removeprefix('test_')} {m['test'][k]:.4f}" for k in shown))
     return 0

@@ -17,7 +17,8 @@ def info(tiny_bert: Path, sentiment_dir: Path, tmp_path_factory: pytest.TempPath
     out = tmp_path_factory.mktemp("prepared") / "data"
     cfg = DataConfig(source=str(sentiment_dir), labels=["neg", "pos"])
     p = prepare(cfg, ModelConfig(name="x", max_length=16), str(tiny_bert), out, seed=0)
-    return RunInfo(config={}, model_path=str(tiny_bert), tokenizer_path=str(tiny_bert), data_path=str(p.path),
+    config = {"model": {"name": str(tiny_bert), "max_length": 16}, "data": cfg.model_dump(mode="json")}
+    return RunInfo(config=config, model_path=str(tiny_bert), tokenizer_path=str(tiny_bert), data_path=str(p.path),
                    label_names=p.label_names, sizes=p.sizes, majority_baseline=p.majority_baseline)
 
 

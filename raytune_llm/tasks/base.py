@@ -1,0 +1,98 @@
+"""What a task is: everything the data preparation, the training loop, evaluation and export need to know about
+one kind of fine-tuning, so that none of them branches on the task's name.
+
+A task is stateless; its methods take what they need. Tokenised splits carry the model's input columns plus
+`labels`; a task may keep extra per-row columns for evaluation (`extra_columns`, e.g. the reference answer of a
+generation task), which never reach the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from raytune_llm.errors import UserError
+
+if TYPE_CHECKING:
+    import datasets
+    import torch
+
+    from raytune_llm.config import DataConfig, GenerationConfig
+
+MODEL_COLUMNS = ["input_ids", "attention_mask", "token_type_ids", "labels"]
+
+
+@dataclass
+class EvalBatch:
+    """One eval batch's contribution: summed loss over `count` loss terms, and a prediction and a reference per
+    row (any JSON-able value: a class id, a score, a tag sequence, an answer)."""
+
+    loss_sum: float
+    count: int
+    preds: list[Any]
+    refs: list[Any]
+
+
+@dataclass(frozen=True)
+class ChanceLevel:
+    """The metric and value a trial that learnt nothing scores; the stability guard stops trials stuck there."""
+
+    metric: str
+    value: float
+
+
+class Task:
+    name: str = ""
+    peft_task_type: str = ""  # peft.TaskType value
+    extra_columns: tuple[str, ...] = ()
+
+    # -------------------------------------------------------------- data
+    def required_columns(self, cfg: DataConfig) -> list[str]:
+        raise NotImplementedError
+
+    def label_names(self, cfg: DataConfig, train: datasets.Dataset) -> list[str]:
+        return []
+
+    def encode(self, ds: datasets.Dataset, cfg: DataConfig, tokenizer: Any, max_length: int, label_names: list[str],
+               split: str) -> datasets.Dataset:
+        raise NotImplementedError
+
+    def chance_level(self, eval_ds: datasets.Dataset, label_names: list[str]) -> ChanceLevel | None:
+        return None
+
+    # -------------------------------------------------------------- model
+    def auto_class(self) -> Any:
+        raise NotImplementedError
+
+    def model_kwargs(self, label_names: list[str]) -> dict[str, Any]:
+        return {}
+
+    def collator(self, tokenizer: Any) -> Any:
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer, return_tensors="pt")
+
+    # -------------------------------------------------------------- training and evaluation
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def eval_batch(self, model: Any, batch: dict[str, torch.Tensor], rows: list[dict[str, Any]], autocast: dict,
+                   tokenizer: Any, generation: GenerationConfig) -> EvalBatch:
+        raise NotImplementedError
+
+    def metrics(self, preds: list[Any], refs: list[Any], label_names: list[str], loss: float) -> dict[str, float]:
+        raise NotImplementedError
+
+    def same_prediction(self, a: Any, b: Any) -> bool:
+        """Whether an exported model's prediction matches the trial's (exact, except where a task says)."""
+        return a == b
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in batch.items() if k != "labels"}
+
+
+def require_columns(ds: datasets.Dataset, needed: list[str], split: str, hint: str) -> None:
+    missing = [c for c in needed if c not in ds.column_names]
+    if missing:
+        raise UserError(f"data: split {split!r} has no column {missing[0]!r}; it has {ds.column_names}; {hint}")

@@ -1,0 +1,145 @@
+"""Causal-LM fine-tuning on instruction/response pairs: the loss counts only the response tokens; evaluation
+reports per-token loss and perplexity and, when the data has a final answer, the exact match of the answer the
+model generates (greedy) for the first `generation.eval_samples` eval rows."""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from raytune_llm.errors import UserError
+from raytune_llm.tasks.base import EvalBatch, Task, model_inputs
+
+if TYPE_CHECKING:
+    import datasets
+
+    from raytune_llm.config import DataConfig, GenerationConfig
+
+IGNORE = -100
+INDEX = "_index"  # the row's position in the eval split, added by the evaluation loop
+
+
+def prompt_text(row: dict[str, Any], cfg: DataConfig, tokenizer: Any) -> str:
+    text = cfg.prompt_template.format(**row) if cfg.prompt_template else str(row[cfg.text_column])
+    if cfg.chat_template:
+        return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                             add_generation_prompt=True)
+    return text
+
+
+def template_columns(template: str | None) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template or "") if name]
+
+
+def extract_answer(text: str, pattern: str | None) -> str | None:
+    if pattern is None:
+        return normalise(text)
+    found = re.search(pattern, text)
+    return normalise(found.group(1)) if found else None
+
+
+def normalise(answer: str) -> str:
+    return answer.strip().replace(",", "").rstrip(".").strip().lower()
+
+
+def shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token logits and targets. Prompt tuning prepends virtual tokens to the logits: only the last
+    len(labels) positions belong to the real tokens."""
+    logits = logits[:, -labels.shape[1]:]
+    return logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten()
+
+
+class CausalLM(Task):
+    name = "causal_lm"
+    peft_task_type = "CAUSAL_LM"
+    extra_columns = ("prompt_length", "answer")
+
+    def required_columns(self, cfg: DataConfig) -> list[str]:
+        prompt = template_columns(cfg.prompt_template) or [cfg.text_column]
+        return [*prompt, cfg.label_column, *([cfg.answer_column] if cfg.answer_column else [])]
+
+    def encode(self, ds: datasets.Dataset, cfg: DataConfig, tokenizer: Any, max_length: int, label_names: list[str],
+               split: str) -> datasets.Dataset:
+        eos = tokenizer.eos_token or ""
+
+        def encode(row: dict[str, Any]) -> dict[str, Any]:
+            prompt_ids = tokenizer(prompt_text(row, cfg, tokenizer), add_special_tokens=not cfg.chat_template)
+            response = str(row[cfg.label_column])
+            response_ids = tokenizer(response + eos, add_special_tokens=False)["input_ids"]
+            ids = (prompt_ids["input_ids"] + response_ids)[:max_length]
+            n_prompt = len(prompt_ids["input_ids"])
+            answer = normalise(str(row[cfg.answer_column])) if cfg.answer_column else ""
+            return {"input_ids": ids, "attention_mask": [1] * len(ids),
+                    "labels": ([IGNORE] * n_prompt + response_ids)[:max_length], "prompt_length": n_prompt,
+                    "answer": answer}
+
+        ds = ds.map(encode, desc=f"tokenising {split}")
+        fits = ds.filter(lambda row: row["prompt_length"] < len(row["input_ids"]), desc=f"checking {split}")
+        if len(fits) == 0:
+            raise UserError(f"model.max_length: no row of split {split!r} has room for its response after the "
+                            "prompt; raise model.max_length")
+        if len(fits) < len(ds):
+            print(f"note: {len(ds) - len(fits)} of {len(ds)} rows of {split!r} dropped: the prompt alone fills "
+                  "model.max_length")
+        return fits
+
+    def auto_class(self) -> Any:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM
+
+    def collator(self, tokenizer: Any) -> Any:
+        from transformers import DataCollatorForSeq2Seq
+
+        return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE, return_tensors="pt")
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+        return F.cross_entropy(*shifted(logits, labels), ignore_index=IGNORE, label_smoothing=label_smoothing)
+
+    def eval_batch(self, model: Any, batch: dict[str, torch.Tensor], rows: list[dict[str, Any]], autocast: dict,
+                   tokenizer: Any, generation: GenerationConfig) -> EvalBatch:
+        with torch.autocast(**autocast):
+            logits = model(**model_inputs(batch)).logits
+        flat_logits, targets = shifted(logits, batch["labels"])
+        loss = float(F.cross_entropy(flat_logits, targets, ignore_index=IGNORE, reduction="sum"))
+        count = int((targets != IGNORE).sum())
+        wanted = [r for r in rows if r["answer"] and r[INDEX] < generation.eval_samples]
+        answers = dict(zip((r[INDEX] for r in wanted), self.generate(model, wanted, tokenizer, autocast, generation)))
+        # A row's prediction: its generated answer, or else the model's next-token choices on the response
+        # (teacher-forced), which is what an exported model is checked against.
+        labels = batch["labels"]
+        choices = logits[:, -labels.shape[1]:].argmax(-1)[:, :-1]
+        forced = [row[mask].tolist() for row, mask in zip(choices, labels[:, 1:] != IGNORE)]
+        preds = [answers.get(r[INDEX], f) for r, f in zip(rows, forced)]
+        refs = [r["answer"] if r[INDEX] in answers else None for r in rows]
+        return EvalBatch(loss, count, preds, refs)
+
+    @torch.no_grad()
+    def generate(self, model: Any, rows: list[dict[str, Any]], tokenizer: Any, autocast: dict,
+                 generation: GenerationConfig) -> list[str | None]:
+        """Greedy answers to the rows' prompts, left-padded into one batch."""
+        if not rows:
+            return []
+        device = next(p for p in model.parameters()).device
+        prompts = [r["input_ids"][: r["prompt_length"]] for r in rows]
+        width = max(map(len, prompts))
+        pad = tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+        with torch.autocast(**autocast):
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=generation.max_new_tokens,
+                                 do_sample=False, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
+        texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        return [extract_answer(t, generation.answer_pattern) for t in texts]
+
+    def metrics(self, preds: list[Any], refs: list[Any], label_names: list[str], loss: float) -> dict[str, float]:
+        out = {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
+        scored = [(p, r) for p, r in zip(preds, refs) if r is not None]
+        if scored:
+            out["exact_match"] = sum(p == r for p, r in scored) / len(scored)
+        return out

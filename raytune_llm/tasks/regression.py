@@ -1,0 +1,99 @@
+"""Regression: one real-valued target per text or text pair (e.g. STS-B similarity 0-5). Scored by Pearson and
+Spearman correlation; a model that learnt nothing correlates at 0."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from raytune_llm.errors import UserError
+from raytune_llm.tasks.base import ChanceLevel, EvalBatch, Task, model_inputs
+
+if TYPE_CHECKING:
+    import datasets
+
+    from raytune_llm.config import DataConfig, GenerationConfig
+
+
+def pearson(x: list[float], y: list[float]) -> float:
+    n = len(x)
+    if n < 2:
+        return 0.0
+    mx, my = sum(x) / n, sum(y) / n
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    sxx, syy = sum((a - mx) ** 2 for a in x), sum((b - my) ** 2 for b in y)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else 0.0  # a constant predictor correlates at 0
+
+
+def ranks(values: list[float]) -> list[float]:
+    """1-based ranks, ties sharing their average rank (as scipy.stats.rankdata)."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    return pearson(ranks(x), ranks(y))
+
+
+class Regression(Task):
+    name = "regression"
+    peft_task_type = "SEQ_CLS"
+
+    def required_columns(self, cfg: DataConfig) -> list[str]:
+        return [c for c in (cfg.text_column, cfg.text_pair_column, cfg.label_column) if c]
+
+    def encode(self, ds: datasets.Dataset, cfg: DataConfig, tokenizer: Any, max_length: int, label_names: list[str],
+               split: str) -> datasets.Dataset:
+        values = ds[cfg.label_column]
+        bad = [v for v in values if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)]
+        if bad:
+            raise UserError(f"data.label_column: regression needs finite numbers; split {split!r} column "
+                            f"{cfg.label_column!r} has {len(bad)} others, e.g. {bad[0]!r}")
+
+        def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
+            pair = batch[cfg.text_pair_column] if cfg.text_pair_column else None
+            return dict(tokenizer(batch[cfg.text_column], pair, truncation=True, max_length=max_length))
+
+        ds = ds.map(encode, batched=True, desc=f"tokenising {split}")
+        return ds.add_column("labels", [float(v) for v in values])
+
+    def chance_level(self, eval_ds: datasets.Dataset, label_names: list[str]) -> ChanceLevel:
+        return ChanceLevel("eval_pearson", 0.0)
+
+    def auto_class(self) -> Any:
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification
+
+    def model_kwargs(self, label_names: list[str]) -> dict[str, Any]:
+        return {"num_labels": 1, "problem_type": "regression"}
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+        return F.mse_loss(logits.float().squeeze(-1), labels.float())
+
+    def eval_batch(self, model: Any, batch: dict[str, torch.Tensor], rows: list[dict[str, Any]], autocast: dict,
+                   tokenizer: Any, generation: GenerationConfig) -> EvalBatch:
+        with torch.autocast(**autocast):
+            scores = model(**model_inputs(batch)).logits.float().squeeze(-1)
+        labels = batch["labels"].float()
+        loss = float(F.mse_loss(scores, labels, reduction="sum"))
+        return EvalBatch(loss, len(rows), scores.tolist(), labels.tolist())
+
+    def metrics(self, preds: list[Any], refs: list[Any], label_names: list[str], loss: float) -> dict[str, float]:
+        return {"pearson": pearson(preds, refs), "spearman": spearman(preds, refs), "mse": loss, "loss": loss}
+
+    def same_prediction(self, a: Any, b: Any) -> bool:
+        # DDP ranks and a single export process sum in different orders: equal up to float rounding.
+        return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-4)
