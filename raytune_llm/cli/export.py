@@ -16,6 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--by", choices=["score", "robust"], default="score",
                    help="score: the best single evaluation; robust: the config that did best across seeds "
                         "(after `raytune-llm robust`)")
+    p.add_argument("--trial", default=None, metavar="TRIAL_ID",
+                   help="export this trial's best checkpoint instead of the search's best")
     p.add_argument("--address", default=None,
                    help="accepted like the other commands; unused: export reads the run folder without Ray")
     p.set_defaults(func=run)
@@ -25,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from raytune_llm.export import export
     from raytune_llm.rundir import open_run
 
-    m = export(open_run(args.run_dir), args.out, merge=args.merge, force=args.force, by=args.by)
+    m = export(open_run(args.run_dir), args.out, merge=args.merge, force=args.force, by=args.by,
+               trial_id=args.trial)
     metric = m["objective"]["metric"]
     print(f"exported trial {m['trial_id']} ({m['peft_method']}) to {args.out}")
     print(f"  trial {metric}: {m['trial'][metric]:.4f}; exported model on eval: {m['exported_eval'][metric]:.4f}; "
