@@ -17,6 +17,7 @@ class Task(str, Enum):
     regression = "regression"
     token_classification = "token_classification"
     causal_lm = "causal_lm"
+    generative_classification = "generative_classification"
 
 
 # What each task reports (eval_<name>), and its default objective. Kept here, not in the task modules, so that
@@ -26,12 +27,14 @@ TASK_METRICS = {
     Task.regression: ["eval_pearson", "eval_spearman", "eval_mse", "eval_loss"],
     Task.token_classification: ["eval_f1", "eval_precision", "eval_recall", "eval_accuracy", "eval_loss"],
     Task.causal_lm: ["eval_loss", "eval_perplexity", "eval_exact_match"],
+    Task.generative_classification: ["eval_accuracy", "eval_macro_f1", "eval_loss"],
 }
 DEFAULT_OBJECTIVE = {
     Task.sequence_classification: ("eval_accuracy", "max"),
     Task.regression: ("eval_pearson", "max"),
     Task.token_classification: ("eval_f1", "max"),
     Task.causal_lm: ("eval_loss", "min"),
+    Task.generative_classification: ("eval_accuracy", "max"),
 }
 
 
@@ -71,6 +74,8 @@ class DataConfig(Strict):
     prompt_template: str | None = Field(None, description="e.g. 'Question: {instruction}\\nAnswer: '")
     chat_template: bool = Field(False, description="wrap the prompt in the tokenizer's chat template")
     answer_column: str | None = Field(None, description="the final answer, for exact match of generated answers")
+    # generative_classification: the word each label is generated as, in label order (default: the label names).
+    verbalizer: list[str] | None = None
 
 
 class GenerationConfig(Strict):

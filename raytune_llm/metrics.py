@@ -6,7 +6,10 @@ from collections.abc import Sequence
 
 # Known bounds of metrics, so a stopped trial reports a natural worst value (0 accuracy) rather than a
 # huge sentinel that would distort plots.
-_BOUNDED = {"accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0)}
+_BOUNDED = {
+    "accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "f1": (0.0, 1.0), "precision": (0.0, 1.0), "recall": (0.0, 1.0),
+    "exact_match": (0.0, 1.0), "pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0),
+}
 _UNBOUNDED_WORST = 1e9
 
 

@@ -154,3 +154,36 @@ def test_causal_lm_search_export_reload(ray_session: None, tiny_llama: Path, ins
         trial_preds = json.loads((folder / "trial_eval_predictions.json").read_text())
         reloaded = _reload(RELOAD_CAUSAL, folder, run_dir / "prepared" / "data", tiny_llama)
         assert reloaded[2:] == trial_preds[2:]  # rows 0-1 hold generated answers; the rest teacher-forced choices
+
+
+RELOAD_GENERATIVE = """
+import json, sys
+import datasets, torch
+from transformers import AutoModelForCausalLM
+out, prepared = sys.argv[1], sys.argv[2]
+model = AutoModelForCausalLM.from_pretrained(out + "/model").eval()
+preds = []
+with torch.no_grad():
+    for row in datasets.load_from_disk(prepared)["eval"]:
+        prompt, scores = row["input_ids"][: row["prompt_length"]], []
+        for choice in row["choices"]:  # log-likelihood of each label's verbaliser after the prompt
+            ids = torch.tensor([prompt + choice])
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1], -1)
+            scores.append(sum(logp[len(prompt) - 1 + i, t].item() for i, t in enumerate(choice)))
+        preds.append(max(range(len(scores)), key=scores.__getitem__))
+print(json.dumps(preds))
+"""
+
+
+def test_generative_classification_search_export_reload(ray_session: None, tiny_llama: Path, sentiment_dir: Path,
+                                                        tmp_path: Path) -> None:
+    cfg = tiny_experiment(tiny_llama, sentiment_dir, tmp_path / "runs", **{
+        "task": "generative_classification", "search.metric": None, "search.mode": None, "model.max_length": 32,
+        "data.verbalizer": [" bad", " good"], "data.prompt_template": "Review: {text}\nSentiment:",
+        "train.peft.method": "lora",
+        "search.space": {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
+    })
+    run_dir, out, metrics = _search_and_export(cfg, tmp_path, "--merge")
+    assert metrics["objective"] == {"metric": "eval_accuracy", "mode": "max"} and "test" in metrics
+    trial_preds = json.loads((out / "trial_eval_predictions.json").read_text())
+    assert _reload(RELOAD_GENERATIVE, out, run_dir / "prepared" / "data") == trial_preds

@@ -31,6 +31,10 @@ def test_worst_value_is_finite_and_on_the_bad_side() -> None:
     assert worst_value("eval_macro_f1", "min") == 1.0
     assert math.isfinite(worst_value("eval_loss", "min")) and worst_value("eval_loss", "min") > 1e6
     assert worst_value("eval_custom", "max") < -1e6
+    # Every task's bounded objective has a natural worst value (a -1e9 would swamp TPE's density estimates).
+    assert worst_value("eval_f1", "max") == 0.0 and worst_value("eval_exact_match", "max") == 0.0
+    assert worst_value("eval_pearson", "max") == -1.0 and worst_value("eval_spearman", "min") == 1.0
+    assert worst_value("eval_perplexity", "min") > 1e6
 
 
 def guard(**overrides: object) -> StabilityGuard:

@@ -171,3 +171,24 @@ def test_causal_lm_trains_with_every_peft_method(method: str, tiny_llama: Path, 
     assert ("model.safetensors" if method == "full" else "adapter_model.safetensors") in saved
     preds = json.loads((session.checkpoints[-1] / "eval_predictions.json").read_text())
     assert len(preds) == 8 and all(isinstance(v, list) for v in preds[4:])  # teacher-forced choices after row 4
+
+
+def test_generative_classification_scores_each_verbaliser(tiny_llama: Path, sentiment_dir: Path,
+                                                          tmp_path: Path) -> None:
+    import datasets
+
+    cfg = DataConfig(source=str(sentiment_dir), labels=["neg", "pos"], verbalizer=[" bad", " good"],
+                     prompt_template="Review: {text}\nSentiment:")
+    p = prepare(cfg, ModelConfig(name="x", max_length=32), str(tiny_llama), tmp_path / "d", 0,
+                "generative_classification")
+    assert p.chance_metric == "eval_accuracy" and p.majority_baseline == pytest.approx(0.5)
+    row = datasets.load_from_disk(str(p.path))["eval"][0]
+    n = row["prompt_length"]
+    assert row["labels"][n:] == row["choices"][row["class_id"]] and set(row["labels"][:n]) == {IGNORE}
+    session = BareSession(tmp_path / "out")
+    spec = _spec(tiny_llama, p, "generative_classification", "eval_accuracy", "max", peft={"method": "lora"},
+                 max_steps=6, eval_every=3, optimizer={"lr": 1e-2})
+    last = run(spec, session)
+    assert {"eval_accuracy", "eval_macro_f1", "eval_loss"} <= set(last)
+    preds = json.loads((session.checkpoints[-1] / "eval_predictions.json").read_text())
+    assert len(preds) == p.sizes["eval"] and set(preds) <= {0, 1}  # always a valid label
