@@ -28,7 +28,8 @@ def test_smollm2_gguf_converted_once_and_trained_with_lora(
     cfg = tiny_experiment(Path("unused"), instruct_dir, tmp_path / "runs", **{
         "task": "causal_lm", "model.name": "builtin:smollm2", "model.max_length": 64,
         "search.metric": None, "search.mode": None, "search.num_trials": 2,
-        "data.label_column": "output", "data.labels": None, "data.chat_template": True,
+        "data.text_column": "instruction", "data.label_column": "output", "data.labels": None,
+        "data.chat_template": True,
         "data.answer_column": "final_answer", "data.eval_holdout": 4, "data.max_train_samples": 16,
         "data.test_split": None,
         "generation": {"eval_samples": 1, "max_new_tokens": 8, "answer_pattern": r"####\s*(\S+)"},
