@@ -187,6 +187,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     # Model with its stability levers, optimizer, schedule.
     model = build_model(spec.model_path, spec.label_names, cfg, spec.tokenizer_path, spec.task,
                         tokenizer.pad_token_id)
+    task.init_head(model, train_ds)
     reinit_top_layers(model, cfg.reinit_top_layers)
     model.to(device).train()
     model_at = time.time()

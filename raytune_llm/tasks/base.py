@@ -67,6 +67,9 @@ class Task:
     def model_kwargs(self, label_names: list[str]) -> dict[str, Any]:
         return {}
 
+    def init_head(self, model: torch.nn.Module, train: datasets.Dataset) -> None:
+        """Adjust a freshly built model's head to the training data before the first step (default: nothing)."""
+
     def collator(self, tokenizer: Any) -> Any:
         from transformers import DataCollatorWithPadding
 

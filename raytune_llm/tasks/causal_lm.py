@@ -54,6 +54,15 @@ def shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, t
     return logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten()
 
 
+def response_loss(model: Any, batch: dict[str, torch.Tensor], autocast: dict) -> tuple[torch.Tensor, float, int]:
+    """The batch's logits, and the summed loss over its response tokens and their count."""
+    with torch.autocast(**autocast):
+        logits = model(**model_inputs(batch)).logits
+    flat_logits, targets = shifted(logits, batch["labels"])
+    loss = float(F.cross_entropy(flat_logits, targets, ignore_index=IGNORE, reduction="sum"))
+    return logits, loss, int((targets != IGNORE).sum())
+
+
 class CausalLM(Task):
     name = "causal_lm"
     peft_task_type = "CAUSAL_LM"
@@ -103,11 +112,7 @@ class CausalLM(Task):
 
     def eval_batch(self, model: Any, batch: dict[str, torch.Tensor], rows: list[dict[str, Any]], autocast: dict,
                    tokenizer: Any, generation: GenerationConfig) -> EvalBatch:
-        with torch.autocast(**autocast):
-            logits = model(**model_inputs(batch)).logits
-        flat_logits, targets = shifted(logits, batch["labels"])
-        loss = float(F.cross_entropy(flat_logits, targets, ignore_index=IGNORE, reduction="sum"))
-        count = int((targets != IGNORE).sum())
+        logits, loss, count = response_loss(model, batch, autocast)
         wanted = [r for r in rows if r["answer"] and r[INDEX] < generation.eval_samples]
         answers = dict(zip((r[INDEX] for r in wanted), self.generate(model, wanted, tokenizer, autocast, generation)))
         # A row's prediction: its generated answer, or else the model's next-token choices on the response

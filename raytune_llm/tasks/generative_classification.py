@@ -8,11 +8,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
 from raytune_llm.metrics import classification_metrics
-from raytune_llm.tasks.base import ChanceLevel, EvalBatch, Task, model_inputs
-from raytune_llm.tasks.causal_lm import IGNORE, CausalLM, prompt_text, shifted, template_columns
+from raytune_llm.tasks.base import ChanceLevel, EvalBatch
+from raytune_llm.tasks.causal_lm import IGNORE, CausalLM, prompt_text, response_loss, template_columns
 from raytune_llm.tasks.sequence_classification import SequenceClassification, label_ids
 
 if TYPE_CHECKING:
@@ -25,9 +24,10 @@ def verbalisers(cfg: DataConfig, label_names: list[str]) -> list[str]:
     return list(cfg.verbalizer) if cfg.verbalizer else list(label_names)
 
 
-class GenerativeClassification(Task):
+class GenerativeClassification(CausalLM):
+    """A causal LM task (model class, collation and loss are CausalLM's) with classification's labels and metrics."""
+
     name = "generative_classification"
-    peft_task_type = "CAUSAL_LM"
     extra_columns = ("prompt_length", "class_id", "choices")
 
     def required_columns(self, cfg: DataConfig) -> list[str]:
@@ -60,22 +60,9 @@ class GenerativeClassification(Task):
         ids = eval_ds["class_id"]
         return ChanceLevel("eval_accuracy", max(ids.count(c) for c in set(ids)) / len(ids))
 
-    def auto_class(self) -> Any:
-        return CausalLM().auto_class()
-
-    def collator(self, tokenizer: Any) -> Any:
-        return CausalLM().collator(tokenizer)
-
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
-        return F.cross_entropy(*shifted(logits, labels), ignore_index=IGNORE, label_smoothing=label_smoothing)
-
     def eval_batch(self, model: Any, batch: dict[str, torch.Tensor], rows: list[dict[str, Any]], autocast: dict,
                    tokenizer: Any, generation: GenerationConfig) -> EvalBatch:
-        with torch.autocast(**autocast):
-            logits = model(**model_inputs(batch)).logits
-        flat_logits, targets = shifted(logits, batch["labels"])
-        loss = float(F.cross_entropy(flat_logits, targets, ignore_index=IGNORE, reduction="sum"))
-        count = int((targets != IGNORE).sum())
+        _, loss, count = response_loss(model, batch, autocast)
         preds = self.classify(model, rows, tokenizer.pad_token_id, autocast, batch["input_ids"].device)
         return EvalBatch(loss, count, preds, [r["class_id"] for r in rows])
 

@@ -80,6 +80,19 @@ class Regression(Task):
     def model_kwargs(self, label_names: list[str]) -> dict[str, Any]:
         return {"num_labels": 1, "problem_type": "regression"}
 
+    def init_head(self, model: torch.nn.Module, train: datasets.Dataset) -> None:
+        """Start the output at the mean training target. A fresh head outputs ~0 against targets like 0-5, and the
+        first hundreds of steps then go into learning that offset (predictions collapse to one value and the
+        correlation sits near 0); starting at the mean leaves the gradient to the part that correlates."""
+        # The 1-output layer of the head; under PEFT also its trainable copy (modules_to_save).
+        heads = [m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m.out_features == 1
+                 and {"classifier", "out_proj", "score"} & set(name.split("."))]
+        labels = train["labels"]
+        with torch.no_grad():
+            for head in heads:
+                if head.bias is not None:
+                    head.bias.fill_(sum(labels) / len(labels))
+
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
         return F.mse_loss(logits.float().squeeze(-1), labels.float())
 

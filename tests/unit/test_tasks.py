@@ -192,3 +192,21 @@ def test_generative_classification_scores_each_verbaliser(tiny_llama: Path, sent
     assert {"eval_accuracy", "eval_macro_f1", "eval_loss"} <= set(last)
     preds = json.loads((session.checkpoints[-1] / "eval_predictions.json").read_text())
     assert len(preds) == p.sizes["eval"] and set(preds) <= {0, 1}  # always a valid label
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_regression_head_starts_at_the_mean_target(method: str, tiny_bert: Path) -> None:
+    import datasets
+    import torch
+
+    from raytune_llm.models import build_model
+    from raytune_llm.tasks import get_task
+
+    train = TrainConfig.model_validate({"peft": {"method": method}})
+    model = build_model(str(tiny_bert), [], train, str(tiny_bert), "regression")
+    get_task("regression").init_head(model, datasets.Dataset.from_dict({"labels": [1.0, 2.0, 6.0]}))
+    enc = {"input_ids": torch.tensor([[101, 2000, 102]]), "attention_mask": torch.ones(1, 3, dtype=torch.long)}
+    with torch.no_grad():
+        out = model(**enc).logits.item()
+    # The head's weights are small at initialisation, so the first prediction sits near the mean target (3).
+    assert abs(out - 3.0) < 1.0
