@@ -94,8 +94,9 @@ def _checkpoint_for(run_root: str, row: dict[str, Any], rows: list[dict[str, Any
     for candidate in [row, *others]:
         if candidate.get("checkpoint_path") and (local := _local_checkpoint(run_root, candidate["checkpoint_path"])):
             return local
-    raise UserError(f"the best trial's checkpoints are gone (looked for {row.get('checkpoint_path')}); re-run it "
-                    "with `raytune-llm train best_config.yaml --out DIR`")
+    raise UserError(f"the trial's checkpoints are gone (looked for {row.get('checkpoint_path')}); trials stopped "
+                    "early lose theirs unless run.prune_stopped is false; re-run it with "
+                    "`raytune-llm train best_config.yaml --out DIR`")
 
 
 

@@ -24,7 +24,7 @@ def test_search_status_export_on_a_uri(
     bucket = tmp_path / "bucket"
     uri = f"file://{bucket}/runs"
     cfg = tiny_experiment(tiny_bert, sentiment_dir, tmp_path / "unused", **{
-        "run.storage_path": uri, "search.num_trials": 2,
+        "run.storage_path": uri, "search.num_trials": 2, "search.scheduler": {"name": "fifo"},
         "search.space": {"optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-3, "log": True}},
     })
     path = tmp_path / "exp.yaml"

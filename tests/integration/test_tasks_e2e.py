@@ -133,6 +133,7 @@ def test_causal_lm_search_export_reload(ray_session: None, tiny_llama: Path, ins
                          "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
         "train.peft.prompt_tuning": {"num_virtual_tokens": 4}, "train.peft.prefix_tuning": {"num_virtual_tokens": 4},
         "search.searcher.n_startup_trials": 3,
+        "run.prune_stopped": False,  # every trial keeps a checkpoint: the test exports a non-best one too
     })
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(cfg))
