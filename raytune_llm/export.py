@@ -99,11 +99,12 @@ def _checkpoint_for(run_root: str, row: dict[str, Any], rows: list[dict[str, Any
                     "`raytune-llm train best_config.yaml --out DIR`")
 
 
-
 def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, by: str = "score",
            trial_id: str | None = None) -> dict[str, Any]:
     """Export the trial with the best score, or (by="robust") the best seed run of the most robust config, or
     the named trial's best report."""
+    from raytune_llm.tasks import get_task
+
     info = read_info(run_dir)
     cfg = info.experiment
     metric, mode = cfg.search.metric, cfg.search.mode
@@ -138,8 +139,6 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, b
         shutil.copy(checkpoint / PREDICTIONS_FILE, staging / "trial_eval_predictions.json")
         eval_metrics, preds = predict(model, info, train, "eval")
         trial_preds = json.loads((checkpoint / PREDICTIONS_FILE).read_text())
-        from raytune_llm.tasks import get_task
-
         same = get_task(cfg.task.value).same_prediction
         mismatches = sum(not same(a, b) for a, b in zip(preds, trial_preds)) + abs(len(preds) - len(trial_preds))
         metrics: dict[str, Any] = {

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 CACHE_ROOT = Path(os.environ.get("RAYTUNE_LLM_CACHE", Path(tempfile.gettempdir()) / "raytune-llm-cache"))
 _DONE = ".complete"
-# Folders a mirror leaves out: Train's checkpoints and the copies of the prepared inputs.
-_NOT_MIRRORED = ("train", "prepared")
+# Folders a mirror leaves out: Train's checkpoints (the search's and the robustness runs') and the prepared inputs.
+_NOT_MIRRORED = ("train", "prepared", "robust/train")
 
 
 def is_uri(path: str | os.PathLike) -> bool:
@@ -62,8 +62,8 @@ def upload(local_dir: Path, uri: str) -> None:
                           destination_filesystem=fs)
 
 
-def download(uri: str, local_dir: Path, skip_top: tuple[str, ...] = ()) -> None:
-    """Copy a remote folder (without the top-level entries named in `skip_top`) into `local_dir`."""
+def download(uri: str, local_dir: Path, skip: tuple[str, ...] = ()) -> None:
+    """Copy a remote folder into `local_dir`, leaving out the sub-folders in `skip` (paths relative to it)."""
     import pyarrow.fs
 
     fs, root = filesystem(uri)
@@ -71,7 +71,7 @@ def download(uri: str, local_dir: Path, skip_top: tuple[str, ...] = ()) -> None:
     infos = fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True, allow_not_found=True))
     for info in infos:
         rel = info.path[len(root):].lstrip("/")
-        if info.type != pyarrow.fs.FileType.File or rel.split("/")[0] in skip_top:
+        if info.type != pyarrow.fs.FileType.File or any(rel.startswith(f"{s}/") for s in skip):
             continue
         target = local_dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -106,9 +106,7 @@ def mirror(uri: str) -> Path:
         raise UserError(f"{uri}: no such run folder")
     target = _cache_dir("mirrors", uri)
     shutil.rmtree(target, ignore_errors=True)
-    download(uri, target, skip_top=_NOT_MIRRORED)
-    robust_train = target / "robust" / "train"  # the robustness runs' checkpoints are not needed either
-    shutil.rmtree(robust_train, ignore_errors=True)
+    download(uri, target, skip=_NOT_MIRRORED)
     return target
 
 

@@ -24,7 +24,7 @@ from raytune_llm.metrics import worst_value
 from raytune_llm.models import build_model, save_trainable, unwrap
 from raytune_llm.stability import FAILURE_REASONS, StabilityGuard
 from raytune_llm.tasks import MODEL_COLUMNS, Task, get_task
-from raytune_llm.tasks.causal_lm import INDEX
+from raytune_llm.tasks.base import INDEX
 
 STATE_FILE = "trainer_state.pt"
 PREDICTIONS_FILE = "eval_predictions.json"

@@ -18,11 +18,12 @@ def run(args: argparse.Namespace) -> int:
     from raytune_llm.rundir import open_run, read_info
     from raytune_llm.search import connect, restore_tuner
 
-    info = read_info(open_run(args.run_dir))
+    run_dir = open_run(args.run_dir)  # on a URI: a local mirror, read once
+    info = read_info(run_dir)
     connect(info.experiment, args.address)
     print(f"resuming {info.run_root}")
     try:
-        restore_tuner(open_run(info.run_root), info).fit()
+        restore_tuner(run_dir, info).fit()
     except KeyboardInterrupt:
         print(f"\ninterrupted; the search state is saved. Continue with: raytune-llm resume {info.run_root}")
         return 130

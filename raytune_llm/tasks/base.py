@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from raytune_llm.config import DataConfig, GenerationConfig
 
 MODEL_COLUMNS = ["input_ids", "attention_mask", "token_type_ids", "labels"]
+INDEX = "_index"  # the row's position in its split, which the evaluation loop adds to each row a task sees
 
 
 @dataclass

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from raytune_llm.errors import UserError
-from raytune_llm.tasks.base import EvalBatch, Task, model_inputs
+from raytune_llm.tasks.base import INDEX, EvalBatch, Task, model_inputs
 
 if TYPE_CHECKING:
     import datasets
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from raytune_llm.config import DataConfig, GenerationConfig
 
 IGNORE = -100
-INDEX = "_index"  # the row's position in the eval split, added by the evaluation loop
 
 
 def prompt_text(row: dict[str, Any], cfg: DataConfig, tokenizer: Any) -> str:

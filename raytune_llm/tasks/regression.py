@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from raytune_llm.errors import UserError
-from raytune_llm.tasks.base import ChanceLevel, EvalBatch, Task, model_inputs
+from raytune_llm.tasks.base import ChanceLevel, EvalBatch, model_inputs
+from raytune_llm.tasks.sequence_classification import SequenceClassification, tokenise_texts
 
 if TYPE_CHECKING:
     import datasets
@@ -47,12 +48,13 @@ def spearman(x: list[float], y: list[float]) -> float:
     return pearson(ranks(x), ranks(y))
 
 
-class Regression(Task):
-    name = "regression"
-    peft_task_type = "SEQ_CLS"
+class Regression(SequenceClassification):
+    """Sequence classification's inputs and model class with one real-valued output and MSE."""
 
-    def required_columns(self, cfg: DataConfig) -> list[str]:
-        return [c for c in (cfg.text_column, cfg.text_pair_column, cfg.label_column) if c]
+    name = "regression"
+
+    def label_names(self, cfg: DataConfig, train: datasets.Dataset) -> list[str]:
+        return []
 
     def encode(self, ds: datasets.Dataset, cfg: DataConfig, tokenizer: Any, max_length: int, label_names: list[str],
                split: str) -> datasets.Dataset:
@@ -62,20 +64,10 @@ class Regression(Task):
             raise UserError(f"data.label_column: regression needs finite numbers; split {split!r} column "
                             f"{cfg.label_column!r} has {len(bad)} others, e.g. {bad[0]!r}")
 
-        def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
-            pair = batch[cfg.text_pair_column] if cfg.text_pair_column else None
-            return dict(tokenizer(batch[cfg.text_column], pair, truncation=True, max_length=max_length))
-
-        ds = ds.map(encode, batched=True, desc=f"tokenising {split}")
-        return ds.add_column("labels", [float(v) for v in values])
+        return tokenise_texts(ds, cfg, tokenizer, max_length, split).add_column("labels", [float(v) for v in values])
 
     def chance_level(self, eval_ds: datasets.Dataset, label_names: list[str]) -> ChanceLevel:
         return ChanceLevel("eval_pearson", 0.0)
-
-    def auto_class(self) -> Any:
-        from transformers import AutoModelForSequenceClassification
-
-        return AutoModelForSequenceClassification
 
     def model_kwargs(self, label_names: list[str]) -> dict[str, Any]:
         return {"num_labels": 1, "problem_type": "regression"}

@@ -42,6 +42,17 @@ def label_ids(values: list[Any], names: list[str], split: str, column: str) -> l
     return ids
 
 
+def tokenise_texts(ds: datasets.Dataset, cfg: DataConfig, tokenizer: Any, max_length: int,
+                   split: str) -> datasets.Dataset:
+    """Tokenise `text_column` (with `text_pair_column` as the second segment when set), truncated to max_length."""
+
+    def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
+        pair = batch[cfg.text_pair_column] if cfg.text_pair_column else None
+        return dict(tokenizer(batch[cfg.text_column], pair, truncation=True, max_length=max_length))
+
+    return ds.map(encode, batched=True, desc=f"tokenising {split}")
+
+
 class SequenceClassification(Task):
     name = "sequence_classification"
     peft_task_type = "SEQ_CLS"
@@ -71,13 +82,7 @@ class SequenceClassification(Task):
     def encode(self, ds: datasets.Dataset, cfg: DataConfig, tokenizer: Any, max_length: int, label_names: list[str],
                split: str) -> datasets.Dataset:
         labels = label_ids(ds[cfg.label_column], label_names, split, cfg.label_column)
-
-        def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
-            pair = batch[cfg.text_pair_column] if cfg.text_pair_column else None
-            return dict(tokenizer(batch[cfg.text_column], pair, truncation=True, max_length=max_length))
-
-        ds = ds.map(encode, batched=True, desc=f"tokenising {split}")
-        return ds.add_column("labels", labels)
+        return tokenise_texts(ds, cfg, tokenizer, max_length, split).add_column("labels", labels)
 
     def chance_level(self, eval_ds: datasets.Dataset, label_names: list[str]) -> ChanceLevel:
         counts = Counter(eval_ds["labels"])  # always predicting the most common eval label
