@@ -32,3 +32,6 @@ class BareSession:
 
     def restore_dir(self) -> Path | None:
         return self.restore
+
+    def peers_learnt(self, board: str, fraction: float, above_chance: bool) -> bool | None:
+        return None  # a bare run has no population

@@ -23,11 +23,11 @@ class Task(str, Enum):
 # What each task reports (eval_<name>), and its default objective. Kept here, not in the task modules, so that
 # validating a config imports nothing heavy.
 TASK_METRICS = {
-    Task.sequence_classification: ["eval_accuracy", "eval_macro_f1", "eval_loss"],
+    Task.sequence_classification: ["eval_accuracy", "eval_macro_f1", "eval_mcc", "eval_loss"],
     Task.regression: ["eval_pearson", "eval_spearman", "eval_mse", "eval_loss"],
     Task.token_classification: ["eval_f1", "eval_precision", "eval_recall", "eval_accuracy", "eval_loss"],
     Task.causal_lm: ["eval_loss", "eval_perplexity", "eval_exact_match"],
-    Task.generative_classification: ["eval_accuracy", "eval_macro_f1", "eval_loss"],
+    Task.generative_classification: ["eval_accuracy", "eval_macro_f1", "eval_mcc", "eval_loss"],
 }
 DEFAULT_OBJECTIVE = {
     Task.sequence_classification: ("eval_accuracy", "max"),
@@ -189,8 +189,14 @@ class GradExplosionConfig(Strict):
 
 class ChanceLevelConfig(Strict):
     enabled: bool = True
-    at_fraction: float = Field(0.25, gt=0, le=1, description="when to check, as a fraction of the trial's steps")
-    margin: float = Field(0.02, ge=0, description="accuracy must beat the majority baseline by this much")
+    at_fraction: float = Field(0.25, gt=0, le=1, description="first check, as a fraction of the trial's steps")
+    margin: float = Field(0.02, ge=0, description="the chance metric (MCC, Pearson, entity F1) must beat its "
+                          "chance level by this much")
+    loss_margin: float = Field(0.01, ge=0, description="relative: eval loss this far below the constant "
+                               "prediction's, or a loss falling this much, means 'still learning'")
+    patience: int = Field(2, ge=1, description="evaluations over which a falling loss counts as still learning")
+    population: bool = Field(True, description="also wait while no other trial of the search has left chance by "
+                             "the same point of its budget (relative early stopping)")
 
 
 class PlateauConfig(Strict):

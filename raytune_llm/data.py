@@ -27,8 +27,9 @@ class PreparedData:
     path: Path
     label_names: list[str]
     sizes: dict[str, int]
-    majority_baseline: float  # what a model that learnt nothing scores on `chance_metric` (e.g. majority class)
+    chance_value: float  # what a model that learnt nothing scores on `chance_metric` (e.g. MCC 0)
     chance_metric: str = "eval_accuracy"  # "" when the task has no chance level (causal LM)
+    chance_loss: float | None = None  # the eval loss of the best constant prediction, where the task has one
 
 
 _METADATA_FILES = {"labels.json"}  # tag names of a token-classification folder, not a split
@@ -143,8 +144,9 @@ def prepare(cfg: DataConfig, model: ModelConfig, tokenizer_path: str, out: Path,
         path=out,
         label_names=names,
         sizes={k: len(v) for k, v in encoded.items()},
-        majority_baseline=chance.value if chance else 0.0,
+        chance_value=chance.value if chance else 0.0,
         chance_metric=chance.metric if chance else "",
+        chance_loss=chance.loss if chance else None,
     )
     (out / "labels.json").write_text(json.dumps({"label_names": names, "sizes": prepared.sizes}, indent=2))
     return prepared

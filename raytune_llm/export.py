@@ -15,7 +15,8 @@ from typing import Any
 from raytune_llm.config import ExperimentConfig, PeftMethod, SchedulerConfig, TrainConfig
 from raytune_llm.errors import UserError
 from raytune_llm.loading import dump_config
-from raytune_llm.results import best_result, is_finite, load_trials, outcome_counts
+from raytune_llm.outcomes import is_finite, real_value
+from raytune_llm.results import Choice, choose, fallback_advice, load_trials, outcome_counts
 from raytune_llm.rundir import RunInfo, read_info
 from raytune_llm.space import apply_params
 from raytune_llm.storage import fetch_checkpoint, is_uri, node_copy
@@ -90,7 +91,8 @@ def _local_checkpoint(run_root: str, path: str) -> Path | None:
 def _checkpoint_for(run_root: str, row: dict[str, Any], rows: list[dict[str, Any]], metric: str, mode: str) -> Path:
     """The checkpoint of the chosen report or, when Train has since replaced it, the best one the trial kept."""
     sign = 1 if mode == "max" else -1
-    others = sorted((r for r in rows if r is not row and is_finite(r.get(metric))), key=lambda r: -sign * r[metric])
+    others = sorted((r for r in rows if r is not row and is_finite(real_value(r, metric))),
+                    key=lambda r: -sign * real_value(r, metric))
     for candidate in [row, *others]:
         if candidate.get("checkpoint_path") and (local := _local_checkpoint(run_root, candidate["checkpoint_path"])):
             return local
@@ -113,16 +115,21 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, b
         from raytune_llm.robust import robust_choice, run_params
 
         _, trial, row = robust_choice(run_dir)
-        params = run_params(trial)
+        choice, params = Choice(trial, row, fallback=trial.failed), run_params(trial)
     elif trial_id:
         named = [t for t in trials if t.trial_id == trial_id]
         if not named:
             raise UserError(f"--trial {trial_id}: no such trial; `raytune-llm status {run_dir}` lists them")
-        trial, row = best_result(named, metric, mode)
-        params = trial.params
+        choice = choose(named, metric, mode)
+        params = choice.trial.params
     else:
-        trial, row = best_result(trials, metric, mode)
-        params = trial.params
+        choice = choose(trials, metric, mode)
+        params = choice.trial.params
+    trial, row = choice.trial, choice.row
+    if choice.fallback and not trial_id:
+        print(f"warning: no healthy trial; exporting trial {trial.trial_id}, which the stability guard stopped as "
+              f"{trial.stop_reason} ({metric}={choice.score(metric):.4g} at step {row.get('step')}). "
+              f"To change that: {fallback_advice(trial)}")
     checkpoint = _checkpoint_for(info.run_root, row, trial.rows, metric, mode)
     train = apply_params(cfg.train, params)
     if out.exists() and any(out.iterdir()):
@@ -147,6 +154,8 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, b
             "trial": {k: v for k, v in row.items() if isinstance(v, (int, float, str)) and k != "config"},
             "exported_eval": eval_metrics, "eval_prediction_mismatches": mismatches,
             "outcomes": outcome_counts(trials),
+            "fallback": {"stop_reason": trial.stop_reason, "real_value": choice.score(metric),
+                         "advice": fallback_advice(trial)} if choice.fallback else None,
         }
         if "test" in info.sizes:
             test_metrics, _ = predict(model, info, train, "test")

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Sequence
 
 # Known bounds of metrics, so a stopped trial reports a natural worst value (0 accuracy) rather than a
 # huge sentinel that would distort plots.
 _BOUNDED = {
     "accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "f1": (0.0, 1.0), "precision": (0.0, 1.0), "recall": (0.0, 1.0),
-    "exact_match": (0.0, 1.0), "pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0),
+    "exact_match": (0.0, 1.0), "pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0), "mcc": (-1.0, 1.0),
 }
 _UNBOUNDED_WORST = 1e9
 
 
 def classification_metrics(preds: Sequence[int], labels: Sequence[int], num_labels: int) -> dict[str, float]:
-    """Accuracy and macro-F1 (F1 of each class that occurs in labels or preds, averaged)."""
+    """Accuracy, macro-F1 (F1 of each class that occurs in labels or preds, averaged) and Matthews correlation."""
     if len(preds) != len(labels):
         raise ValueError(f"{len(preds)} predictions for {len(labels)} labels")
     if not labels:
-        return {"accuracy": 0.0, "macro_f1": 0.0}
+        return {"accuracy": 0.0, "macro_f1": 0.0, "mcc": 0.0}
     tp = [0] * num_labels
     fp = [0] * num_labels
     fn = [0] * num_labels
@@ -29,7 +31,21 @@ def classification_metrics(preds: Sequence[int], labels: Sequence[int], num_labe
             fp[p] += 1
             fn[y] += 1
     f1s = [2 * tp[c] / (2 * tp[c] + fp[c] + fn[c]) for c in range(num_labels) if tp[c] + fp[c] + fn[c]]
-    return {"accuracy": sum(tp) / len(labels), "macro_f1": sum(f1s) / len(f1s)}
+    return {"accuracy": sum(tp) / len(labels), "macro_f1": sum(f1s) / len(f1s), "mcc": matthews(preds, labels)}
+
+
+def matthews(preds: Sequence[int], labels: Sequence[int]) -> float:
+    """Matthews correlation, multi-class (Gorodkin 2004; what scikit-learn computes). 0 for any constant
+    prediction whatever the class balance, which is why the stability guard's chance level uses it."""
+    n = len(labels)
+    true_counts, pred_counts = Counter(labels), Counter(preds)
+    correct = sum(p == y for p, y in zip(preds, labels))
+    cov_yp = correct * n - sum(true_counts[c] * pred_counts[c] for c in true_counts)
+    cov_pp = n * n - sum(v * v for v in pred_counts.values())
+    cov_yy = n * n - sum(v * v for v in true_counts.values())
+    if cov_pp == 0 or cov_yy == 0:
+        return 0.0
+    return cov_yp / math.sqrt(cov_pp * cov_yy)
 
 
 def worst_value(metric: str, mode: str) -> float:

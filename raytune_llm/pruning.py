@@ -1,8 +1,15 @@
-"""Bounded disk: delete the checkpoints of trials that ended early, unless they hold the best result so far.
+"""Bounded disk: delete the checkpoints of trials that ended early and that export can no longer pick.
 
 Per trial, Ray Train already keeps only the `keep_checkpoints` best and the latest checkpoint. A search of many
-trials still fills a disk with the checkpoints of trials that ASHA or the stability guard stopped and that will
-never be exported; this callback removes those as soon as the trial ends.
+trials still fills a disk with the checkpoints of trials that ASHA or the stability guard stopped; this callback
+removes them, following the rule export uses (`results.choose`), so it never deletes what export may want:
+
+- a healthy trial that ended early is deleted only once an *ended* healthy trial has a strictly better value (a
+  running trial's lead proves nothing: the guard may still stop it as failing, and export would then pick this one);
+- a trial the guard stopped as failing keeps its checkpoints until the search ends: if no healthy trial exists
+  then, export falls back to the best of them, whose checkpoints are kept; the others are deleted.
+
+Its memory is part of Tune's experiment state (get_state/set_state), so it survives `resume`.
 """
 
 from __future__ import annotations
@@ -11,38 +18,77 @@ from typing import Any
 
 from ray.tune import Callback
 
+from raytune_llm.outcomes import better, is_failure, is_finite, real_value
 from raytune_llm.storage import remove_checkpoints
 
 
 class PruneStoppedCheckpoints(Callback):
     def __init__(self, train_storage: str, metric: str, mode: str) -> None:
-        self.train_storage, self.metric, self.sign = train_storage, metric, 1.0 if mode == "max" else -1.0
-        self.best: tuple[float, str] | None = None
-        self.last: dict[str, dict[str, Any]] = {}
-        self.stopped: set[str] = set()  # ended early, checkpoints still on disk
+        self.train_storage, self.metric, self.mode = train_storage, metric, mode
+        self.best: dict[str, float] = {}  # trial -> its best value of a healthy report
+        self.best_real: dict[str, float] = {}  # trial -> its best real value (failed trials: the fallback)
+        self.last: dict[str, dict[str, Any]] = {}  # trial -> its last report (stop reason, step)
+        self.ended: set[str] = set()  # trials that ended healthy (done or early)
+        self.early: set[str] = set()  # ... of which those that ended early, checkpoints still on disk
+        self.failed: set[str] = set()  # trials that ended as failures, checkpoints still on disk
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        self.last[trial.trial_id] = result
+        tid = trial.trial_id
+        self.last[tid] = {"stop_reason": result.get("stop_reason", ""), "step": result.get("step"),
+                          "total_steps": result.get("total_steps")}
+        real = real_value(result, self.metric)
+        if is_finite(real) and better(real, self.best_real.get(tid), self.mode):
+            self.best_real[tid] = real
         value = result.get(self.metric)
-        usable = isinstance(value, (int, float)) and not result.get("stop_reason")
-        if usable and (self.best is None or self.sign * value > self.sign * self.best[0]):
-            self.best = (value, trial.trial_id)
+        if not is_failure(result.get("stop_reason", "")) and is_finite(value) and better(value, self.best.get(tid),
+                                                                                           self.mode):
+            self.best[tid] = value
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        last = self.last.get(trial.trial_id, {})
-        if last.get("stop_reason") or last.get("step") != last.get("total_steps"):
-            self.stopped.add(trial.trial_id)
-        self._prune()
+        tid, last = trial.trial_id, self.last.get(trial.trial_id, {})
+        if is_failure(last.get("stop_reason", "")):
+            self.best.pop(tid, None)
+            self.failed.add(tid)
+        else:
+            self.ended.add(tid)
+            if last.get("step") != last.get("total_steps") or last.get("stop_reason"):
+                self.early.add(tid)
+        self._prune_early()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.stopped.add(trial.trial_id)
-        self._prune()
+        self.best.pop(trial.trial_id, None)  # export never picks an errored trial
+        self.best_real.pop(trial.trial_id, None)
+        self._remove(trial.trial_id)
 
-    def _prune(self) -> None:
-        keep = self.best[1] if self.best else None
-        for trial_id in sorted(self.stopped - {keep}):
-            try:
-                remove_checkpoints(self.train_storage, trial_id)
-            except OSError as exc:  # a full or flaky store must not end the search; the files are only garbage
-                print(f"warning: could not delete the checkpoints of trial {trial_id}: {exc}")
-            self.stopped.discard(trial_id)
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._prune_early()
+        if any(t in self.best for t in self.ended):
+            keep = None  # a healthy trial exists: no fallback will be needed
+        else:
+            scored = [t for t in self.failed if t in self.best_real]
+            keep = max(scored, key=lambda t: self.best_real[t] * (1 if self.mode == "max" else -1), default=None)
+        for tid in sorted(self.failed - {keep}):
+            self._remove(tid)
+            self.failed.discard(tid)
+
+    def _prune_early(self) -> None:
+        ended_best = [self.best[t] for t in self.ended if t in self.best]
+        for tid in sorted(self.early):
+            value = self.best.get(tid)
+            if value is None or any(better(v, value, self.mode) for v in ended_best):
+                self._remove(tid)
+                self.early.discard(tid)
+
+    def _remove(self, trial_id: str) -> None:
+        try:
+            remove_checkpoints(self.train_storage, trial_id)
+        except OSError as exc:  # a full or flaky store must not end the search; the files are only garbage
+            print(f"warning: could not delete the checkpoints of trial {trial_id}: {exc}")
+
+    def get_state(self) -> dict[str, Any]:
+        return {k: (sorted(v) if isinstance(v, set) else dict(v)) for k, v in vars(self).items()
+                if k in ("best", "best_real", "last", "ended", "early", "failed")}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, set(value) if isinstance(value, list) else dict(value))

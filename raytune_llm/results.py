@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from raytune_llm.errors import UserError
+from raytune_llm.outcomes import best_of, is_failed_outcome, is_failure, is_finite, outcome, real_value
 
 
 @dataclass
@@ -31,30 +31,24 @@ class TrialRecord:
 
     @property
     def outcome(self) -> str:
-        """done | early-stopped (scheduler) | unstable:<reason> | error | running | pending."""
-        if self.status == "ERROR":
-            oom = "OutOfMemoryError" in self.error_text or "out of memory" in self.error_text
-            return "error:oom" if oom else "error"
-        if self.stop_reason:
-            return f"unstable:{self.stop_reason}"
-        if self.status == "TERMINATED":
-            last = self.last
-            return "done" if last and last.get("step") == last.get("total_steps") else "early-stopped"
-        return self.status.lower()
+        return outcome(self.status, self.last, self.error_text)
+
+    @property
+    def failed(self) -> bool:
+        return is_failed_outcome(self.outcome)
 
     def best_row(self, metric: str, mode: str) -> dict[str, Any] | None:
-        """The best report with a finite metric, from a trial that was not stopped as unstable."""
-        if self.stop_reason:
+        """The best report with a finite metric, from a trial that did not fail (a healthy early stop counts)."""
+        if self.failed:
             return None
-        finite = [r for r in self.rows if is_finite(r.get(metric))]
-        if not finite:
+        return best_of([r for r in self.rows if is_finite(r.get(metric))], lambda r: r[metric], mode)
+
+    def fallback_row(self, metric: str, mode: str) -> dict[str, Any] | None:
+        """For a trial the guard stopped as failing: its best real report (see `outcomes.real_value`)."""
+        if self.status == "ERROR" or not is_failure(self.stop_reason):
             return None
-        pick = max if mode == "max" else min
-        return pick(finite, key=lambda r: r[metric])
-
-
-def is_finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return best_of([r for r in self.rows if is_finite(real_value(r, metric))], lambda r: real_value(r, metric),
+                       mode)
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -108,12 +102,48 @@ def load_trials(run_dir: Path) -> list[TrialRecord]:
 
 
 def best_result(trials: list[TrialRecord], metric: str, mode: str) -> tuple[TrialRecord, dict[str, Any]]:
-    """The best finite report over all trials; unstable and failed trials never win."""
-    candidates = [(t, r) for t in trials if t.status != "ERROR" and (r := t.best_row(metric, mode)) is not None]
+    """The best finite report over all trials; failed trials never win."""
+    candidates = [(t, r) for t in trials if (r := t.best_row(metric, mode)) is not None]
     if not candidates:
-        raise UserError(f"no trial reported a finite {metric!r}; see `raytune-llm status` for why")
-    pick = max if mode == "max" else min
-    return pick(candidates, key=lambda tr: tr[1][metric])
+        raise UserError(f"no healthy trial reported a finite {metric!r}; see `raytune-llm status` for why")
+    return best_of(candidates, lambda tr: tr[1][metric], mode)
+
+
+@dataclass
+class Choice:
+    """The trial a run's results point to. `fallback`: no healthy trial exists, so this is the best trial the
+    stability guard stopped, by its real score (its stop reason in `trial.stop_reason`)."""
+
+    trial: TrialRecord
+    row: dict[str, Any]
+    fallback: bool = False
+
+    def score(self, metric: str) -> float:
+        return real_value(self.row, metric)
+
+
+def choose(trials: list[TrialRecord], metric: str, mode: str) -> Choice:
+    """The best healthy trial or, when there is none, the best guard-stopped one. Raises when neither exists."""
+    try:
+        return Choice(*best_result(trials, metric, mode))
+    except UserError:
+        candidates = [(t, r) for t in trials if (r := t.fallback_row(metric, mode)) is not None]
+        if not candidates:
+            raise
+        trial, row = best_of(candidates, lambda tr: real_value(tr[1], metric), mode)
+        return Choice(trial, row, fallback=True)
+
+
+def fallback_advice(trial: TrialRecord) -> str:
+    """What to change when every trial was stopped for `trial`'s reason."""
+    advice = {
+        "chance_level": "the task may learn slowly: raise stability.chance_level.at_fraction (e.g. 0.5), widen the "
+                        "learning-rate range, or set stability.chance_level.enabled: false",
+        "loss_spike": "lower the learning rate, add warmup or grad_clip, or raise stability.loss_spike.factor",
+        "grad_explosion": "set train.grad_clip, lower the learning rate, or raise stability.grad_explosion.factor",
+        "non_finite": "lower the learning rate, set train.grad_clip, or use precision: fp32",
+    }
+    return advice.get(trial.stop_reason, "see `raytune-llm status` for each trial's stop reason")
 
 
 def outcome_counts(trials: list[TrialRecord]) -> dict[str, int]:

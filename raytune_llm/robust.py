@@ -14,7 +14,8 @@ from typing import Any
 
 from raytune_llm.errors import UserError
 from raytune_llm.metrics import worst_value
-from raytune_llm.results import TrialRecord, best_result, load_trials
+from raytune_llm.outcomes import real_value
+from raytune_llm.results import TrialRecord, choose, load_trials, outcome_counts
 from raytune_llm.rundir import RunInfo, open_run, read_info
 from raytune_llm.storage import is_uri, join, put_file
 
@@ -24,8 +25,12 @@ SCORES = ("mean-std", "mean", "median", "min")
 
 
 def top_configs(trials: list[TrialRecord], metric: str, mode: str, k: int) -> list[TrialRecord]:
-    """The K trials with the best finite reports (unstable and failed trials excluded), best first."""
-    ranked = [(t, r[metric]) for t in trials if t.status != "ERROR" and (r := t.best_row(metric, mode))]
+    """The K trials with the best finite reports (failed trials excluded), best first; when no healthy trial
+    exists, the K guard-stopped trials with the best real reports (whether they were stopped wrongly is exactly
+    what re-running them with other seeds tells)."""
+    ranked = [(t, r[metric]) for t in trials if (r := t.best_row(metric, mode))]
+    if not ranked:
+        ranked = [(t, real_value(r, metric)) for t in trials if (r := t.fallback_row(metric, mode))]
     ranked.sort(key=lambda tr: tr[1], reverse=mode == "max")
     return [t for t, _ in ranked[:k]]
 
@@ -64,10 +69,10 @@ def summarise(picks: list[TrialRecord], runs: list[TrialRecord], info: RunInfo, 
         values, failed, seeds = [], 0, []
         for r in mine:
             last = r.last
-            unstable = bool(r.stop_reason) or r.status == "ERROR" or not last
+            unstable = r.failed or not last
             value = worst if unstable else float(last.get(metric, worst))
             chance = info.chance_metric
-            failed += unstable or bool(chance and last.get(chance, 0.0) <= info.majority_baseline)
+            failed += unstable or bool(chance and last.get(chance, 0.0) <= info.chance_value)
             values.append(value)
             seeds.append(run_params(r).get("seed"))
         if not values:
@@ -79,7 +84,7 @@ def summarise(picks: list[TrialRecord], runs: list[TrialRecord], info: RunInfo, 
             "robust_score": robust_score(values, score, mode), "runs": [r.trial_id for r in mine],
         })
     configs.sort(key=lambda c: c["robust_score"], reverse=mode == "max")
-    return {"metric": metric, "mode": mode, "score": score, "majority_baseline": info.majority_baseline,
+    return {"metric": metric, "mode": mode, "score": score, "chance_value": info.chance_value,
             "chance_metric": info.chance_metric, "configs": configs}
 
 
@@ -95,12 +100,21 @@ def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str |
     info = read_info(run_dir)
     cfg = info.experiment
     metric, mode = cfg.search.metric, cfg.search.mode
-    picks = top_configs(load_trials(run_dir), metric, mode, top_k)
+    trials = load_trials(run_dir)
+    picks = top_configs(trials, metric, mode, top_k)
     if not picks:
-        raise UserError(f"no trial of {run_dir} reported a finite {metric!r}; nothing to re-run")
+        raise UserError(f"no trial of {run_dir} reported a finite {metric!r} (outcomes: {outcome_counts(trials)}); "
+                        "nothing to re-run")
+    if all(p.failed for p in picks):
+        print(f"no healthy trial in {run_dir}: re-running the {len(picks)} best trials the stability guard stopped "
+              f"({', '.join(sorted({p.stop_reason for p in picks}))}), by their real {metric}")
     total = connect(cfg, address)
     robust_dir, robust_root = run_dir / ROBUST_DIR, join(info.run_root, ROBUST_DIR)
-    driver = make_driver(train_template(cfg, info), cfg.train, cfg.resources, join(robust_root, "train"), cfg.run)
+    from raytune_llm.population import start_board
+
+    template = train_template(cfg, info)
+    template.population_board = start_board(robust_root)  # the seeds of the top configs are the population
+    driver = make_driver(template, cfg.train, cfg.resources, join(robust_root, "train"), cfg.run)
 
     def robust_run(config: dict[str, Any]) -> None:
         driver(config["params"])
@@ -140,5 +154,5 @@ def robust_choice(run_dir: Path) -> tuple[list[TrialRecord], TrialRecord, dict[s
         raise UserError(f"{summary_file} lists no configs; re-run `raytune-llm robust {run_dir}`")
     winner = summary["configs"][0]
     runs = [t for t in load_trials(run_dir / ROBUST_DIR) if t.trial_id in winner["runs"]]
-    trial, row = best_result(runs, summary["metric"], summary["mode"])
-    return runs, trial, row
+    choice = choose(runs, summary["metric"], summary["mode"])
+    return runs, choice.trial, choice.row

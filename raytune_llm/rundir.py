@@ -30,8 +30,9 @@ class RunInfo:
     data_path: str
     label_names: list[str]
     sizes: dict[str, int]
-    majority_baseline: float
-    chance_metric: str = "eval_accuracy"  # majority_baseline is this metric's chance level; "" = none
+    chance_value: float  # what a trial that learnt nothing scores on `chance_metric`
+    chance_metric: str = "eval_accuracy"  # "" = the task has no chance level
+    chance_loss: float | None = None  # the eval loss of the best constant prediction (stability guard)
     run_root: str = ""  # where the run lives: a local path or a URI (older runs: filled in by read_info)
 
     @property
@@ -58,6 +59,9 @@ def read_info(run_dir: Path) -> RunInfo:
     meta = run_dir / META_FILE
     if not meta.is_file():
         raise UserError(f"{run_dir} is not a raytune-llm run (no {META_FILE}); pass the folder `search` printed")
-    info = RunInfo(**json.loads(meta.read_text()))
+    fields = json.loads(meta.read_text())
+    if "majority_baseline" in fields:  # runs made before the chance level moved to class-balanced metrics
+        fields["chance_value"] = fields.pop("majority_baseline")
+    info = RunInfo(**fields)
     info.run_root = info.run_root or str(run_dir)
     return info

@@ -119,7 +119,8 @@ def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
     info = RunInfo(
         config=cfg.model_dump(mode="json"), model_path=model_path, tokenizer_path=str(tokenizer_dir),
         data_path=str(prepared.path), label_names=prepared.label_names, sizes=prepared.sizes,
-        majority_baseline=prepared.majority_baseline, chance_metric=prepared.chance_metric, run_root=root,
+        chance_value=prepared.chance_value, chance_metric=prepared.chance_metric,
+        chance_loss=prepared.chance_loss, run_root=root,
     )
     (run_dir / CONFIG_FILE).write_text(dump_config(cfg))
     write_info(run_dir, info)
@@ -189,7 +190,7 @@ def train_template(cfg: ExperimentConfig, info: RunInfo) -> RunSpec:
                    label_names=info.label_names, train=cfg.train.model_dump(mode="json"), metric=cfg.search.metric,
                    mode=cfg.search.mode, torch_threads=cfg.resources.torch_threads,
                    stability=cfg.stability.model_dump(mode="json"), task=cfg.task.value,
-                   chance_metric=info.chance_metric, chance_value=info.majority_baseline,
+                   chance_metric=info.chance_metric, chance_value=info.chance_value, chance_loss=info.chance_loss,
                    generation=cfg.generation.model_dump(mode="json"))
 
 
@@ -197,10 +198,13 @@ def make_trainable(cfg: ExperimentConfig, info: RunInfo) -> Any:
     """The Tune trainable of a run; `resume` must rebuild exactly this one."""
     from ray import tune
 
+    from raytune_llm.population import start_board
     from raytune_llm.trial import make_driver
 
     train_root = storage.join(info.run_root, "train")
-    driver = make_driver(train_template(cfg, info), cfg.train, cfg.resources, train_root, cfg.run)
+    template = train_template(cfg, info)
+    template.population_board = start_board(info.run_root)
+    driver = make_driver(template, cfg.train, cfg.resources, train_root, cfg.run)
     driver.__name__ = "trial"  # names the trial folders
     return tune.with_resources(driver, {"cpu": cfg.resources.driver_cpus})
 

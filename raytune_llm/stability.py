@@ -16,9 +16,6 @@ from typing import Any
 
 from raytune_llm.config import StabilityConfig
 
-# Stop reasons whose trials are failures: they report the worst finite objective and can never be "best".
-FAILURE_REASONS = ("non_finite", "loss_spike", "grad_explosion", "chance_level")
-
 
 @dataclass
 class Verdict:
@@ -87,24 +84,63 @@ class GradExplosion:
 
 
 class ChanceLevel:
-    """At `fraction` of the budget, the task's chance metric (accuracy, correlation, entity F1) is not above what
-    a model that learnt nothing scores (the majority class, 0) by `margin`."""
+    """From `fraction` of the budget on, a trial whose chance metric (MCC, correlation, entity F1) is not above
+    what a model that learnt nothing scores by `margin`, and that shows no sign of learning, is stopped.
+
+    Signs of learning ("not yet" rather than "never"): the eval loss is below the loss of the best constant
+    prediction by `loss_margin` (relative; the model's probabilities already carry information, though its
+    argmax is still the majority class), or the eval or train loss fell by `loss_margin` over the last
+    `patience` evaluations. A trial showing them is judged again at its next evaluation. Without `patience` + 1
+    evaluations there is no trend to read, so the verdict waits for them. Once above chance, never checked again.
+
+    With `population`, a trial is also kept while no other trial of the search has been above chance by the same
+    fraction of its budget (`peers_learnt` False; None = no population known, the trial's own evidence decides).
+    """
 
     def __init__(self, fraction: float, margin: float, baseline: float, total_steps: int,
-                 metric: str = "eval_accuracy") -> None:
+                 metric: str = "eval_mcc", chance_loss: float | None = None, loss_margin: float = 0.01,
+                 patience: int = 2, population: bool = True) -> None:
         self.at_step = max(1, math.ceil(fraction * total_steps))
         self.margin, self.baseline, self.metric = margin, baseline, metric
+        self.chance_loss, self.loss_margin, self.patience = chance_loss, loss_margin, patience
+        self.population = population
+        self.history: dict[str, list[float]] = {"eval_loss": [], "train_loss": []}
         self.done = False
 
-    def check(self, step: int, metrics: dict[str, float], objective: float) -> Verdict:
+    def _falling(self, key: str) -> bool:
+        values = [v for v in self.history[key] if math.isfinite(v)]
+        if len(values) <= self.patience:
+            return False
+        before, recent = min(values[: -self.patience]), min(values[-self.patience :])
+        return recent < before - self.loss_margin * abs(before)
+
+    def learning(self) -> str:
+        """Why the trial counts as still learning ("" if it does not)."""
+        eval_loss = self.history["eval_loss"][-1] if self.history["eval_loss"] else math.nan
+        if self.chance_loss is not None and eval_loss < self.chance_loss * (1 - self.loss_margin):
+            return f"eval loss {eval_loss:.4g} below the constant prediction's {self.chance_loss:.4g}"
+        for key in self.history:
+            if self._falling(key):
+                return f"{key} still falling"
+        return ""
+
+    def check(self, step: int, metrics: dict[str, float], objective: float, peers_learnt: bool | None = None
+              ) -> Verdict:
+        for key, values in self.history.items():
+            values.append(float(metrics.get(key, math.nan)))
         if self.done or step < self.at_step:
             return HEALTHY
-        self.done = True  # checked once, at the first evaluation past the mark
         value = metrics[self.metric]
-        if value <= self.baseline + self.margin:
-            return Verdict("chance_level", f"{self.metric} {value:.4f} <= chance level {self.baseline:.4f} + "
-                           f"{self.margin} at step {step}", {self.metric: value, "baseline": self.baseline})
-        return HEALTHY
+        if value > self.baseline + self.margin:
+            self.done = True
+            return HEALTHY
+        if self.learning() or len(self.history["eval_loss"]) <= self.patience:  # learning, or no trend to read yet
+            return HEALTHY
+        if self.population and peers_learnt is False:
+            return HEALTHY  # no trial of the search has left chance by this point: the task is slow, wait
+        return Verdict("chance_level", f"{self.metric} {value:.4f} <= chance level {self.baseline:.4f} + "
+                       f"{self.margin} at step {step}, and the loss is not falling",
+                       {self.metric: value, "baseline": self.baseline, "eval_loss": self.history["eval_loss"][-1]})
 
 
 class Plateau:
@@ -116,7 +152,8 @@ class Plateau:
         self.best = -math.inf
         self.stale = 0
 
-    def check(self, step: int, metrics: dict[str, float], objective: float) -> Verdict:
+    def check(self, step: int, metrics: dict[str, float], objective: float, peers_learnt: bool | None = None
+              ) -> Verdict:
         value = self.sign * objective
         if value > self.best + self.min_delta:
             self.best, self.stale = value, 0
@@ -131,7 +168,7 @@ class StabilityGuard:
     """The configured detectors; the first one that fires decides the stop reason."""
 
     def __init__(self, cfg: StabilityConfig, warmup_steps: int, total_steps: int, baseline: float, mode: str,
-                 chance_metric: str = "eval_accuracy") -> None:
+                 chance_metric: str = "eval_mcc", chance_loss: float | None = None) -> None:
         after = max(warmup_steps, cfg.min_steps)
         self.step_detectors: list[Any] = []
         self.eval_detectors: list[Any] = []
@@ -146,7 +183,8 @@ class StabilityGuard:
             self.step_detectors.append(GradExplosion(ge.factor, ge.window, ge.patience, after))
         if cfg.chance_level.enabled and chance_metric:
             cl = cfg.chance_level
-            self.eval_detectors.append(ChanceLevel(cl.at_fraction, cl.margin, baseline, total_steps, chance_metric))
+            self.eval_detectors.append(ChanceLevel(cl.at_fraction, cl.margin, baseline, total_steps, chance_metric,
+                                                   chance_loss, cl.loss_margin, cl.patience, cl.population))
         if cfg.plateau.enabled:
             self.eval_detectors.append(Plateau(cfg.plateau.patience, cfg.plateau.min_delta, mode))
 
@@ -156,8 +194,17 @@ class StabilityGuard:
                 return verdict
         return HEALTHY
 
-    def check_eval(self, step: int, metrics: dict[str, float], objective: float) -> Verdict:
+    @property
+    def wants_population(self) -> bool:
+        return any(getattr(d, "population", False) for d in self.eval_detectors)
+
+    @property
+    def chance_margin(self) -> float:
+        return next((d.margin for d in self.eval_detectors if isinstance(d, ChanceLevel)), 0.0)
+
+    def check_eval(self, step: int, metrics: dict[str, float], objective: float,
+                   peers_learnt: bool | None = None) -> Verdict:
         for detector in self.eval_detectors:
-            if verdict := detector.check(step, metrics, objective):
+            if verdict := detector.check(step, metrics, objective, peers_learnt):
                 return verdict
         return HEALTHY

@@ -22,7 +22,8 @@ from raytune_llm.config import GenerationConfig, PeftMethod, StabilityConfig, Tr
 from raytune_llm.levers import L2SP, Freezer, fgm_backward, first_backward_context, param_groups, reinit_top_layers
 from raytune_llm.metrics import worst_value
 from raytune_llm.models import build_model, save_trainable, unwrap
-from raytune_llm.stability import FAILURE_REASONS, StabilityGuard
+from raytune_llm.outcomes import REAL_PREFIX, is_failure
+from raytune_llm.stability import StabilityGuard
 from raytune_llm.tasks import MODEL_COLUMNS, Task, get_task
 from raytune_llm.tasks.base import INDEX
 
@@ -46,6 +47,8 @@ class RunSpec:
     task: str = "sequence_classification"
     chance_metric: str = "eval_accuracy"  # "" = the task has no chance level
     chance_value: float | None = None  # None: worked out from the eval split
+    chance_loss: float | None = None  # the eval loss of the best constant prediction, where the task has one
+    population_board: str = ""  # the search's population board (raytune_llm.population); "" = none
     generation: dict[str, Any] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)  # when the trial started, for start-up cost
 
@@ -62,6 +65,11 @@ class Session(Protocol):
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None: ...
 
     def restore_dir(self) -> Path | None: ...
+
+    def peers_learnt(self, board: str, fraction: float, above_chance: bool) -> bool | None:
+        """Post this evaluation to the search's population; whether another trial was above chance by this
+        fraction of its budget (the same answer on every rank), or None when there is no population."""
+        ...
 
 
 # ---------------------------------------------------------------- helpers
@@ -90,6 +98,10 @@ def _gather(obj: Any, world_size: int) -> list[Any]:
     out: list[Any] = [None] * world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def _short(value: float) -> float:
+    return float(f"{value:.5g}")  # 5 significant digits: plenty for a trace, a third of the JSON
 
 
 def _scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, warmup: int, total: int) -> Any:
@@ -203,12 +215,12 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
         step = _load_state(restore, model, optimizer, scheduler, cfg.peft.method)
 
     # The stability guard; chance level = what the task scores when nothing was learnt (e.g. the majority class).
-    baseline, chance_metric = spec.chance_value, spec.chance_metric
+    baseline, chance_metric, chance_loss = spec.chance_value, spec.chance_metric, spec.chance_loss
     if baseline is None:
         chance = task.chance_level(eval_ds, spec.label_names)
-        baseline, chance_metric = (chance.value, chance.metric) if chance else (0.0, "")
+        baseline, chance_metric, chance_loss = (chance.value, chance.metric, chance.loss) if chance else (0.0, "", None)
     guard = StabilityGuard(StabilityConfig.model_validate(spec.stability), warmup_steps, total_steps, baseline,
-                           spec.mode, chance_metric)
+                           spec.mode, chance_metric, chance_loss)
     worst = worst_value(spec.metric, spec.mode)
 
     def task_loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -219,6 +231,9 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     # Train.
     max_norm = cfg.grad_clip if cfg.grad_clip is not None else float("inf")
     window = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0, "samples": 0, "time": 0.0}
+    # Every step's loss and pre-clipping gradient norm since the last report: what the step detectors saw, kept
+    # in the report so that a guard verdict can be checked (and replayed) after the fact.
+    trace: dict[str, list[float]] = {"step_losses": [], "step_grad_norms": []}
     startup: dict[str, float] = {}
     last: dict[str, Any] = {}
     batches = _batches(loader, step)
@@ -238,10 +253,12 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
         freezer.drop_frozen_grads(step)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, max_norm))
         loss_value = _mean_over_workers(loss)
+        trace["step_losses"].append(_short(loss_value))
+        trace["step_grad_norms"].append(_short(grad_norm))
         if verdict := guard.check_step(step, loss_value, grad_norm):  # never apply this step's update
             optimizer.zero_grad(set_to_none=True)
             last = {spec.metric: worst, "stop_reason": verdict.reason, "stop_detail": verdict.detail, "step": step,
-                    "total_steps": total_steps, **{f"stop_{k}": v for k, v in verdict.values.items()}}
+                    "total_steps": total_steps, **trace, **{f"stop_{k}": v for k, v in verdict.values.items()}}
             session.report(last, None)
             return last
         optimizer.step()
@@ -268,21 +285,28 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                 "step": step,
                 "total_steps": total_steps,
                 "epoch": step / len(loader),
-                "majority_baseline": baseline,
+                "chance_value": baseline,
                 "stop_reason": "",
+                **trace,
                 **startup,
             }
             window = dict.fromkeys(window, 0.0) | {"steps": 0, "samples": 0}
+            trace = {k: [] for k in trace}
             if not math.isfinite(last.get(spec.metric, 0.0)):  # guard off: keep the report finite anyway
                 last.update({spec.metric: worst, "objective_non_finite": True})
-            verdict = guard.check_eval(step, eval_metrics, last[spec.metric])
+            peers = None
+            if guard.wants_population:
+                above = eval_metrics.get(chance_metric, baseline) > baseline + guard.chance_margin
+                peers = session.peers_learnt(spec.population_board, step / total_steps, above)
+            verdict = guard.check_eval(step, {**eval_metrics, "train_loss": last["train_loss"]}, last[spec.metric],
+                                       peers_learnt=peers)
             if verdict:
                 last.update(stop_reason=verdict.reason, stop_detail=verdict.detail)
-            if verdict.reason in FAILURE_REASONS:
-                last[spec.metric] = worst
-                session.report(last, None)
-            else:
-                _report_with_checkpoint(session, last, model, optimizer, scheduler, step, preds)
+            if is_failure(verdict.reason):
+                # The searcher sees the worst value; the real one stays beside it, with this checkpoint, so a
+                # search whose every trial the guard stopped still has something to show and export.
+                last.update({spec.metric: worst, REAL_PREFIX + spec.metric: last[spec.metric]})
+            _report_with_checkpoint(session, last, model, optimizer, scheduler, step, preds)
             if verdict:
                 return last
     return last

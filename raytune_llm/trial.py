@@ -49,6 +49,17 @@ class RayTrainSession:
         checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
         ray.train.report(metrics, checkpoint=checkpoint)
 
+    def peers_learnt(self, board: str, fraction: float, above_chance: bool) -> bool | None:
+        if not board:
+            return None
+        from raytune_llm.population import ask
+
+        answer = [ask(board, ray.train.get_context().get_experiment_name(), fraction, above_chance)
+                  if self.rank == 0 else None]
+        if self.world_size > 1:  # rank 0's answer for all: the ranks must agree on the verdict
+            torch.distributed.broadcast_object_list(answer, src=0)
+        return answer[0]
+
     def restore_dir(self) -> Path | None:
         checkpoint = ray.train.get_checkpoint()
         if checkpoint is None:

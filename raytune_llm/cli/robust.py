@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
 def print_summary(summary: dict) -> None:
     metric = summary["metric"]
     chance = summary.get("chance_metric", "eval_accuracy")
-    at_chance = f" or final {chance} <= chance level {summary['majority_baseline']:.3f}" if chance else ""
+    level = summary.get("chance_value", summary.get("majority_baseline", 0.0))  # older summaries: the latter
+    at_chance = f" or final {chance} <= chance level {level:.3f}" if chance else ""
     print(f"robustness over seeds ({metric}, score = {summary['score']}; failed = unstable{at_chance}):")
     print(f"{'rank':<5}{'trial':<10}{'mean':>8}{'std':>8}{'min':>8}{'failed':>8}{'score':>8}  params")
     for i, c in enumerate(summary["configs"], 1):

@@ -41,14 +41,30 @@ def run(args: argparse.Namespace) -> int:
 
 def finish(run_dir: str) -> int:
     """After Tuner.fit returns: a summary, and the resume command if the search was cut short (Ctrl-C)."""
-    from raytune_llm.results import load_trials, outcome_counts
-    from raytune_llm.rundir import open_run
+    from raytune_llm.errors import UserError
+    from raytune_llm.results import choose, fallback_advice, load_trials, outcome_counts
+    from raytune_llm.rundir import open_run, read_info
 
-    counts = outcome_counts(load_trials(open_run(run_dir)))
+    local = open_run(run_dir)
+    trials = load_trials(local)
+    counts = outcome_counts(trials)
     print("trials: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     unfinished = sum(n for k, n in counts.items() if k in ("running", "pending", "paused"))
     if unfinished:
         print(f"interrupted with {unfinished} trial(s) unfinished; continue with: raytune-llm resume {run_dir}")
         return 130
+    search = read_info(local).experiment.search
+    try:
+        choice = choose(trials, search.metric, search.mode)
+    except UserError:
+        print(f"no trial reported a finite {search.metric}: nothing to export; `raytune-llm status {run_dir}` "
+              "shows why each trial ended")
+        return 0
+    if choice.fallback:
+        print(f"no healthy trial: the stability guard stopped every trial ({choice.trial.stop_reason} for the best, "
+              f"trial {choice.trial.trial_id}, real {search.metric}={choice.score(search.metric):.4g}); export falls "
+              f"back to it. To change that: {fallback_advice(choice.trial)}")
+    else:
+        print(f"best: trial {choice.trial.trial_id}, {search.metric}={choice.score(search.metric):.4g}")
     print(f"next: raytune-llm status {run_dir}\n      raytune-llm export {run_dir} --out ./best-model")
     return 0

@@ -7,7 +7,8 @@ import json
 
 from raytune_llm.cli.robust import print_summary
 from raytune_llm.errors import UserError
-from raytune_llm.results import best_result, load_trials, outcome_counts
+from raytune_llm.outcomes import real_value
+from raytune_llm.results import choose, fallback_advice, load_trials, outcome_counts
 from raytune_llm.robust import ROBUST_DIR, SUMMARY_FILE
 from raytune_llm.rundir import open_run, read_info
 
@@ -29,34 +30,48 @@ def run(args: argparse.Namespace) -> int:
     metric, mode = cfg.search.metric, cfg.search.mode
     trials = load_trials(run_dir)
     try:
-        best_trial, best_row = best_result(trials, metric, mode)
+        choice = choose(trials, metric, mode)
     except UserError:
-        best_trial, best_row = None, None
+        choice = None
+    best_trial = choice.trial if choice else None
     records = []
     for t in trials:
         row = t.best_row(metric, mode)
+        real = t.fallback_row(metric, mode)
         records.append({
             "trial_id": t.trial_id, "outcome": t.outcome, "iterations": len(t.rows),
             "steps": t.last.get("step"), f"best_{metric}": row[metric] if row else None,
-            "params": t.params, "error": t.error or t.last.get("stop_detail", ""),
+            f"best_real_{metric}": real_value(real, metric) if real else None,  # failed trials: what they scored
+            "params": t.params, "error": t.error, "stop_detail": t.last.get("stop_detail", ""),
         })
     if args.json:
         robust_file = run_dir / ROBUST_DIR / SUMMARY_FILE
         robust = json.loads(robust_file.read_text()) if robust_file.is_file() else None
         print(json.dumps({"metric": metric, "mode": mode, "trials": records, "counts": outcome_counts(trials),
-                          "best_trial": best_trial.trial_id if best_trial else None, "robust": robust}, indent=2))
+                          "best_trial": best_trial.trial_id if best_trial else None,
+                          "best_is_fallback": bool(choice and choice.fallback), "robust": robust}, indent=2))
         return 0
     print(f"{'trial':<10} {'outcome':<22} {'iter':>4} {'steps':>6} {'best ' + metric:>18}  params")
     for r in records:
         params = " ".join(f"{k}={_short(v)}" for k, v in r["params"].items())
         mark = "*" if best_trial and r["trial_id"] == best_trial.trial_id else " "
+        best = r[f"best_{metric}"]
+        shown = _short(best) if best is not None or r[f"best_real_{metric}"] is None else \
+            f"({_short(r[f'best_real_{metric}'])})"
         print(f"{r['trial_id']:<9}{mark} {r['outcome']:<22} {r['iterations']:>4} {_short(r['steps']):>6} "
-              f"{_short(r[f'best_{metric}']):>18}  {params}")
-        if r["error"]:
-            print(f"{'':<11}{r['error']}")
+              f"{shown:>18}  {params}")
+        if r["error"] or r["stop_detail"]:
+            print(f"{'':<11}{r['error'] or r['stop_detail']}")
     print("outcomes: " + ", ".join(f"{n} {k}" for k, n in sorted(outcome_counts(trials).items())))
-    if best_trial and best_row:
-        print(f"best (*): trial {best_trial.trial_id}, {metric}={best_row[metric]:.4f} at step {best_row.get('step')}")
+    if choice and not choice.fallback:
+        print(f"best (*): trial {choice.trial.trial_id}, {metric}={choice.row[metric]:.4f} at step "
+              f"{choice.row.get('step')}")
+    elif choice:
+        print(f"no healthy trial: every trial failed. Best of those the stability guard stopped (*, scores in "
+              f"parentheses are real values the searcher did not see): trial {choice.trial.trial_id}, "
+              f"{metric}={choice.score(metric):.4f} at step {choice.row.get('step')}, stopped as "
+              f"{choice.trial.stop_reason}; `export` falls back to it. To change that: "
+              f"{fallback_advice(choice.trial)}")
     robust_summary = run_dir / ROBUST_DIR / SUMMARY_FILE
     if robust_summary.is_file():
         print_summary(json.loads(robust_summary.read_text()))

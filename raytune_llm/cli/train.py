@@ -6,7 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from raytune_llm.errors import UserError
 from raytune_llm.loading import load_config
+from raytune_llm.outcomes import best_of, is_failure, real_value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,12 +34,20 @@ def run(args: argparse.Namespace) -> int:
     trainer = build_trainer(train_template(cfg, info), cfg.resources, storage.join(info.run_root, "train"),
                             "single", cfg.run)
     result = trainer.fit()
-    metric, sign = cfg.search.metric, (1 if cfg.search.mode == "max" else -1)
-    checkpoint, metrics = max(result.best_checkpoints, key=lambda cm: sign * cm[1][metric])
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    metric, mode = cfg.search.metric, cfg.search.mode
+    reports = result.best_checkpoints
+    if not reports:
+        raise UserError(f"the run ended without a checkpoint ({result.metrics or {}}); see {info.run_root}")
+    final = dict(result.metrics or reports[-1][1])
+    healthy = [(c, m) for c, m in reports if not is_failure(m.get("stop_reason", ""))]
+    checkpoint, metrics = best_of(healthy or reports, lambda cm: real_value(cm[1], metric), mode)
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "final": final}, indent=2))
     if storage.is_uri(info.run_root):
         storage.put_file(run_dir / "metrics.json", storage.join(info.run_root, "metrics.json"))
-    print(f"best {metric}: {metrics[metric]:.4f} at step {metrics['step']} ({checkpoint.path})")
+    if reason := final.get("stop_reason"):
+        print(f"the stability guard stopped the run at step {final.get('step')}: {reason} "
+              f"({final.get('stop_detail', '')})" + ("" if healthy else "; no healthy checkpoint"))
+    print(f"best {metric}: {real_value(metrics, metric):.4f} at step {metrics['step']} ({checkpoint.path})")
     if args.out:
         local = Path(checkpoint.to_directory()) if storage.is_uri(info.run_root) else Path(checkpoint.path)
         write_model(info, cfg.train.peft.method, local, args.out, merge=True)

@@ -8,6 +8,8 @@ generation task), which never reach the model.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,10 +38,21 @@ class EvalBatch:
 
 @dataclass(frozen=True)
 class ChanceLevel:
-    """The metric and value a trial that learnt nothing scores; the stability guard stops trials stuck there."""
+    """The metric and value a trial that learnt nothing scores; the stability guard stops trials stuck there.
+    `loss`: the eval loss of the best input-independent prediction (the label distribution's entropy, the
+    targets' variance), where the task has one: a trial below it has learnt something even while its chance
+    metric has not moved yet."""
 
     metric: str
     value: float
+    loss: float | None = None
+
+
+def label_entropy(labels: list[int]) -> float:
+    """Cross-entropy (nats) of always predicting the label frequencies: the best constant classifier's loss."""
+    counts = Counter(labels)
+    n = len(labels)
+    return -sum(c / n * math.log(c / n) for c in counts.values())
 
 
 class Task:

@@ -4,6 +4,7 @@ Spearman correlation; a model that learnt nothing correlates at 0."""
 from __future__ import annotations
 
 import math
+import statistics
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -67,7 +68,7 @@ class Regression(SequenceClassification):
         return tokenise_texts(ds, cfg, tokenizer, max_length, split).add_column("labels", [float(v) for v in values])
 
     def chance_level(self, eval_ds: datasets.Dataset, label_names: list[str]) -> ChanceLevel:
-        return ChanceLevel("eval_pearson", 0.0)
+        return ChanceLevel("eval_pearson", 0.0, statistics.pvariance(eval_ds["labels"]))  # MSE of the mean
 
     def model_kwargs(self, label_names: list[str]) -> dict[str, Any]:
         return {"num_labels": 1, "problem_type": "regression"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -11,7 +10,7 @@ import torch.nn.functional as F
 from raytune_llm import builtins
 from raytune_llm.errors import UserError
 from raytune_llm.metrics import classification_metrics
-from raytune_llm.tasks.base import ChanceLevel, EvalBatch, Task, model_inputs
+from raytune_llm.tasks.base import ChanceLevel, EvalBatch, Task, label_entropy, model_inputs
 
 if TYPE_CHECKING:
     import datasets
@@ -85,8 +84,9 @@ class SequenceClassification(Task):
         return tokenise_texts(ds, cfg, tokenizer, max_length, split).add_column("labels", labels)
 
     def chance_level(self, eval_ds: datasets.Dataset, label_names: list[str]) -> ChanceLevel:
-        counts = Counter(eval_ds["labels"])  # always predicting the most common eval label
-        return ChanceLevel("eval_accuracy", max(counts.values()) / len(eval_ds))
+        # Matthews correlation: 0 for any constant prediction, however imbalanced the labels (accuracy's chance
+        # level, the majority rate, moves with the imbalance and hides "not learnt yet" behind it).
+        return ChanceLevel("eval_mcc", 0.0, label_entropy(eval_ds["labels"]))
 
     def auto_class(self) -> Any:
         from transformers import AutoModelForSequenceClassification

@@ -79,3 +79,63 @@ def test_diverging_trial_is_stopped_and_taught_to_optuna(
     assert main(["train", str(out / "best_config.yaml"), "--set", f"run.storage_path={tmp_path / 'runs2'}",
                  "--out", str(retrained)]) == 0
     assert (retrained / "model" / "model.safetensors").is_file()
+
+
+def test_a_search_whose_every_trial_the_guard_stopped_still_exports(
+    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # lr 0 never learns: every trial is stopped as chance_level (a loss_margin of 0.5 reads the noisy train loss
+    # of a model that does not move as flat; without `population: false` the guard would wait, since no trial of
+    # the search ever leaves chance: see the next test).
+    cfg = tiny_experiment(
+        tiny_bert, sentiment_dir, tmp_path / "runs",
+        **{
+            "train.max_steps": 12, "train.eval_every": 2, "search.num_trials": 2, "search.max_concurrent_trials": 1,
+            "search.scheduler": {"name": "fifo"},
+            "search.space": {"optimizer.weight_decay": {"type": "categorical", "choices": [0.0, 0.01]}},
+            "train.optimizer": {"lr": 0.0}, "stability.chance_level": {"loss_margin": 0.5, "population": False},
+        },
+    )
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    capsys.readouterr()
+    assert main(["search", str(path)]) == 0
+    searched = capsys.readouterr().out
+    assert "no healthy trial" in searched and "at_fraction" in searched
+    run_dir = tmp_path / "runs" / "t"
+    trials = load_trials(run_dir)
+    assert [t.outcome for t in trials] == ["unstable:chance_level"] * 2
+
+    assert main(["status", str(run_dir), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["best_is_fallback"] and status["best_trial"] in {t.trial_id for t in trials}
+    assert main(["status", str(run_dir)]) == 0
+    table = capsys.readouterr().out
+    assert "no healthy trial" in table and "chance_level" in table and "at_fraction" in table  # why, and the fix
+
+    out = tmp_path / "best"
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    assert "warning: no healthy trial" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["fallback"]["stop_reason"] == "chance_level" and metrics["eval_prediction_mismatches"] == 0
+    assert (out / "model" / "model.safetensors").is_file()
+
+
+def test_no_trial_is_stopped_at_chance_while_none_of_the_search_has_left_it(
+    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path
+) -> None:
+    # The same never-learning trials with the default population rule: with no trial of the search above chance,
+    # "at chance" means a slow task, not broken trials, and every trial runs to the end (through the real board).
+    cfg = tiny_experiment(
+        tiny_bert, sentiment_dir, tmp_path / "runs",
+        **{
+            "train.max_steps": 12, "train.eval_every": 2, "search.num_trials": 2, "search.max_concurrent_trials": 1,
+            "search.scheduler": {"name": "fifo"},
+            "search.space": {"optimizer.weight_decay": {"type": "categorical", "choices": [0.0, 0.01]}},
+            "train.optimizer": {"lr": 0.0}, "stability.chance_level": {"loss_margin": 0.5},
+        },
+    )
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["search", str(path)]) == 0
+    assert [t.outcome for t in load_trials(tmp_path / "runs" / "t")] == ["done", "done"]

@@ -19,7 +19,7 @@ def info(tiny_bert: Path, sentiment_dir: Path, tmp_path_factory: pytest.TempPath
     p = prepare(cfg, ModelConfig(name="x", max_length=16), str(tiny_bert), out, seed=0)
     config = {"model": {"name": str(tiny_bert), "max_length": 16}, "data": cfg.model_dump(mode="json")}
     return RunInfo(config=config, model_path=str(tiny_bert), tokenizer_path=str(tiny_bert), data_path=str(p.path),
-                   label_names=p.label_names, sizes=p.sizes, majority_baseline=p.majority_baseline)
+                   label_names=p.label_names, sizes=p.sizes, chance_value=p.chance_value)
 
 
 NO_CHANCE_CHECK = {"chance_level": {"enabled": False}}  # a tiny random model sits at chance for a while

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -39,7 +40,9 @@ def test_prepare_maps_string_labels_and_caches(tiny_bert: Path, sentiment_dir: P
     prepared = prepare(cfg, ModelConfig(name="x", max_length=16), str(tiny_bert), tmp_path / "cache", seed=0)
     assert prepared.label_names == ["neg", "pos"]
     assert prepared.sizes == {"train": 96, "eval": 12, "test": 12}
-    assert prepared.majority_baseline == pytest.approx(0.5)
+    # Chance level: MCC 0 whatever the balance; the constant prediction's loss is the label entropy (6/6 here).
+    assert (prepared.chance_metric, prepared.chance_value) == ("eval_mcc", 0.0)
+    assert prepared.chance_loss == pytest.approx(math.log(2))
     dd = datasets.load_from_disk(str(tmp_path / "cache"))
     assert set(dd["eval"].column_names) >= {"input_ids", "attention_mask", "labels"}
     assert dd["eval"]["labels"][:6] == [1] * 6  # the first six rows are the positive reviews

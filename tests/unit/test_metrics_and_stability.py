@@ -37,9 +37,18 @@ def test_worst_value_is_finite_and_on_the_bad_side() -> None:
     assert worst_value("eval_perplexity", "min") > 1e6
 
 
+CHANCE_LOSS = 0.61  # the label entropy of a 70/30 binary task
+
+
 def guard(**overrides: object) -> StabilityGuard:
     cfg = StabilityConfig.model_validate(overrides)
-    return StabilityGuard(cfg, warmup_steps=5, total_steps=100, baseline=0.5, mode="max")
+    return StabilityGuard(cfg, warmup_steps=5, total_steps=100, baseline=0.0, mode="max", chance_metric="eval_mcc",
+                          chance_loss=CHANCE_LOSS)
+
+
+def evals(g: StabilityGuard, curve: list[tuple[int, float, float]]) -> list[str]:
+    """Feed (step, mcc, eval loss) evaluations (train loss = eval loss); the verdict reason of each."""
+    return [g.check_eval(s, {"eval_mcc": m, "eval_loss": loss, "train_loss": loss}, m).reason for s, m, loss in curve]
 
 
 @pytest.mark.parametrize(("loss", "grad"), [(float("nan"), 1.0), (1.0, float("inf")), (float("-inf"), 2.0)])
@@ -73,16 +82,35 @@ def test_grad_explosion_needs_a_sustained_rise_over_the_running_median() -> None
     assert reasons.index("grad_explosion") == 12  # steps 50, 51, 52 above 10x the median: stop at the third
 
 
-def test_chance_level_checked_once_at_the_configured_fraction() -> None:
-    g = guard(chance_level={"at_fraction": 0.25, "margin": 0.02})
-    assert not g.check_eval(10, {"eval_accuracy": 0.5}, 0.5)  # before 25% of 100 steps
-    verdict = g.check_eval(25, {"eval_accuracy": 0.51}, 0.51)
-    assert verdict.reason == "chance_level" and verdict.values["baseline"] == 0.5
-    assert not guard().check_eval(25, {"eval_accuracy": 0.6}, 0.6)
+def test_chance_level_stops_a_flat_run_at_chance_once_it_has_a_trend_to_read() -> None:
+    flat = [(s, 0.0, 0.62) for s in (10, 20, 30)]
+    # Not before 25%; at 30% there are 3 evaluations (patience 2 + 1), none fell, none below the constant
+    # prediction's loss: stop.
+    assert evals(guard(), flat) == ["", "", "chance_level"]
+    verdict = guard().check_eval(30, {"eval_mcc": 0.0, "eval_loss": 0.62, "train_loss": 0.62}, 0.0)
+    assert not verdict  # a first evaluation past the mark has no trend yet: "not yet", never "never"
+
+
+def test_chance_level_waits_while_the_loss_falls_or_is_below_the_constant_prediction() -> None:
+    # The slow starter of the acceptability task: at the majority class (MCC 0) through a third of its budget
+    # while its loss falls, then it learns. It must never be stopped.
+    slow = [(10, 0.0, 0.69), (20, 0.0, 0.66), (30, 0.0, 0.63), (40, 0.0, 0.62), (50, 0.0, 0.60), (60, 0.2, 0.55)]
+    assert evals(guard(), slow) == [""] * 6
+    # Below the constant prediction's loss: its probabilities carry information though its argmax does not.
+    informed = [(s, 0.0, 0.58) for s in (10, 20, 30, 40, 50)]
+    assert evals(guard(), informed) == [""] * 5
+    # A fall that stalls at chance: stopped once the last two evaluations no longer improve.
+    stalls = [(10, 0.0, 0.69), (20, 0.0, 0.64), (30, 0.0, 0.62), (40, 0.0, 0.62), (50, 0.0, 0.62)]
+    assert evals(guard(), stalls) == ["", "", "", "", "chance_level"]
+
+
+def test_chance_level_is_not_checked_again_once_above_chance() -> None:
+    g = guard()
+    assert evals(g, [(30, 0.3, 0.5), (40, 0.0, 0.7), (50, 0.0, 0.7), (60, 0.0, 0.7)]) == [""] * 4
 
 
 def test_plateau_is_optional() -> None:
-    assert not guard().check_eval(50, {"eval_accuracy": 0.8}, 0.8)
+    assert not guard().check_eval(50, {"eval_mcc": 0.8, "eval_loss": 0.3, "train_loss": 0.3}, 0.8)
     g = guard(plateau={"enabled": True, "patience": 2}, chance_level={"enabled": False})
     reasons = [g.check_eval(s, {"eval_accuracy": v}, v).reason for s, v in enumerate([0.6, 0.7, 0.7, 0.69])]
     assert reasons == ["", "", "", "plateau"]

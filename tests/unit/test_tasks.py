@@ -181,7 +181,7 @@ def test_generative_classification_scores_each_verbaliser(tiny_llama: Path, sent
                      prompt_template="Review: {text}\nSentiment:")
     p = prepare(cfg, ModelConfig(name="x", max_length=32), str(tiny_llama), tmp_path / "d", 0,
                 "generative_classification")
-    assert p.chance_metric == "eval_accuracy" and p.majority_baseline == pytest.approx(0.5)
+    assert p.chance_metric == "eval_mcc" and p.chance_value == 0.0
     row = datasets.load_from_disk(str(p.path))["eval"][0]
     n = row["prompt_length"]
     assert row["labels"][n:] == row["choices"][row["class_id"]] and set(row["labels"][:n]) == {IGNORE}

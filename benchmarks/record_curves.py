@@ -1,0 +1,210 @@
+"""Record learning curves to judge the stability guard on (and to replay searches on).
+
+Runs seeded random configs of a search space to the end with the guard's stopping rules off (only a run whose
+loss turns NaN/inf ends early: its weights are NaN from then on, so it can never recover), and keeps every
+step's train loss and pre-clipping gradient norm and every evaluation. Each recorded run is then labelled by its
+end: `failed` (diverged, or final chance metric at chance level) or `healthy`, and ranked by its final score.
+`benchmarks/guard_quality.py` replays the guard's detectors on these recordings.
+
+Tasks (all from ../shared/data, all with all-MiniLM-L6-v2; see TASKS):
+- `paraphrase_imbalanced`: STS-B sentence pairs as a binary task, "near-paraphrase" (score >= 3.8) vs not,
+  71/29: binary, imbalanced, and slow to leave the majority class at the usual learning rates (built to behave
+  like the held-out acceptability task the guard once failed on).
+- `sst2`: binary sentiment, balanced, quick to learn.
+- `bbc_news`: 5-way topic, long texts.
+
+Runs go in parallel, one process per core, one torch thread each; runs already recorded are skipped (the command
+can be stopped and started again). Re-record everything:
+
+    python benchmarks/record_curves.py --runs 16 [--tasks sst2,bbc_news,paraphrase_imbalanced] [--workers 2]
+
+Writes benchmarks/recordings/<task>.json (small: traces rounded to 5 significant digits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+OUT = REPO / "benchmarks" / "recordings"
+# The guard off except for NaN/inf (see the module doc).
+ONLY_NON_FINITE = {"enabled": True, "loss_spike": {"enabled": False}, "grad_explosion": {"enabled": False},
+                   "chance_level": {"enabled": False}, "plateau": {"enabled": False}}
+FAILED_MARGIN = 0.05  # a run whose final chance metric is within this of chance learnt (almost) nothing
+
+TASKS: dict[str, dict[str, Any]] = {
+    "paraphrase_imbalanced": {
+        "source": "glue_stsb", "binarise_at": 3.8, "labels": ["different", "paraphrase"], "text_pair": True,
+        "max_length": 48, "train_samples": 1200, "eval_samples": 300,
+        "train": {"epochs": 2, "batch_size": 16, "eval_every": 10}, "objective": "eval_macro_f1",
+    },
+    "sst2": {
+        "source": "sst2", "labels": ["negative", "positive"], "max_length": 48, "train_samples": 1600,
+        "eval_samples": 400, "train": {"epochs": 1, "batch_size": 16, "eval_every": 10},
+        "objective": "eval_accuracy",
+    },
+    "bbc_news": {
+        "source": "bbc_news", "labels": ["business", "entertainment", "politics", "sport", "tech"],
+        "max_length": 64, "train_samples": 800, "eval_samples": None,
+        "train": {"epochs": 1, "batch_size": 16, "eval_every": 5}, "objective": "eval_accuracy",
+    },
+}
+
+
+def sample_configs(n: int, seed: int) -> list[dict[str, Any]]:
+    """A space with healthy, slow and diverging regions: LoRA gets a 10x higher lr range than full fine-tuning
+    (what each needs on this model), high ends included on purpose."""
+    rng = random.Random(seed)
+    configs = []
+    for i in range(n):
+        method = "full" if rng.random() < 0.6 else "lora"
+        low, high = (3e-6, 3e-3) if method == "full" else (3e-5, 3e-2)
+        configs.append({
+            "peft.method": method, "optimizer.lr": float(f"{math.exp(rng.uniform(math.log(low), math.log(high))):.3g}"),
+            "schedule.warmup_ratio": rng.choice([0.0, 0.1]), "grad_clip": rng.choice([None, 1.0]), "seed": i,
+        })
+    return configs
+
+
+def prepare_task(name: str, work: Path) -> tuple[Any, dict[str, Any]]:
+    """Tokenise the task's data once; returns the run info and the task's recording metadata."""
+    import pandas as pd
+    from datasets import load_from_disk
+
+    from raytune_llm.builtins import minilm
+    from raytune_llm.config import DataConfig, ModelConfig
+    from raytune_llm.data import prepare
+
+    t = TASKS[name]
+    source = DATA / t["source"]
+    if "binarise_at" in t:  # a derived binary task, written next to the work folder
+        derived = work / f"{name}-data"
+        derived.mkdir(parents=True, exist_ok=True)
+        for split in ("train", "validation", "test"):
+            df = pd.read_parquet(source / f"{split}.parquet")[["text", "text_pair", "label"]]
+            df["label"] = (df["label"] >= t["binarise_at"]).astype(int)
+            df.to_parquet(derived / f"{split}.parquet")
+        source = derived
+    model = str(minilm())
+    data_cfg = DataConfig(source=str(source), labels=t["labels"], text_pair_column="text_pair" if t.get("text_pair")
+                          else None, max_train_samples=t["train_samples"], max_eval_samples=t["eval_samples"])
+    prepared = prepare(data_cfg, ModelConfig(name=model, max_length=t["max_length"]), model, work / name, seed=0)
+    eval_labels = load_from_disk(str(prepared.path))["eval"]["labels"]
+    majority = max(Counter(eval_labels).values()) / len(eval_labels)  # the old chance rule's baseline, for comparison
+    meta = {"task": name, "objective": t["objective"], "train": t["train"], "sizes": prepared.sizes,
+            "majority_rate": majority,
+            "label_names": prepared.label_names, "chance_metric": prepared.chance_metric,
+            "chance_value": prepared.chance_value, "chance_loss": prepared.chance_loss,
+            "data_path": str(prepared.path), "model_path": model}
+    return prepared, meta
+
+
+def record_one(meta: dict[str, Any], config: dict[str, Any], verbose: bool = False) -> dict[str, Any]:
+    """One run to the end (or to its first NaN); every evaluation and every step's loss and gradient norm."""
+    import torch
+
+    from raytune_llm.bare import BareSession
+    from raytune_llm.config import TrainConfig
+    from raytune_llm.space import apply_params
+    from raytune_llm.train_loop import RunSpec, run
+
+    torch.set_num_threads(1)
+    params = {k: v for k, v in config.items() if k != "seed"}
+    train = apply_params(TrainConfig.model_validate({**meta["train"], "seed": config["seed"]}), params)
+    spec = RunSpec(model_path=meta["model_path"], tokenizer_path=meta["model_path"], data_path=meta["data_path"],
+                   label_names=meta["label_names"], train=train.model_dump(mode="json"), metric=meta["objective"],
+                   stability=ONLY_NON_FINITE, chance_metric=meta["chance_metric"], chance_value=meta["chance_value"],
+                   chance_loss=meta["chance_loss"], torch_threads=1)
+    session = BareSession(None, device="cpu")
+    if verbose:
+        session.report = lambda m, c, r=session.reports: (r.append(m), print(  # type: ignore[method-assign]
+            {k: round(v, 4) for k, v in m.items() if k in ("step", "eval_mcc", "eval_loss", "train_loss")}))
+    start = time.time()
+    run(spec, session)
+    losses = [v for r in session.reports for v in r.get("step_losses", [])]
+    norms = [v for r in session.reports for v in r.get("step_grad_norms", [])]
+    evals = [{k: v for k, v in r.items() if k.startswith("eval_") or k in ("step", "train_loss", "lr")}
+             for r in session.reports if "eval_loss" in r]
+    last = session.reports[-1]
+    return {"config": config, "evals": evals, "step_loss": losses, "step_grad_norm": norms,
+            "total_steps": last["total_steps"], "diverged": last.get("stop_reason") == "non_finite",
+            "wall_s": round(time.time() - start, 1)}
+
+
+def key(config: dict[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True)
+
+
+def label_runs(meta: dict[str, Any], runs: list[dict[str, Any]]) -> None:
+    """failed/healthy by each run's end; rank by final objective (1 = best; failed runs rank after all healthy)."""
+    metric, chance = meta["objective"], meta["chance_metric"]
+    for r in runs:
+        final = r["evals"][-1] if r["evals"] and not r["diverged"] else {}
+        r["final"] = final.get(metric)
+        at_chance = not final or final.get(chance, 0.0) <= meta["chance_value"] + FAILED_MARGIN
+        r["end"] = "failed" if r["diverged"] or at_chance else "healthy"
+    order = sorted(runs, key=lambda r: (r["end"] == "failed", -(r["final"] if r["final"] is not None else -1e9)))
+    for rank, r in enumerate(order, 1):
+        r["rank"] = rank
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=16, help="configs per task")
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the config sample")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="rtl-record-"))
+    jobs, metas, recorded = [], {}, {}
+    for name in args.tasks.split(","):
+        _, meta = prepare_task(name, work)
+        metas[name] = meta
+        path = args.out / f"{name}.json"
+        old = json.loads(path.read_text())["runs"] if path.is_file() else []
+        recorded[name] = {key(r["config"]): r for r in old}
+        jobs += [(name, c) for c in sample_configs(args.runs, args.seed) if key(c) not in recorded[name]]
+    print(f"{len(jobs)} runs to record ({sum(map(len, recorded.values()))} already recorded)", flush=True)
+
+    def save(name: str) -> None:
+        meta = {k: v for k, v in metas[name].items() if k not in ("data_path", "model_path")}
+        runs = sorted(recorded[name].values(), key=lambda r: r["config"]["seed"])
+        label_runs(meta, runs)
+        meta["command"] = "python benchmarks/record_curves.py --runs N --tasks " + name
+        (args.out / f"{name}.json").write_text(json.dumps({"meta": meta, "runs": runs}, separators=(",", ":")))
+
+    with ProcessPoolExecutor(args.workers) as pool:
+        futures = {pool.submit(record_one, metas[n], c): (n, c) for n, c in jobs}
+        for done, future in enumerate(as_completed(futures), 1):
+            name, config = futures[future]
+            result = future.result()
+            recorded[name][key(config)] = result
+            save(name)
+            final = result["evals"][-1] if result["evals"] else {}
+            print(f"[{done}/{len(jobs)}] {name} {config} -> {metas[name]['objective']}="
+                  f"{final.get(metas[name]['objective'], float('nan')):.4f} "
+                  f"{'DIVERGED ' if result['diverged'] else ''}({result['wall_s']:.0f} s)", flush=True)
+    for name in recorded:
+        save(name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""What became of a trial, and which of two values is better: decided here and nowhere else.
+
+Results, pruning, the live table, `robust`, `export` and `train` all ask this module, so that a trial cannot be
+a failure in one place and exportable in another. Pure Python: nothing heavy is imported.
+
+Outcomes:
+- `done`: ran its whole budget.
+- `early-stopped`: stopped while healthy (by the scheduler, a time budget, or the guard's `plateau` rule):
+  keeps its real score and its checkpoints, and can be the best.
+- `unstable:<reason>`: stopped by the stability guard as failing (`FAILURE_REASONS`). The searcher was told the
+  worst value; the real one is kept beside it (`real_<metric>`) for the fallback when nothing healthy exists.
+- `error` / `error:oom`: the trial raised.
+- `running` / `pending` / `paused`: not ended yet.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# Stop reasons of trials that failed; they report the worst finite objective and win only as a last resort.
+FAILURE_REASONS = ("non_finite", "loss_spike", "grad_explosion", "chance_level")
+# Stop reasons of healthy trials that the guard ended early; they keep their score like a scheduler stop.
+EARLY_STOP_REASONS = ("plateau",)
+# Beside the worst value a failed trial reports, its real value of the objective: REAL_PREFIX + metric.
+REAL_PREFIX = "real_"
+
+
+def is_failure(stop_reason: str) -> bool:
+    return stop_reason in FAILURE_REASONS
+
+
+def is_finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def better(a: float, b: float | None, mode: str) -> bool:
+    """Whether `a` is strictly better than `b` under `mode` ("max" or "min"); anything beats None."""
+    return b is None or (a > b if mode == "max" else a < b)
+
+
+def best_of(values: list[Any], key: Any, mode: str) -> Any:
+    """The item with the best key under `mode`; the first of equals."""
+    best, best_key = None, None
+    for item in values:
+        k = key(item)
+        if better(k, best_key, mode):
+            best, best_key = item, k
+    return best
+
+
+def real_value(row: dict[str, Any], metric: str) -> Any:
+    """The value a report really scored: the real one for a failure report, else the reported one."""
+    return row.get(REAL_PREFIX + metric, row.get(metric))
+
+
+def is_oom(error_text: str) -> bool:
+    return "OutOfMemoryError" in error_text or "out of memory" in error_text
+
+
+def outcome(status: str, last: dict[str, Any], error_text: str = "") -> str:
+    """The outcome of a trial from Tune's status and its last report (see the module doc)."""
+    if status == "ERROR":
+        return "error:oom" if is_oom(error_text) else "error"
+    reason = str(last.get("stop_reason") or "")
+    if is_failure(reason):
+        return f"unstable:{reason}"
+    if reason:
+        return "early-stopped"
+    if status == "TERMINATED":
+        return "done" if last and last.get("step") == last.get("total_steps") else "early-stopped"
+    return status.lower()
+
+
+def is_failed_outcome(name: str) -> bool:
+    return name.startswith(("unstable:", "error"))

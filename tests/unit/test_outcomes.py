@@ -1,0 +1,138 @@
+"""One definition of outcomes: results, pruning and the live table agree on what failed and what is best."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from raytune_llm.outcomes import better, outcome, real_value
+from raytune_llm.results import TrialRecord, choose
+
+DONE = {"step": 10, "total_steps": 10, "stop_reason": ""}
+
+
+def record(tid: str, rows: list[dict[str, Any]], status: str = "TERMINATED") -> TrialRecord:
+    return TrialRecord(tid, {"optimizer.lr": 1e-3}, status, rows=rows)
+
+
+def test_plateau_is_a_healthy_early_stop_that_keeps_its_score() -> None:
+    t = record("p", [{"eval_accuracy": 0.7, "step": 4, "total_steps": 10, "stop_reason": ""},
+                     {"eval_accuracy": 0.72, "step": 6, "total_steps": 10, "stop_reason": "plateau"}])
+    assert t.outcome == "early-stopped" and not t.failed
+    assert t.best_row("eval_accuracy", "max")["eval_accuracy"] == 0.72
+    assert choose([t], "eval_accuracy", "max").trial is t
+
+
+@pytest.mark.parametrize("reason", ["non_finite", "loss_spike", "grad_explosion", "chance_level"])
+def test_guard_failures_never_win_while_a_healthy_trial_exists(reason: str) -> None:
+    failed = record("f", [{"eval_accuracy": 0.0, "real_eval_accuracy": 0.95, "step": 3, "total_steps": 10,
+                           "stop_reason": reason}])
+    healthy = record("h", [{"eval_accuracy": 0.6, **DONE}])
+    assert failed.outcome == f"unstable:{reason}" and failed.failed
+    choice = choose([failed, healthy], "eval_accuracy", "max")
+    assert choice.trial is healthy and not choice.fallback
+
+
+def test_with_no_healthy_trial_the_best_guard_stopped_one_is_the_fallback() -> None:
+    a = record("a", [{"eval_accuracy": 0.55, "step": 2, "total_steps": 10, "stop_reason": ""},
+                     {"eval_accuracy": 0.0, "real_eval_accuracy": 0.6, "step": 4, "total_steps": 10,
+                      "stop_reason": "chance_level"}])
+    b = record("b", [{"eval_accuracy": 0.0, "real_eval_accuracy": 0.7, "step": 4, "total_steps": 10,
+                      "stop_reason": "chance_level"}])
+    errored = record("e", [{"eval_accuracy": 0.9, "step": 2, "total_steps": 10}], status="ERROR")
+    choice = choose([a, b, errored], "eval_accuracy", "max")
+    assert choice.fallback and choice.trial is b and choice.score("eval_accuracy") == 0.7
+    # By the real value of each report: trial a's best is its 0.6 at the stop, not the 0.55 before it.
+    assert real_value(a.fallback_row("eval_accuracy", "max"), "eval_accuracy") == 0.6
+
+
+def test_better_and_outcome_rules() -> None:
+    assert better(0.3, 0.2, "max") and better(0.2, 0.3, "min") and better(1.0, None, "max")
+    assert not better(0.2, 0.2, "max")
+    assert outcome("TERMINATED", DONE) == "done"
+    assert outcome("TERMINATED", {"step": 4, "total_steps": 10}) == "early-stopped"  # ASHA, time budget
+    assert outcome("ERROR", {}, "torch.OutOfMemoryError: CUDA out of memory") == "error:oom"
+    assert outcome("RUNNING", {"step": 4, "total_steps": 10}) == "running"
+
+
+# ---------------------------------------------------------------- pruning follows export's rule
+
+
+class Pruner:
+    """PruneStoppedCheckpoints driven by hand, recording which trials' checkpoints it deletes."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, mode: str = "max") -> None:
+        from raytune_llm import pruning
+
+        self.removed: list[str] = []
+        monkeypatch.setattr(pruning, "remove_checkpoints", lambda root, tid: self.removed.append(tid))
+        self.cb = pruning.PruneStoppedCheckpoints("/unused", "eval_accuracy", mode)
+
+    def result(self, tid: str, value: float, step: int, reason: str = "", real: float | None = None) -> None:
+        res = {"eval_accuracy": value, "step": step, "total_steps": 10, "stop_reason": reason}
+        if real is not None:
+            res["real_eval_accuracy"] = real
+        self.cb.on_trial_result(0, [], SimpleNamespace(trial_id=tid), res)
+
+    def complete(self, tid: str) -> None:
+        self.cb.on_trial_complete(0, [], SimpleNamespace(trial_id=tid))
+
+
+def test_an_early_stopped_trial_is_kept_while_a_better_one_may_still_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = Pruner(monkeypatch)
+    p.result("b", 0.9, 2)  # b leads, still running
+    p.result("a", 0.8, 2)
+    p.complete("a")  # ASHA stops a: the old rule deleted it, b being "best so far"
+    assert p.removed == []
+    p.result("b", 0.0, 4, reason="loss_spike", real=0.3)  # ... then the guard stops b as failing
+    p.complete("b")
+    p.cb.on_experiment_end([])
+    assert p.removed == ["b"]  # a is what export picks: its checkpoints are there
+
+
+def test_an_early_stopped_trial_is_pruned_once_an_ended_healthy_trial_beats_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    p = Pruner(monkeypatch)
+    p.result("a", 0.8, 2)
+    p.complete("a")
+    p.result("c", 0.85, 10)
+    p.complete("c")  # c ran to the end with a better value: a can never be exported now
+    assert p.removed == ["a"]
+
+
+def test_failed_trials_keep_checkpoints_until_the_end_and_the_best_is_kept_as_fallback(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    p = Pruner(monkeypatch)
+    for tid, real in (("x", 0.6), ("y", 0.7)):
+        p.result(tid, 0.0, 4, reason="chance_level", real=real)
+        p.complete(tid)
+    assert p.removed == []  # until the search ends
+    p.cb.on_experiment_end([])
+    assert p.removed == ["x"]  # y is the fallback export picks
+
+
+def test_pruning_memory_survives_resume(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = Pruner(monkeypatch)
+    p.result("a", 0.8, 2)
+    p.complete("a")
+    state = p.cb.get_state()
+    resumed = Pruner(monkeypatch)
+    resumed.cb.set_state(state)  # what Tune does on `resume`
+    resumed.result("c", 0.85, 10)
+    resumed.complete("c")
+    assert resumed.removed == ["a"]
+
+
+def test_stop_pattern_says_once_when_most_trials_stop_for_the_same_reason() -> None:
+    from raytune_llm.progress import StopPattern
+
+    pattern = StopPattern()
+    for tid in "abcd":
+        pattern.seen(tid)
+    for tid in "abc":
+        pattern.note(tid, "chance_level", {"step": 50, "total_steps": 200})
+    notice = pattern.notice()
+    assert "3 of 4 trials" in notice and "chance_level" in notice and "at_fraction" in notice
+    assert pattern.notice() == ""  # once
