@@ -4,8 +4,8 @@ unstable regions (high learning rates, no warmup, no clipping), on SST-2 with al
 Three arms: guard off and guard on with no other early stopping (FIFO: the guard's own effect), and guard on
 with ASHA (the product's default). Prints, per arm: trials by outcome, compute (optimizer steps) in all and on
 trials that end failed, the share of a full trial that a diverged trial cost, the best score; then the
-robustness check of the guard-on winner. Failed = stopped as unstable, or final eval accuracy <= the
-majority-class baseline (+0.02).
+robustness check of the guard-on winner. Failed = stopped as unstable, or final chance metric (MCC) <= its
+chance level (+0.02).
 
     python benchmarks/stability.py [--trials 6] [--train-samples 1200] [--seeds 3] [--data ../shared/data/sst2]
 """
@@ -31,7 +31,6 @@ from raytune_llm.loading import validate_dict
 from raytune_llm.results import TrialRecord, best_result, load_trials, outcome_counts
 from raytune_llm.robust import run_robust
 from raytune_llm.search import build_tuner, connect, prepare_run
-from raytune_llm.stability import FAILURE_REASONS
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = {
@@ -58,9 +57,9 @@ def experiment(args: argparse.Namespace, storage: Path, name: str, guard: bool, 
     })
 
 
-def failed(t: TrialRecord, baseline: float) -> bool:
-    return bool(t.stop_reason in FAILURE_REASONS) or t.status == "ERROR" or (
-        t.last.get("eval_accuracy", 0.0) <= baseline + 0.02 and t.last.get("step") == t.last.get("total_steps"))
+def failed(t: TrialRecord, chance_metric: str, chance_value: float) -> bool:
+    return t.failed or (t.last.get(chance_metric, 0.0) <= chance_value + 0.02
+                        and t.last.get("step") == t.last.get("total_steps"))
 
 
 def arm(args: argparse.Namespace, storage: Path, guard: bool, scheduler: str) -> dict[str, Any]:
@@ -77,13 +76,13 @@ def arm(args: argparse.Namespace, storage: Path, guard: bool, scheduler: str) ->
         _, best = best_result(trials, "eval_accuracy", "max")
     except UserError:  # every trial failed
         best = {"eval_accuracy": float("nan")}
-    is_failed = [failed(t, info.majority_baseline) for t in trials]
+    is_failed = [failed(t, info.chance_metric, info.chance_value) for t in trials]
     return {
         "run_dir": str(run_dir), "wall_s": time.time() - start, "outcomes": outcome_counts(trials),
         "steps_total": sum(steps), "steps_on_failed": sum(s for s, f in zip(steps, is_failed) if f),
         "failed_trials": sum(is_failed),
         "max_diverged_cost": max((int(t.last["step"]) / full for t in diverged), default=None),
-        "best_eval_accuracy": best["eval_accuracy"], "majority_baseline": info.majority_baseline,
+        "best_eval_accuracy": best["eval_accuracy"], "chance_value": info.chance_value,
         "trials": [{"params": t.params, "outcome": t.outcome, "steps": int(t.last.get("step", 0)),
                     "final_accuracy": t.last.get("eval_accuracy")} for t in trials],
     }
