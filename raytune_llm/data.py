@@ -100,6 +100,9 @@ def _require_split(raw: datasets.DatasetDict, split: str, key: str) -> datasets.
 
 def _splits(raw: datasets.DatasetDict, cfg: DataConfig, seed: int) -> dict[str, datasets.Dataset]:
     train = _require_split(raw, cfg.train_split, "train_split")
+    if cfg.eval_split in raw and cfg.eval_holdout:
+        raise UserError(f"data.eval_holdout: the data has an eval split {cfg.eval_split!r}, which trials are scored "
+                        "on; remove eval_holdout, or point data.eval_split at a split the data lacks")
     if cfg.eval_split not in raw and cfg.eval_holdout:
         if cfg.eval_holdout >= len(train):
             raise UserError(f"data.eval_holdout: {cfg.eval_holdout} rows asked of a train split of {len(train)}")

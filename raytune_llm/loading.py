@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from raytune_llm.config import ExperimentConfig, SearchConfig, TrainConfig
 from raytune_llm.errors import ConfigError, Problem, UserError
+from raytune_llm.rules import experiment_problems
 from raytune_llm.space import check_space, set_path
 
 _PARAM_TAGS = {"float", "int", "categorical"}
@@ -96,18 +97,7 @@ def validate_dict(data: dict[str, Any], source: str = "<config>") -> ExperimentC
         if search is not None:
             problems += check_space(search.space, TrainConfig())
         raise ConfigError(source, problems) from None
-    problems = check_space(cfg.search.space, cfg.train)
-    res, train = cfg.resources, cfg.train
-    if train.batch_size % res.num_workers:
-        problems.append(
-            Problem(
-                "train.batch_size",
-                f"global batch {train.batch_size} must divide evenly over resources.num_workers="
-                f"{res.num_workers}; use a multiple of {res.num_workers}",
-            )
-        )
-    if cfg.data.eval_split == cfg.data.train_split:
-        problems.append(Problem("data.eval_split", "must differ from data.train_split"))
+    problems = check_space(cfg.search.space, cfg.train) + experiment_problems(cfg)
     if problems:
         raise ConfigError(source, problems)
     return cfg

@@ -62,6 +62,7 @@ def _write(folder: Path, train: pd.DataFrame, val: pd.DataFrame | None = None) -
         ({"labels": ["neg", "pos"]}, pd.DataFrame({"text": ["a", "b"], "label": ["neg", "meh"]}), "cannot be mapped"),
         ({}, pd.DataFrame({"sentence": ["a"], "label": [0]}), "no column 'text'"),
         ({"eval_split": "dev"}, pd.DataFrame({"text": ["a"], "label": [0]}), "no split 'dev'"),
+        ({"eval_holdout": 1}, pd.DataFrame({"text": ["a", "b"], "label": [0, 1]}), "has an eval split 'validation'"),
         ({}, pd.DataFrame({"text": pd.Series([], dtype=str), "label": pd.Series([], dtype=int)}), "is empty"),
     ],
 )

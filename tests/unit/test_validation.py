@@ -124,6 +124,54 @@ def test_batch_must_divide_over_workers() -> None:
     assert "multiple of 2" in problems(exc)["train.batch_size"]
 
 
+CROSS_FIELD = textwrap.dedent("""
+    task: causal_lm
+    model: {name: builtin:smollm2}
+    data: {source: builtin:bbc_news}
+    generation: {eval_samples: 0}
+    train: {reinit_top_layers: 2}
+    search:
+      metric: eval_exact_match
+      space:
+        peft.method: {type: categorical, choices: [full, lora, prompt_tuning]}
+        batch_size: {type: categorical, choices: [8, 12, 15]}
+        layerwise_lr_decay: {type: float, low: 0.8, high: 0.95}
+        fgm_epsilon: {type: float, low: 0.0, high: 0.1, when: {peft.method: full}}
+    resources: {num_workers: 2, gpus_per_worker: 0.5}
+""")
+
+
+def test_cross_field_mistakes_are_all_caught_by_validate_without_ray(tmp_path: Path) -> None:
+    path = write(tmp_path, CROSS_FIELD)
+    code = (
+        "import sys; from raytune_llm.cli.main import main; rc = main(['validate', sys.argv[1]]); "
+        "print('RAY_IMPORTED' if 'ray' in sys.modules else 'NO_RAY'); sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "NO_RAY" in proc.stdout and "Traceback" not in proc.stderr
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    found = problems(exc)
+    assert "NCCL" in found["resources.gpus_per_worker"]  # fractional GPUs, 2 workers per trial
+    assert "[15]" in found["search.space.batch_size"]  # 15 does not split over 2 workers
+    assert "data.answer_column" in found["search.metric"]
+    assert "never measured" in found["generation.eval_samples"]
+    assert "lora" in found["train.reinit_top_layers"] and "peft.method: full" in found["train.reinit_top_layers"]
+    assert "prompt_tuning" in found["search.space.layerwise_lr_decay"]
+    assert "search.space.fgm_epsilon" not in found  # conditioned on full fine-tuning: fine
+    assert len(found) == 6
+    assert all(p in proc.stderr for p in found)  # the CLI prints every one of them, with its YAML path
+
+
+def test_a_lever_limited_to_full_fine_tuning_is_accepted() -> None:
+    data = {"model": {"name": "m"}, "data": {"source": "d"},
+            "search": {"space": {"peft.method": {"type": "categorical", "choices": ["full", "lora"]},
+                                 "reinit_top_layers": {"type": "int", "low": 0, "high": 2,
+                                                       "when": {"peft.method": "full"}}}},
+            "resources": {"num_workers": 2, "gpus_per_worker": 1}}
+    assert validate_dict(data).resources.gpus_per_worker == 1
+
+
 def test_set_overrides_are_typed_and_validated(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD)
     cfg = load_config(path, ["train.seed=7", "train.optimizer.lr=3e-5", "train.grad_clip=null"])

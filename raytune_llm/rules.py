@@ -1,0 +1,119 @@
+"""Cross-field rules of an experiment: settings that are each valid alone but break together, caught by
+`validate` (and before any search) instead of by a crash mid-search. Each problem names its YAML path and the fix.
+
+Rules that involve the search space are checked for every value the space can sample: a lever that is off in
+`train:` but searched in the space is checked against each PEFT method it can be sampled with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from raytune_llm.config import CategoricalParam, ExperimentConfig, FloatParam, IntParam, Param, PeftMethod
+from raytune_llm.errors import Problem
+
+# Stability levers and the PEFT methods they break, with why.
+_LEVER_LIMITS: dict[str, tuple[tuple[PeftMethod, ...], str]] = {
+    "reinit_top_layers": ((PeftMethod.lora, PeftMethod.prompt_tuning, PeftMethod.prefix_tuning),
+                          "re-initialised layers would stay random: PEFT methods freeze the base model's weights"),
+    "layerwise_lr_decay": ((PeftMethod.prompt_tuning, PeftMethod.prefix_tuning),
+                           "the soft prompt sits below the embeddings and would get the smallest learning rate"),
+    "freeze_bottom_layers": ((PeftMethod.prompt_tuning, PeftMethod.prefix_tuning),
+                             "freezing the embeddings freezes the soft prompt, the only thing these methods train"),
+    "fgm_epsilon": ((PeftMethod.lora, PeftMethod.prompt_tuning, PeftMethod.prefix_tuning),
+                    "FGM perturbs the word embeddings along their gradient, which PEFT methods do not compute"),
+}
+
+
+def _is_on(lever: str, value: Any) -> bool:
+    return value is not None and value != 0 and not (lever == "layerwise_lr_decay" and value == 1)
+
+
+def _values(param: Param) -> list[Any]:
+    if isinstance(param, CategoricalParam):
+        return list(param.choices)
+    return [param.low, param.high]
+
+
+def _active_with(param: Param, method: PeftMethod) -> bool:
+    """Whether the param can be sampled while peft.method is `method` (conditions on other params: maybe)."""
+    allowed = (param.when or {}).get("peft.method")
+    if allowed is None:
+        return True
+    return method.value in (allowed if isinstance(allowed, list) else [allowed])
+
+
+def _methods(cfg: ExperimentConfig) -> list[PeftMethod]:
+    p = cfg.search.space.get("peft.method")
+    return [PeftMethod(m) for m in p.choices] if isinstance(p, CategoricalParam) else [cfg.train.peft.method]
+
+
+def lever_problems(cfg: ExperimentConfig) -> list[Problem]:
+    problems = []
+    for lever, (broken, why) in _LEVER_LIMITS.items():
+        param = cfg.search.space.get(lever)
+        for method in _methods(cfg):
+            if method not in broken:
+                continue
+            if param is not None and _active_with(param, method):
+                if any(_is_on(lever, v) for v in _values(param)):
+                    problems.append(Problem(f"search.space.{lever}", f"can be sampled with peft.method "
+                                            f"{method.value}: {why}; add `when: {{peft.method: full}}`"))
+                    break
+            elif param is None and _is_on(lever, getattr(cfg.train, lever)):
+                problems.append(Problem(f"train.{lever}", f"does not work with peft.method {method.value}: {why}; "
+                                        "turn it off or use peft.method: full"))
+                break
+    return problems
+
+
+def _batch_values(param: Param) -> list[int] | None:
+    """Every batch size the param can sample, or None when there are too many to list (log-scaled ints)."""
+    if isinstance(param, CategoricalParam):
+        return list(param.choices)
+    if isinstance(param, IntParam) and not param.log:
+        return list(range(param.low, param.high + 1, param.step))
+    return None
+
+
+def resource_problems(cfg: ExperimentConfig) -> list[Problem]:
+    problems = []
+    res, workers = cfg.resources, cfg.resources.num_workers
+    if workers > 1 and res.gpus_per_worker and res.gpus_per_worker != int(res.gpus_per_worker):
+        problems.append(Problem("resources.gpus_per_worker", f"{res.gpus_per_worker} GPU per worker with "
+                                f"num_workers={workers}: two ranks of one trial could share a GPU, which NCCL "
+                                "refuses; use whole GPUs per worker, or num_workers: 1 to pack trials"))
+    batch = cfg.search.space.get("batch_size")
+    if batch is None:
+        if cfg.train.batch_size % workers:
+            problems.append(Problem("train.batch_size", f"global batch {cfg.train.batch_size} must divide evenly "
+                                    f"over resources.num_workers={workers}; use a multiple of {workers}"))
+    elif isinstance(batch, FloatParam):
+        problems.append(Problem("search.space.batch_size", "must be an int or categorical param"))
+    elif workers > 1:
+        values = _batch_values(batch)
+        bad = "a log-scaled range" if values is None else [v for v in values if v % workers]
+        if bad:
+            problems.append(Problem("search.space.batch_size", f"every sampled batch must divide over "
+                                    f"resources.num_workers={workers} ({bad} does not); use choices that are "
+                                    f"multiples of {workers}, or step: {workers}"))
+    return problems
+
+
+def data_problems(cfg: ExperimentConfig) -> list[Problem]:
+    problems = []
+    if cfg.data.eval_split == cfg.data.train_split:
+        problems.append(Problem("data.eval_split", "must differ from data.train_split"))
+    if cfg.search.metric == "eval_exact_match":
+        if not cfg.data.answer_column:
+            problems.append(Problem("search.metric", "eval_exact_match compares generated answers with "
+                                    "data.answer_column; set data.answer_column"))
+        if cfg.generation.eval_samples == 0:
+            problems.append(Problem("generation.eval_samples", "is 0, so eval_exact_match is never measured; "
+                                    "set it to the number of eval rows to answer (e.g. 32)"))
+    return problems
+
+
+def experiment_problems(cfg: ExperimentConfig) -> list[Problem]:
+    """Every cross-field problem of a schema-valid experiment."""
+    return resource_problems(cfg) + lever_problems(cfg) + data_problems(cfg)
