@@ -23,12 +23,15 @@ class Task(str, Enum):
 # What each task reports (eval_<name>), and its default objective. Kept here, not in the task modules, so that
 # validating a config imports nothing heavy.
 TASK_METRICS = {
-    Task.sequence_classification: ["eval_accuracy", "eval_macro_f1", "eval_mcc", "eval_loss"],
+    Task.sequence_classification: ["eval_accuracy", "eval_macro_f1", "eval_mcc", "eval_f1", "eval_loss"],
     Task.regression: ["eval_pearson", "eval_spearman", "eval_mse", "eval_loss"],
     Task.token_classification: ["eval_f1", "eval_precision", "eval_recall", "eval_accuracy", "eval_loss"],
     Task.causal_lm: ["eval_loss", "eval_perplexity", "eval_exact_match"],
-    Task.generative_classification: ["eval_accuracy", "eval_macro_f1", "eval_mcc", "eval_loss"],
+    Task.generative_classification: ["eval_accuracy", "eval_macro_f1", "eval_mcc", "eval_f1", "eval_loss"],
 }
+# Classification also reports each class's precision, recall and F1 as eval_<kind>_<label name>.
+PER_CLASS_PREFIXES = ("eval_precision_", "eval_recall_", "eval_f1_")
+CLASSIFICATION_TASKS = (Task.sequence_classification, Task.generative_classification)
 DEFAULT_OBJECTIVE = {
     Task.sequence_classification: ("eval_accuracy", "max"),
     Task.regression: ("eval_pearson", "max"),
@@ -309,9 +312,11 @@ class ExperimentConfig(Strict):
         known = TASK_METRICS[self.task]
         if self.search.metric is None:
             self.search.metric, self.search.mode = metric, self.search.mode or mode
-        elif self.search.metric not in known:
+        elif self.search.metric not in known and not (
+                self.task in CLASSIFICATION_TASKS and self.search.metric.startswith(PER_CLASS_PREFIXES)):
+            per_class = ", or eval_f1_<label> (also precision_, recall_)" if self.task in CLASSIFICATION_TASKS else ""
             raise ValueError(f"search.metric: {self.search.metric!r} is not reported by task {self.task.value}; "
-                             f"choose from {known}")
+                             f"choose from {known}{per_class}")
         if self.search.mode is None:
             self.search.mode = "min" if self.search.metric in ("eval_loss", "eval_mse", "eval_perplexity") else "max"
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,10 @@ def _problem(err: dict[str, Any]) -> Problem:
     msg = err["msg"]
     if "input" in err and kind not in ("value_error", "assertion_error"):
         msg = f"{msg}, got {err['input']!r}"
-    return Problem(path, msg.removeprefix("Value error, "))
+    msg = msg.removeprefix("Value error, ")
+    if not path and (found := re.match(r"([a-z_]+(?:\.[a-z_]+)+): (.*)", msg, re.DOTALL)):
+        return Problem(*found.groups())  # a cross-field validator names the setting at fault in its message
+    return Problem(path, msg)
 
 
 def parse_overrides(overrides: list[str]) -> tuple[list[tuple[str, Any]], list[Problem]]:

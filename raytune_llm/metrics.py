@@ -15,10 +15,13 @@ _BOUNDED = {
 _UNBOUNDED_WORST = 1e9
 
 
-def classification_metrics(preds: Sequence[int], labels: Sequence[int], num_labels: int) -> dict[str, float]:
-    """Accuracy, macro-F1 (F1 of each class that occurs in labels or preds, averaged) and Matthews correlation."""
+def classification_metrics(preds: Sequence[int], labels: Sequence[int], names: Sequence[str]) -> dict[str, float]:
+    """Accuracy, macro-F1 (F1 of each class that occurs in labels or preds, averaged), Matthews correlation,
+    precision/recall/F1 of each class (`f1_<name>`), and for two classes `f1`, the F1 of the second (positive)
+    class, as GLUE reports MRPC and QQP. A class never predicted has precision 0 (scikit-learn's zero_division=0)."""
     if len(preds) != len(labels):
         raise ValueError(f"{len(preds)} predictions for {len(labels)} labels")
+    num_labels = len(names)
     if not labels:
         return {"accuracy": 0.0, "macro_f1": 0.0, "mcc": 0.0}
     tp = [0] * num_labels
@@ -30,8 +33,16 @@ def classification_metrics(preds: Sequence[int], labels: Sequence[int], num_labe
         else:
             fp[p] += 1
             fn[y] += 1
-    f1s = [2 * tp[c] / (2 * tp[c] + fp[c] + fn[c]) for c in range(num_labels) if tp[c] + fp[c] + fn[c]]
-    return {"accuracy": sum(tp) / len(labels), "macro_f1": sum(f1s) / len(f1s), "mcc": matthews(preds, labels)}
+    f1 = [2 * tp[c] / (2 * tp[c] + fp[c] + fn[c]) if tp[c] + fp[c] + fn[c] else 0.0 for c in range(num_labels)]
+    present = [f1[c] for c in range(num_labels) if tp[c] + fp[c] + fn[c]]
+    out = {"accuracy": sum(tp) / len(labels), "macro_f1": sum(present) / len(present), "mcc": matthews(preds, labels)}
+    for c, name in enumerate(names):
+        out[f"precision_{name}"] = tp[c] / (tp[c] + fp[c]) if tp[c] + fp[c] else 0.0
+        out[f"recall_{name}"] = tp[c] / (tp[c] + fn[c]) if tp[c] + fn[c] else 0.0
+        out[f"f1_{name}"] = f1[c]
+    if num_labels == 2:
+        out["f1"] = f1[1]
+    return out
 
 
 def matthews(preds: Sequence[int], labels: Sequence[int]) -> float:
@@ -51,6 +62,7 @@ def matthews(preds: Sequence[int], labels: Sequence[int]) -> float:
 def worst_value(metric: str, mode: str) -> float:
     """The worst finite value of `metric` under `mode` ("max" or "min")."""
     name = metric.removeprefix("eval_").removeprefix("test_")
+    name = next((k for k in ("precision", "recall", "f1") if name.startswith(k + "_")), name)  # per class
     if name in _BOUNDED:
         low, high = _BOUNDED[name]
         return low if mode == "max" else high

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from raytune_llm import data, storage
-from raytune_llm.config import ExperimentConfig, FloatParam, IntParam, TrainConfig
+from raytune_llm.config import (
+    CLASSIFICATION_TASKS,
+    PER_CLASS_PREFIXES,
+    ExperimentConfig,
+    FloatParam,
+    IntParam,
+    TrainConfig,
+)
 from raytune_llm.errors import UserError
 from raytune_llm.gguf import convert as convert_gguf
 from raytune_llm.gguf import gguf_source
@@ -89,6 +96,18 @@ def _publish(run_dir: Path, root: str, info: RunInfo) -> RunInfo:
     return info
 
 
+def check_metric_labels(cfg: ExperimentConfig, label_names: list[str]) -> None:
+    """The objectives that depend on the labels, which are known only once the data is read."""
+    metric = cfg.search.metric
+    if metric == "eval_f1" and cfg.task in CLASSIFICATION_TASKS and len(label_names) != 2:
+        raise UserError(f"search.metric: eval_f1 is the positive class's F1 of a binary task; this one has "
+                        f"{len(label_names)} labels: use eval_macro_f1 or eval_f1_<label> ({label_names[:3]}...)")
+    if metric.startswith(PER_CLASS_PREFIXES) and cfg.task in CLASSIFICATION_TASKS:
+        name = metric.split("_", 2)[2]
+        if name not in label_names:
+            raise UserError(f"search.metric: {metric!r} names no label; the labels are {label_names}")
+
+
 def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
     """Create the run folder, save the tokenizer and the tokenised data once for all trials. Returns the local
     folder the run can be read from and the run's info (info.run_root: where the run lives)."""
@@ -112,6 +131,7 @@ def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
         print(f"tokenising {cfg.data.source} with {cfg.model.name} (max_length={cfg.model.max_length}) ...")
         prepared = data.prepare(cfg.data, cfg.model, str(tokenizer_dir), run_dir / "prepared" / "data", cfg.train.seed,
                                 cfg.task.value)
+        check_metric_labels(cfg, prepared.label_names)
         preflight(model_path, prepared.label_names, peft_variants(cfg), str(tokenizer_dir), cfg.task.value)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written is left behind

@@ -90,4 +90,4 @@ class GenerativeClassification(CausalLM):
         return scores.argmax(-1).tolist()
 
     def metrics(self, preds: list[Any], refs: list[Any], label_names: list[str], loss: float) -> dict[str, float]:
-        return {**classification_metrics(preds, refs, len(label_names)), "loss": loss}
+        return {**classification_metrics(preds, refs, label_names), "loss": loss}

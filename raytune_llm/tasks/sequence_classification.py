@@ -108,4 +108,4 @@ class SequenceClassification(Task):
         return EvalBatch(loss, len(rows), logits.argmax(-1).tolist(), batch["labels"].tolist())
 
     def metrics(self, preds: list[Any], refs: list[Any], label_names: list[str], loss: float) -> dict[str, float]:
-        return {**classification_metrics(preds, refs, len(label_names)), "loss": loss}
+        return {**classification_metrics(preds, refs, label_names), "loss": loss}

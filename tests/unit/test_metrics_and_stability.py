@@ -14,16 +14,17 @@ from raytune_llm.stability import StabilityGuard
 def test_accuracy_and_macro_f1_match_hand_computation() -> None:
     labels = [0, 0, 1, 1, 2, 2]
     preds = [0, 1, 1, 1, 2, 0]
-    m = classification_metrics(preds, labels, 3)
+    m = classification_metrics(preds, labels, ["a", "b", "c"])
     assert m["accuracy"] == pytest.approx(4 / 6)
     # F1 per class: 0 -> 2*1/(2+1+1)=0.5, 1 -> 2*2/(4+1+0)=0.8, 2 -> 2*1/(2+0+1)=2/3
     assert m["macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
 
 
 def test_majority_predictor_has_low_macro_f1() -> None:
-    m = classification_metrics([0] * 10, [0] * 8 + [1] * 2, 2)
+    m = classification_metrics([0] * 10, [0] * 8 + [1] * 2, ["no", "yes"])
     assert m["accuracy"] == pytest.approx(0.8)
     assert m["macro_f1"] == pytest.approx((2 * 8 / (16 + 2) + 0) / 2)
+    assert m["mcc"] == 0.0 and m["f1"] == 0.0  # chance: whatever the imbalance
 
 
 def test_worst_value_is_finite_and_on_the_bad_side() -> None:

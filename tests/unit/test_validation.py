@@ -199,3 +199,21 @@ def test_every_shipped_search_space_validates() -> None:
         assert head[0].startswith("#"), f"{path.name} must start with a comment saying what it is"
         assert any("raytune-llm search" in line for line in head), f"{path.name}: header needs the run command"
         load_config(path)
+
+
+def test_per_class_and_positive_class_objectives() -> None:
+    from raytune_llm.search import check_metric_labels
+
+    base = {"model": {"name": "m"}, "data": {"source": "d"}}
+    cfg = validate_dict({**base, "search": {"metric": "eval_f1_positive"}})
+    assert cfg.search.mode == "max"
+    check_metric_labels(cfg, ["negative", "positive"])
+    with pytest.raises(UserError, match="names no label"):
+        check_metric_labels(cfg, ["neg", "pos"])
+    binary_f1 = validate_dict({**base, "search": {"metric": "eval_f1"}})
+    check_metric_labels(binary_f1, ["no", "yes"])
+    with pytest.raises(UserError, match="eval_macro_f1"):
+        check_metric_labels(binary_f1, ["a", "b", "c"])
+    with pytest.raises(ConfigError) as exc:
+        validate_dict({**base, "task": "regression", "search": {"metric": "eval_f1_x"}})
+    assert "not reported by task regression" in problems(exc)["search.metric"]
