@@ -8,7 +8,7 @@ trial. Sources: a directory of split files (`train.parquet`, `validation.csv`, `
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,7 @@ class PreparedData:
     chance_value: float  # what a model that learnt nothing scores on `chance_metric` (e.g. MCC 0)
     chance_metric: str = "eval_accuracy"  # "" when the task has no chance level (causal LM)
     chance_loss: float | None = None  # the eval loss of the best constant prediction, where the task has one
+    unlabelled: list[str] = field(default_factory=list)  # splits without labels (a GLUE test split)
 
 
 _METADATA_FILES = {"labels.json"}  # tag names of a token-classification folder, not a split
@@ -126,6 +127,11 @@ def prepare(cfg: DataConfig, model: ModelConfig, tokenizer_path: str, out: Path,
 
     task = get_task(task_name)
     splits = _splits(load_raw(cfg), cfg, seed)
+    unlabelled = []
+    if "test" in splits and task.unlabelled(splits["test"], cfg):
+        # GLUE-style test split: no labels to score on; export writes its predictions instead.
+        splits["test"] = task.with_placeholder_labels(splits["test"], cfg)
+        unlabelled.append("test")
     for name, ds in splits.items():
         require_columns(ds, task.required_columns(cfg), name,
                         "set data.text_column / data.text_pair_column / data.label_column")
@@ -150,6 +156,8 @@ def prepare(cfg: DataConfig, model: ModelConfig, tokenizer_path: str, out: Path,
         chance_value=chance.value if chance else 0.0,
         chance_metric=chance.metric if chance else "",
         chance_loss=chance.loss if chance else None,
+        unlabelled=unlabelled,
     )
-    (out / "labels.json").write_text(json.dumps({"label_names": names, "sizes": prepared.sizes}, indent=2))
+    (out / "labels.json").write_text(json.dumps({"label_names": names, "sizes": prepared.sizes,
+                                                 "unlabelled": unlabelled}, indent=2))
     return prepared

@@ -52,6 +52,18 @@ def predict(model: Any, info: RunInfo, train: TrainConfig, split: str) -> tuple[
     return evaluate(model, dataset, ctx, train, session, autocast)
 
 
+def write_predictions(model: Any, info: RunInfo, train: TrainConfig, split: str, out: Path) -> dict[str, Any]:
+    """An unlabelled split's predictions, one JSON line per row in the split's order: nothing to score them on."""
+    from raytune_llm.tasks import get_task
+
+    task = get_task(info.experiment.task.value)
+    _, preds = predict(model, info, train, split)
+    path = out / f"{split}_predictions.jsonl"
+    path.write_text("".join(json.dumps({"index": i, "prediction": task.render_prediction(p, info.label_names)}) + "\n"
+                            for i, p in enumerate(preds)))
+    return {"file": path.name, "rows": len(preds)}
+
+
 def write_model(info: RunInfo, method: PeftMethod, checkpoint: Path, out: Path, merge: bool) -> Any:
     """Save the trained model under out/model (full or merged) and/or out/adapter; returns the primary one."""
     from transformers import AutoTokenizer
@@ -157,7 +169,9 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, b
             "fallback": {"stop_reason": trial.stop_reason, "real_value": choice.score(metric),
                          "advice": fallback_advice(trial)} if choice.fallback else None,
         }
-        if "test" in info.sizes:
+        if "test" in info.unlabelled_splits:
+            metrics["test_predictions"] = write_predictions(model, info, train, "test", staging)
+        elif "test" in info.sizes:
             test_metrics, _ = predict(model, info, train, "test")
             metrics["test"] = {k.replace("eval_", "test_"): v for k, v in test_metrics.items()}
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -11,7 +11,7 @@ RUN_DIR = <run.storage_path>/<run.name>   (a local/shared folder, or a cloud URI
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from raytune_llm.config import ExperimentConfig
@@ -33,6 +33,7 @@ class RunInfo:
     chance_value: float  # what a trial that learnt nothing scores on `chance_metric`
     chance_metric: str = "eval_accuracy"  # "" = the task has no chance level
     chance_loss: float | None = None  # the eval loss of the best constant prediction (stability guard)
+    unlabelled_splits: list[str] = field(default_factory=list)  # e.g. a GLUE test split: predictions, no scores
     run_root: str = ""  # where the run lives: a local path or a URI (older runs: filled in by read_info)
 
     @property

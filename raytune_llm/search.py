@@ -140,7 +140,7 @@ def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
         config=cfg.model_dump(mode="json"), model_path=model_path, tokenizer_path=str(tokenizer_dir),
         data_path=str(prepared.path), label_names=prepared.label_names, sizes=prepared.sizes,
         chance_value=prepared.chance_value, chance_metric=prepared.chance_metric,
-        chance_loss=prepared.chance_loss, run_root=root,
+        chance_loss=prepared.chance_loss, unlabelled_splits=prepared.unlabelled, run_root=root,
     )
     (run_dir / CONFIG_FILE).write_text(dump_config(cfg))
     write_info(run_dir, info)

@@ -59,6 +59,26 @@ class Task:
     name: str = ""
     peft_task_type: str = ""  # peft.TaskType value
     extra_columns: tuple[str, ...] = ()
+    # What an unlabelled test row is encoded with (its predictions are exported, not scored); None: the task does
+    # not accept unlabelled test splits.
+    placeholder_label: Any = None
+
+    def unlabelled(self, ds: datasets.Dataset, cfg: DataConfig) -> bool:
+        """A split without labels: no label column, or only -1/None (how GLUE ships its test splits)."""
+        if self.placeholder_label is None:
+            return False
+        if cfg.label_column not in ds.column_names:
+            return True
+        return all(v is None or v == -1 for v in ds[cfg.label_column])
+
+    def with_placeholder_labels(self, ds: datasets.Dataset, cfg: DataConfig) -> datasets.Dataset:
+        if cfg.label_column in ds.column_names:
+            ds = ds.remove_columns(cfg.label_column)
+        return ds.add_column(cfg.label_column, [self.placeholder_label] * len(ds))
+
+    def render_prediction(self, pred: Any, label_names: list[str]) -> Any:
+        """A prediction as a user reads it (a label name rather than its id)."""
+        return pred
 
     # -------------------------------------------------------------- data
     def required_columns(self, cfg: DataConfig) -> list[str]:

@@ -29,6 +29,10 @@ class GenerativeClassification(CausalLM):
 
     name = "generative_classification"
     extra_columns = ("prompt_length", "class_id", "choices")
+    placeholder_label = 0
+
+    def render_prediction(self, pred: Any, label_names: list[str]) -> Any:
+        return label_names[pred]
 
     def required_columns(self, cfg: DataConfig) -> list[str]:
         return [*(template_columns(cfg.prompt_template) or [cfg.text_column]), cfg.label_column]

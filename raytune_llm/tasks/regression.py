@@ -53,6 +53,10 @@ class Regression(SequenceClassification):
     """Sequence classification's inputs and model class with one real-valued output and MSE."""
 
     name = "regression"
+    placeholder_label = 0.0
+
+    def render_prediction(self, pred: Any, label_names: list[str]) -> Any:
+        return pred
 
     def label_names(self, cfg: DataConfig, train: datasets.Dataset) -> list[str]:
         return []

@@ -55,6 +55,10 @@ def tokenise_texts(ds: datasets.Dataset, cfg: DataConfig, tokenizer: Any, max_le
 class SequenceClassification(Task):
     name = "sequence_classification"
     peft_task_type = "SEQ_CLS"
+    placeholder_label = 0
+
+    def render_prediction(self, pred: Any, label_names: list[str]) -> Any:
+        return label_names[pred]
 
     def required_columns(self, cfg: DataConfig) -> list[str]:
         return [c for c in (cfg.text_column, cfg.text_pair_column, cfg.label_column) if c]

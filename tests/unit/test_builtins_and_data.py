@@ -108,3 +108,23 @@ def test_other_local_formats_load(tiny_bert: Path, tmp_path: Path, fmt: str) -> 
     prepared = prepare(DataConfig(source=str(src), test_split=None), ModelConfig(name="x", max_length=16),
                        str(tiny_bert), tmp_path / "cache", seed=0)
     assert prepared.sizes == {"train": 4, "eval": 4} and prepared.label_names == ["0", "1"]
+
+
+@pytest.mark.parametrize("test_frame", [
+    pd.DataFrame({"text": ["good", "bad", "fine"], "label": [-1, -1, -1]}),  # how GLUE ships its test splits
+    pd.DataFrame({"text": ["good", "bad", "fine"]}),  # or with no label column at all
+])
+def test_an_unlabelled_test_split_is_accepted_and_marked(tiny_bert: Path, tmp_path: Path,
+                                                         test_frame: pd.DataFrame) -> None:
+    src = _write(tmp_path / "glue", pd.DataFrame({"text": ["good", "bad"] * 4, "label": [1, 0] * 4}))
+    test_frame.to_parquet(src / "test.parquet")
+    prepared = prepare(DataConfig(source=str(src), labels=["neg", "pos"]), ModelConfig(name="x"), str(tiny_bert),
+                       tmp_path / "cache", seed=0)
+    assert prepared.unlabelled == ["test"] and prepared.sizes["test"] == 3
+
+
+def test_a_partly_labelled_test_split_is_still_an_error(tiny_bert: Path, tmp_path: Path) -> None:
+    src = _write(tmp_path / "glue", pd.DataFrame({"text": ["good", "bad"] * 4, "label": [1, 0] * 4}))
+    pd.DataFrame({"text": ["good", "bad"], "label": [1, -1]}).to_parquet(src / "test.parquet")
+    with pytest.raises(UserError, match="cannot be mapped"):
+        prepare(DataConfig(source=str(src)), ModelConfig(name="x"), str(tiny_bert), tmp_path / "cache", seed=0)
