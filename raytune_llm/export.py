@@ -20,7 +20,7 @@ from raytune_llm.results import Choice, choose, fallback_advice, load_trials, ou
 from raytune_llm.rundir import RunInfo, read_info
 from raytune_llm.space import apply_params
 from raytune_llm.storage import fetch_checkpoint, is_uri, node_copy
-from raytune_llm.train_loop import PREDICTIONS_FILE
+from raytune_llm.train_loop import PREDICTIONS_FILE, autocast_for
 
 
 def best_config(cfg: ExperimentConfig, train: TrainConfig) -> ExperimentConfig:
@@ -42,14 +42,18 @@ def predict(model: Any, info: RunInfo, train: TrainConfig, split: str) -> tuple[
     from raytune_llm.train_loop import EvalContext, evaluate
 
     cfg = info.experiment
-    session = BareSession(device="cpu")
+    # On the kind of device the trial trained on, with its precision: a bf16 GPU trial's predictions are only
+    # reproduced under the same autocast.
+    import torch
+
+    on_gpu = cfg.resources.gpus_per_worker > 0 and torch.cuda.is_available()
+    session = BareSession(device="cuda" if on_gpu else "cpu")
     model.to(session.device)
     dataset = datasets.load_from_disk(node_copy(info.data_path))[split]
     tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path))
     task = get_task(cfg.task.value)
     ctx = EvalContext(task, info.label_names, tokenizer, task.collator(tokenizer), cfg.generation)
-    autocast = {"device_type": "cpu", "dtype": None, "enabled": False}
-    return evaluate(model, dataset, ctx, train, session, autocast)
+    return evaluate(model, dataset, ctx, train, session, autocast_for(train.precision, session.device))
 
 
 def write_predictions(model: Any, info: RunInfo, train: TrainConfig, split: str, out: Path) -> dict[str, Any]:
@@ -64,20 +68,40 @@ def write_predictions(model: Any, info: RunInfo, train: TrainConfig, split: str,
     return {"file": path.name, "rows": len(preds)}
 
 
+def base_model_reference(info: RunInfo) -> str:
+    """How an exported adapter names its base model: the hub id or folder the user gave (a built-in's installed
+    folder); a model converted from GGUF exists only in the run's prepared/ folder, so that folder."""
+    from raytune_llm.gguf import gguf_source
+    from raytune_llm.models import locate_model
+
+    cfg = info.experiment
+    try:
+        located = locate_model(cfg.model.name)
+    except UserError:  # the folder the user trained from is not on this machine: name it as they did
+        return cfg.model.name
+    return info.model_path if gguf_source(located, cfg.model.gguf_file) else located
+
+
 def write_model(info: RunInfo, method: PeftMethod, checkpoint: Path, out: Path, merge: bool) -> Any:
     """Save the trained model under out/model (full or merged) and/or out/adapter; returns the primary one."""
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from raytune_llm.models import load_trained
+    from raytune_llm.models import hub_kwargs, load_trained
 
     hf_logging.disable_progress_bar()
 
-    model = load_trained(node_copy(info.model_path), checkpoint / "model", method, info.label_names,
-                         info.experiment.task.value)
+    cfg = info.experiment
+    hub = hub_kwargs(cfg.model.revision, cfg.model.trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path))
+    model = load_trained(node_copy(info.model_path), checkpoint / "model", method, info.label_names,
+                         cfg.task.value, tokenizer.pad_token_id, **hub)
     targets = []
     if method != PeftMethod.full:
+        # The adapter names the base model as the user gave it (a hub id, or their folder), not the run's cache.
+        peft_config = model.peft_config["default"]
+        peft_config.base_model_name_or_path = base_model_reference(info)
+        peft_config.revision = cfg.model.revision
         model.save_pretrained(str(out / "adapter"), safe_serialization=True)
         targets.append(out / "adapter")
         if method == PeftMethod.lora and merge:

@@ -89,14 +89,14 @@ def _prefix_tuning(cfg: PeftConfig, model_type: str, tokenizer_path: str, task_t
     )
 
 
-def dropout_overrides(model_path: str, train: TrainConfig) -> dict[str, float]:
+def dropout_overrides(model_path: str, train: TrainConfig, **hub: Any) -> dict[str, float]:
     """Config kwargs for the dropout values the user set, under the names this architecture uses."""
     from transformers import AutoConfig
 
     wanted = {k: v for k, v in train.dropout.model_dump().items() if v is not None}
     if not wanted:
         return {}
-    config = AutoConfig.from_pretrained(model_path)
+    config = AutoConfig.from_pretrained(model_path, **hub)
     kwargs = {}
     for kind, value in wanted.items():
         names = [a for a in DROPOUT_ATTRS[kind] if hasattr(config, a)]
@@ -106,7 +106,16 @@ def dropout_overrides(model_path: str, train: TrainConfig) -> dict[str, float]:
     return kwargs
 
 
-def _pretrained(task: str, model_path: str, label_names: list[str], **config_kwargs: Any) -> torch.nn.Module:
+def hub_kwargs(revision: str | None = None, trust_remote_code: bool = False) -> dict[str, Any]:
+    """What every from_pretrained of the user's model gets: the revision they pinned, and their word on remote code
+    (a local folder ignores the revision)."""
+    return {"revision": revision, "trust_remote_code": trust_remote_code}
+
+
+def _pretrained(task: str, model_path: str, label_names: list[str], dtype: Any = None,
+                **kwargs: Any) -> torch.nn.Module:
+    import torch
+
     from raytune_llm.tasks import get_task
 
     t = get_task(task)
@@ -115,33 +124,54 @@ def _pretrained(task: str, model_path: str, label_names: list[str], **config_kwa
         **t.model_kwargs(label_names),
         # A checkpoint that already has a head for another label count gets a new head, not an error.
         ignore_mismatched_sizes=True,
-        **config_kwargs,
+        # transformers 5 keeps a checkpoint's stored dtype by default (bf16 for most hub LLMs): choose it on purpose.
+        dtype=dtype or torch.float32,
+        **kwargs,
     )
 
 
 def build_model(model_path: str, label_names: list[str], train: TrainConfig, tokenizer_path: str,
-                task: str = "sequence_classification", pad_token_id: int | None = None) -> torch.nn.Module:
-    """The task's pretrained model with dropout overrides and the configured PEFT method applied."""
+                task: str = "sequence_classification", pad_token_id: int | None = None, frozen_bf16: bool = False,
+                **hub: Any) -> torch.nn.Module:
+    """The task's pretrained model with dropout overrides and the configured PEFT method applied.
+
+    Trainable parameters are always fp32 (bf16 happens only inside autocast): AdamW updates on bf16 weights lose
+    most small updates. With `frozen_bf16` (PEFT on a bf16-capable GPU) the frozen base stays bf16, which halves
+    its memory and changes nothing it computes under bf16 autocast."""
+    import torch
+
     from raytune_llm.tasks import get_task
 
-    model = _pretrained(task, model_path, label_names, **dropout_overrides(model_path, train))
+    method = train.peft.method
+    dtype = torch.bfloat16 if frozen_bf16 and method != PeftMethod.full else torch.float32
+    model = _pretrained(task, model_path, label_names, dtype, **dropout_overrides(model_path, train, **hub), **hub)
     if model.config.pad_token_id is None:
         if pad_token_id is None:
             from transformers import AutoTokenizer
 
             pad_token_id = AutoTokenizer.from_pretrained(tokenizer_path).pad_token_id
         model.config.pad_token_id = pad_token_id
-    method = train.peft.method
-    if method == PeftMethod.full:
-        return model
-    from peft import get_peft_model
+    if method != PeftMethod.full:
+        from peft import get_peft_model
 
-    peft_config = peft_methods.get(method.value)(train.peft, model.config.model_type, tokenizer_path,
-                                                 get_task(task).peft_task_type)
-    try:
-        return get_peft_model(model, peft_config)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise UserError(f"train.peft.method: {method.value} does not fit this model: {exc}") from None
+        peft_config = peft_methods.get(method.value)(train.peft, model.config.model_type, tokenizer_path,
+                                                     get_task(task).peft_task_type)
+        try:
+            model = get_peft_model(model, peft_config)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise UserError(f"train.peft.method: {method.value} does not fit this model: {exc}") from None
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
+    return model
+
+
+def weight_dtypes(model: torch.nn.Module) -> dict[str, str]:
+    """The dtypes of the trainable and the frozen parameters, for the trial's report."""
+    seen: dict[str, set[str]] = {"trainable": set(), "frozen": set()}
+    for p in model.parameters():
+        seen["trainable" if p.requires_grad else "frozen"].add(str(p.dtype).removeprefix("torch."))
+    return {f"{k}_dtype": ",".join(sorted(v)) or "-" for k, v in seen.items()}
 
 
 def locate_model(name: str) -> str:
@@ -162,7 +192,7 @@ def locate_model(name: str) -> str:
 
 
 def preflight(model_path: str, label_names: list[str], trains: list[TrainConfig], tokenizer_path: str,
-              task: str = "sequence_classification") -> None:
+              task: str = "sequence_classification", **hub: Any) -> None:
     """Build each PEFT variant the search can sample on the meta device (no weights, milliseconds), so a method
     that does not fit the model is an error before any trial starts, not a failed trial later."""
     import torch
@@ -172,7 +202,7 @@ def preflight(model_path: str, label_names: list[str], trains: list[TrainConfig]
 
     t = get_task(task)
     try:
-        config = AutoConfig.from_pretrained(model_path, **t.model_kwargs(label_names))
+        config = AutoConfig.from_pretrained(model_path, **t.model_kwargs(label_names), **hub)
     except (OSError, ValueError) as exc:
         raise UserError(f"model.name: cannot load {model_path!r}: {str(exc).splitlines()[0]}") from None
     for train in trains:
@@ -181,7 +211,7 @@ def preflight(model_path: str, label_names: list[str], trains: list[TrainConfig]
         from peft import get_peft_model
 
         with torch.device("meta"):
-            model = t.auto_class().from_config(config)
+            model = t.auto_class().from_config(config, trust_remote_code=hub.get("trust_remote_code", False))
         peft_config = peft_methods.get(train.peft.method.value)(train.peft, config.model_type, tokenizer_path,
                                                                 t.peft_task_type)
         try:
@@ -202,13 +232,23 @@ def save_trainable(model: torch.nn.Module, out: Path) -> None:
 
 def load_trained(
     model_path: str, checkpoint_model_dir: Path, peft_method: PeftMethod, label_names: list[str],
-    task: str = "sequence_classification",
+    task: str = "sequence_classification", pad_token_id: int | None = None, **hub: Any,
 ) -> torch.nn.Module:
-    """The trained model from a trial checkpoint (base weights + adapter for PEFT methods)."""
+    """The trained model from a trial checkpoint (base weights + adapter for PEFT methods), in fp32, with the pad
+    token the trial used (decoder models ship without one; a batch of several rows needs it)."""
+    import torch
+
     from raytune_llm.tasks import get_task
 
     if peft_method == PeftMethod.full:
-        return get_task(task).auto_class().from_pretrained(str(checkpoint_model_dir))
-    from peft import PeftModel
+        model = get_task(task).auto_class().from_pretrained(str(checkpoint_model_dir), dtype=torch.float32,
+                                                            trust_remote_code=hub.get("trust_remote_code", False))
+    else:
+        from peft import PeftModel
 
-    return PeftModel.from_pretrained(_pretrained(task, model_path, label_names), str(checkpoint_model_dir))
+        base = _pretrained(task, model_path, label_names, **hub)
+        model = PeftModel.from_pretrained(base, str(checkpoint_model_dir))
+    config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
+    if config.pad_token_id is None and pad_token_id is not None:
+        config.pad_token_id = pad_token_id
+    return model

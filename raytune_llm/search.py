@@ -23,7 +23,7 @@ from raytune_llm.errors import UserError
 from raytune_llm.gguf import convert as convert_gguf
 from raytune_llm.gguf import gguf_source
 from raytune_llm.loading import dump_config
-from raytune_llm.models import locate_model, preflight
+from raytune_llm.models import hub_kwargs, locate_model, preflight
 from raytune_llm.rundir import CONFIG_FILE, META_FILE, RunInfo, run_root_for, write_info
 from raytune_llm.space import apply_params, suggest
 from raytune_llm.train_loop import RunSpec
@@ -121,7 +121,8 @@ def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
         if source := gguf_source(model_path, cfg.model.gguf_file):
             model_path = convert_gguf(*source, run_dir / "prepared" / "model")
         try:
-            tokenizer = AutoTokenizer.from_pretrained(model_path, revision=cfg.model.revision)
+            tokenizer = AutoTokenizer.from_pretrained(model_path, **hub_kwargs(cfg.model.revision,
+                                                                                 cfg.model.trust_remote_code))
         except (OSError, ValueError) as exc:
             raise UserError(f"model.name: cannot load a tokenizer from {cfg.model.name!r}: "
                             f"{str(exc).splitlines()[0]}") from None
@@ -132,7 +133,8 @@ def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
         prepared = data.prepare(cfg.data, cfg.model, str(tokenizer_dir), run_dir / "prepared" / "data", cfg.train.seed,
                                 cfg.task.value)
         check_metric_labels(cfg, prepared.label_names)
-        preflight(model_path, prepared.label_names, peft_variants(cfg), str(tokenizer_dir), cfg.task.value)
+        preflight(model_path, prepared.label_names, peft_variants(cfg), str(tokenizer_dir), cfg.task.value,
+                  **hub_kwargs(cfg.model.revision, cfg.model.trust_remote_code))
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written is left behind
         raise
@@ -211,6 +213,7 @@ def train_template(cfg: ExperimentConfig, info: RunInfo) -> RunSpec:
                    mode=cfg.search.mode, torch_threads=cfg.resources.torch_threads,
                    stability=cfg.stability.model_dump(mode="json"), task=cfg.task.value,
                    chance_metric=info.chance_metric, chance_value=info.chance_value, chance_loss=info.chance_loss,
+                   model_revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
                    generation=cfg.generation.model_dump(mode="json"))
 
 

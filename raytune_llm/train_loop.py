@@ -21,7 +21,7 @@ import torch.distributed as dist
 from raytune_llm.config import GenerationConfig, PeftMethod, StabilityConfig, TrainConfig
 from raytune_llm.levers import L2SP, Freezer, fgm_backward, first_backward_context, param_groups, reinit_top_layers
 from raytune_llm.metrics import worst_value
-from raytune_llm.models import build_model, save_trainable, unwrap
+from raytune_llm.models import build_model, hub_kwargs, save_trainable, unwrap, weight_dtypes
 from raytune_llm.outcomes import REAL_PREFIX, is_failure
 from raytune_llm.stability import StabilityGuard
 from raytune_llm.tasks import MODEL_COLUMNS, Task, get_task
@@ -49,6 +49,8 @@ class RunSpec:
     chance_value: float | None = None  # None: worked out from the eval split
     chance_loss: float | None = None  # the eval loss of the best constant prediction, where the task has one
     population_board: str = ""  # the search's population board (raytune_llm.population); "" = none
+    model_revision: str | None = None  # model.revision and model.trust_remote_code, for every from_pretrained
+    trust_remote_code: bool = False
     generation: dict[str, Any] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)  # when the trial started, for start-up cost
 
@@ -98,6 +100,12 @@ def _gather(obj: Any, world_size: int) -> list[Any]:
     out: list[Any] = [None] * world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def autocast_for(precision: str, device: torch.device) -> dict[str, Any]:
+    """torch.autocast arguments: bf16 when asked for, or by default on a GPU; fp32 otherwise."""
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return {"device_type": device.type, "dtype": torch.bfloat16, "enabled": use_bf16}
 
 
 def _short(value: float) -> float:
@@ -176,8 +184,8 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
         torch.set_num_threads(spec.torch_threads)
     torch.manual_seed(cfg.seed)  # identical initial weights on every worker
     device, rank, world = session.device, session.rank, session.world_size
-    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
-    autocast = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": use_bf16}
+    autocast = autocast_for(cfg.precision, device)
+    use_bf16 = autocast["enabled"]
 
     # Data: the tokenised Arrow cache made once per search; padding per batch.
     data = datasets.load_from_disk(spec.data_path)
@@ -198,7 +206,8 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
 
     # Model with its stability levers, optimizer, schedule.
     model = build_model(spec.model_path, spec.label_names, cfg, spec.tokenizer_path, spec.task,
-                        tokenizer.pad_token_id)
+                        tokenizer.pad_token_id, frozen_bf16=use_bf16,
+                        **hub_kwargs(spec.model_revision, spec.trust_remote_code))
     task.init_head(model, train_ds)
     reinit_top_layers(model, cfg.reinit_top_layers)
     model.to(device).train()
@@ -244,7 +253,8 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
             now = time.time()
             startup = {"startup_s": now - spec.started_at, "startup_launch_s": entered_at - spec.started_at,
                        "startup_data_s": data_at - entered_at, "startup_model_s": model_at - data_at,
-                       "worker_nodes": ",".join(_gather(session.node_id, world))}  # where each rank ran
+                       "worker_nodes": ",".join(_gather(session.node_id, world)),  # where each rank ran
+                       **weight_dtypes(model), "autocast": "bf16" if use_bf16 else "off"}
         with first_backward_context(ddp, cfg.fgm_epsilon > 0):
             loss = task_loss(batch)
             (loss + l2sp.penalty()).backward()
