@@ -73,13 +73,15 @@ def reinit_top_layers(model: torch.nn.Module, n: int) -> None:
 
 
 class L2SP:
-    """Penalty `weight * ||w - w0||^2` over the trainable body parameters (not the new head)."""
+    """Penalty `weight * ||w - w0||^2` over the trainable pretrained body parameters: not the new head, and not
+    the top `reinit_top` layers, which were re-initialised (their starting point is noise, not knowledge)."""
 
-    def __init__(self, model: torch.nn.Module, weight: float) -> None:
+    def __init__(self, model: torch.nn.Module, weight: float, reinit_top: int = 0) -> None:
         self.weight = weight
+        total = num_layers(model)
         self.anchors = [
             (p, p.detach().clone()) for n, p in model.named_parameters()
-            if weight > 0 and p.requires_grad and layer_of(n) is not None
+            if weight > 0 and p.requires_grad and (layer := layer_of(n)) is not None and layer < total - reinit_top
         ]
 
     def penalty(self) -> torch.Tensor | float:
@@ -105,10 +107,13 @@ class Freezer:
         self.active = bottom > 0 or unfreeze_every is not None
 
     def frozen_below(self, step: int) -> int:
-        """Layers with an index below this are frozen (the embeddings, index -1, whenever it is > 0)."""
+        """Layers with an index below this are frozen (the embeddings, index -1, whenever it is > -1). Gradual
+        unfreezing starts with everything frozen and ends at the floor: the embeddings too, unless
+        freeze_bottom_layers keeps them (and the bottom layers) frozen for good."""
         if self.every is None:
             return self.bottom
-        return max(self.bottom, self.total - step // self.every)
+        floor = self.bottom if self.bottom > 0 else EMBEDDINGS
+        return max(floor, self.total - step // self.every)
 
     def drop_frozen_grads(self, step: int) -> None:
         if not self.active:
@@ -126,9 +131,11 @@ def fgm_backward(model: torch.nn.Module, epsilon: float, adversarial_loss: Calla
     if embeddings.grad is None:
         raise ValueError("train.fgm_epsilon needs trainable input embeddings (full fine-tuning)")
     norm = embeddings.grad.norm()
-    if not torch.isfinite(norm) or norm == 0:
-        return
-    delta = epsilon * embeddings.grad / norm
+    # The second backward runs on every rank whatever this rank's gradient looks like: under DDP it is the one
+    # that all-reduces, and a rank that skipped it would leave the others waiting forever. A NaN gradient here
+    # stays NaN after the all-reduce, so the guard stops all ranks together.
+    usable = bool(torch.isfinite(norm)) and float(norm) > 0
+    delta = epsilon * embeddings.grad / norm if usable else torch.zeros_like(embeddings)
     embeddings.data.add_(delta)
     adversarial_loss().backward()
     embeddings.data.sub_(delta)

@@ -214,7 +214,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     model_at = time.time()
     trainable = [p for p in model.parameters() if p.requires_grad]
     freezer = Freezer(model, cfg.freeze_bottom_layers, cfg.unfreeze_every)
-    l2sp = L2SP(model, cfg.l2sp)
+    l2sp = L2SP(model, cfg.l2sp, cfg.reinit_top_layers)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     opt = cfg.optimizer
     optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps)
@@ -235,7 +235,12 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     def task_loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with torch.autocast(**autocast):
             logits = ddp(**{k: v for k, v in batch.items() if k != "labels"}).logits
-        return task.loss(logits, batch["labels"], cfg.label_smoothing)
+        loss = task.loss(logits, batch["labels"], cfg.label_smoothing)
+        if task.token_level and world > 1:  # DDP averages the ranks' means: weigh each by its share of the tokens
+            terms = task.loss_terms(batch["labels"])
+            share = terms * world / max(_sum_over_workers(terms, device), 1.0)
+            loss = loss * share if terms else logits.float().sum() * 0.0  # no tokens here: the mean is NaN
+        return loss
 
     # Train.
     max_norm = cfg.grad_clip if cfg.grad_clip is not None else float("inf")
@@ -290,7 +295,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                 "train_loss": window["loss"] / n,
                 "grad_norm": window["grad_norm"] / n,
                 "grad_norm_max": window["grad_norm_max"],
-                "lr": scheduler.get_last_lr()[0],
+                "lr": max(scheduler.get_last_lr()),  # the head's: layer-wise decay only lowers the others
                 "samples_per_s": _sum_over_workers(window["samples"] / max(window["time"], 1e-9), device),
                 "step": step,
                 "total_steps": total_steps,

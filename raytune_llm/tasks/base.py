@@ -110,8 +110,17 @@ class Task:
         return DataCollatorWithPadding(tokenizer, return_tensors="pt")
 
     # -------------------------------------------------------------- training and evaluation
+    # A token-level loss is a mean over a batch's tokens, whose number differs between DDP ranks: the training loop
+    # then weighs each rank's mean by its share of the tokens (see `loss_terms`), so that the gradient is the
+    # mean over all the global batch's tokens, as in one process.
+    token_level: bool = False
+
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
         raise NotImplementedError
+
+    def loss_terms(self, labels: torch.Tensor) -> int:
+        """How many terms the batch's loss averages over (rows; tokens for a token-level loss)."""
+        return int(labels.shape[0])
 
     def eval_batch(self, model: Any, batch: dict[str, torch.Tensor], rows: list[dict[str, Any]], autocast: dict,
                    tokenizer: Any, generation: GenerationConfig) -> EvalBatch:

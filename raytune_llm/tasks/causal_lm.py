@@ -66,6 +66,10 @@ class CausalLM(Task):
     name = "causal_lm"
     peft_task_type = "CAUSAL_LM"
     extra_columns = ("prompt_length", "answer")
+    token_level = True
+
+    def loss_terms(self, labels: torch.Tensor) -> int:
+        return int((labels[:, 1:] != IGNORE).sum())  # the shifted targets the loss counts
 
     def required_columns(self, cfg: DataConfig) -> list[str]:
         prompt = template_columns(cfg.prompt_template) or [cfg.text_column]

@@ -64,6 +64,10 @@ def entity_scores(pred_seqs: list[list[str]], gold_seqs: list[list[str]]) -> dic
 class TokenClassification(Task):
     name = "token_classification"
     peft_task_type = "TOKEN_CLS"
+    token_level = True
+
+    def loss_terms(self, labels: torch.Tensor) -> int:
+        return int((labels != IGNORE).sum())
 
     def required_columns(self, cfg: DataConfig) -> list[str]:
         return [cfg.text_column, cfg.label_column]

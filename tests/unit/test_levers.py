@@ -56,7 +56,9 @@ def test_freezer_and_gradual_unfreezing(tiny_bert: Path) -> None:
     model = model_for(tiny_bert)
     assert num_layers(model) == 2
     gradual = Freezer(model, bottom=0, unfreeze_every=5)
-    assert [gradual.frozen_below(s) for s in (0, 4, 5, 10, 50)] == [2, 2, 1, 0, 0]
+    # Everything frozen at first, one layer more every 5 steps, and at last the embeddings (-1) too.
+    assert [gradual.frozen_below(s) for s in (0, 4, 5, 10, 15, 50)] == [2, 2, 1, 0, -1, -1]
+    assert Freezer(model, bottom=1, unfreeze_every=5).frozen_below(50) == 1  # bottom layer + embeddings kept
     static = Freezer(model, bottom=1, unfreeze_every=None)
     for p in model.parameters():
         p.grad = torch.ones_like(p)
@@ -76,6 +78,20 @@ def test_l2sp_penalty_grows_with_distance(tiny_bert: Path) -> None:
         model.bert.encoder.layer[0].output.dense.weight.add_(1.0)
     n = model.bert.encoder.layer[0].output.dense.weight.numel()
     assert float(l2sp.penalty().detach()) == pytest.approx(0.5 * n)
+
+
+def test_l2sp_does_not_anchor_re_initialised_layers(tiny_bert: Path) -> None:
+    model = model_for(tiny_bert)
+    l2sp = L2SP(model, weight=0.5, reinit_top=1)
+    anchored = {id(p) for p, _ in l2sp.anchors}
+    assert id(model.bert.encoder.layer[1].output.dense.weight) not in anchored  # the re-initialised top layer
+    assert id(model.bert.encoder.layer[0].output.dense.weight) in anchored
+
+
+def test_reported_lr_is_the_heads_under_layerwise_decay(info: RunInfo, tmp_path: Path) -> None:
+    spec = spec_for(info, layerwise_lr_decay=0.5, optimizer={"lr": 1e-3}, schedule={"name": "constant_with_warmup"})
+    last = run(spec, BareSession(tmp_path))
+    assert last["lr"] == pytest.approx(1e-3)  # not 1e-3 * 0.5**3, the embeddings'
 
 
 def test_frozen_layers_do_not_move_in_training(info: RunInfo, tmp_path: Path) -> None:
