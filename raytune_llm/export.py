@@ -49,8 +49,8 @@ def predict(model: Any, info: RunInfo, train: TrainConfig, split: str) -> tuple[
     on_gpu = cfg.resources.gpus_per_worker > 0 and torch.cuda.is_available()
     session = BareSession(device="cuda" if on_gpu else "cpu")
     model.to(session.device)
-    dataset = datasets.load_from_disk(node_copy(info.data_path))[split]
-    tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path))
+    dataset = datasets.load_from_disk(node_copy(info.data_path, info.run_id))[split]
+    tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path, info.run_id))
     task = get_task(cfg.task.value)
     ctx = EvalContext(task, info.label_names, tokenizer, task.collator(tokenizer), cfg.generation)
     return evaluate(model, dataset, ctx, train, session, autocast_for(train.precision, session.device))
@@ -93,8 +93,8 @@ def write_model(info: RunInfo, method: PeftMethod, checkpoint: Path, out: Path, 
 
     cfg = info.experiment
     hub = hub_kwargs(cfg.model.revision, cfg.model.trust_remote_code)
-    tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path))
-    model = load_trained(node_copy(info.model_path), checkpoint / "model", method, info.label_names,
+    tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path, info.run_id))
+    model = load_trained(node_copy(info.model_path, info.run_id), checkpoint / "model", method, info.label_names,
                          cfg.task.value, tokenizer.pad_token_id, **hub)
     targets = []
     if method != PeftMethod.full:

@@ -34,6 +34,7 @@ class RunInfo:
     chance_metric: str = "eval_accuracy"  # "" = the task has no chance level
     chance_loss: float | None = None  # the eval loss of the best constant prediction (stability guard)
     unlabelled_splits: list[str] = field(default_factory=list)  # e.g. a GLUE test split: predictions, no scores
+    run_id: str = ""  # unique per `search`: a run made again under the same name is another run
     run_root: str = ""  # where the run lives: a local path or a URI (older runs: filled in by read_info)
 
     @property

@@ -7,6 +7,7 @@ import math
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -61,22 +62,24 @@ def peft_variants(cfg: ExperimentConfig) -> list[TrainConfig]:
     return variants
 
 
-def _new_run_dir(cfg: ExperimentConfig, root: str) -> Path:
-    """The local folder to prepare the run in: the run folder itself, or a staging folder for a URI."""
+def _new_run_dir(cfg: ExperimentConfig, root: str) -> tuple[Path, bool]:
+    """The local folder to prepare the run in: the run folder itself, or a staging folder for a URI; and whether
+    this call created it (a failed `search` removes only what it created)."""
     taken = storage.exists(storage.join(root, META_FILE)) if storage.is_uri(root) else Path(root, META_FILE).exists()
     if taken:
         raise UserError(f"run.name: run {cfg.run.name!r} already exists at {root}; pick another name "
                         "(--set run.name=...) or remove that folder")
     if storage.is_uri(root):
-        return Path(tempfile.mkdtemp(prefix=f"raytune-llm-{cfg.run.name}-"))
+        return Path(tempfile.mkdtemp(prefix=f"raytune-llm-{cfg.run.name}-")), True
     run_dir = Path(root)
+    created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"run.storage_path: cannot create {run_dir}: {exc.strerror}; choose a writable path") from None
     if not os.access(run_dir, os.W_OK):
         raise UserError(f"run.storage_path: {run_dir} is not writable; choose a writable path")
-    return run_dir
+    return run_dir, created
 
 
 def _publish(run_dir: Path, root: str, info: RunInfo) -> RunInfo:
@@ -114,7 +117,7 @@ def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
     from transformers import AutoTokenizer
 
     root = run_root_for(cfg)
-    run_dir = _new_run_dir(cfg, root)
+    run_dir, created = _new_run_dir(cfg, root)
     tokenizer_dir = run_dir / "prepared" / "tokenizer"
     try:
         model_path = locate_model(cfg.model.name)
@@ -136,13 +139,16 @@ def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
         preflight(model_path, prepared.label_names, peft_variants(cfg), str(tokenizer_dir), cfg.task.value,
                   **hub_kwargs(cfg.model.revision, cfg.model.trust_remote_code))
     except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written is left behind
+        # Nothing half-written is left behind, and nothing of the user's is touched: a folder that was there
+        # before loses only what this call wrote into it.
+        shutil.rmtree(run_dir if created else run_dir / "prepared", ignore_errors=True)
         raise
     info = RunInfo(
         config=cfg.model_dump(mode="json"), model_path=model_path, tokenizer_path=str(tokenizer_dir),
         data_path=str(prepared.path), label_names=prepared.label_names, sizes=prepared.sizes,
         chance_value=prepared.chance_value, chance_metric=prepared.chance_metric,
-        chance_loss=prepared.chance_loss, unlabelled_splits=prepared.unlabelled, run_root=root,
+        chance_loss=prepared.chance_loss, unlabelled_splits=prepared.unlabelled, run_id=uuid.uuid4().hex,
+        run_root=root,
     )
     (run_dir / CONFIG_FILE).write_text(dump_config(cfg))
     write_info(run_dir, info)
@@ -214,6 +220,7 @@ def train_template(cfg: ExperimentConfig, info: RunInfo) -> RunSpec:
                    stability=cfg.stability.model_dump(mode="json"), task=cfg.task.value,
                    chance_metric=info.chance_metric, chance_value=info.chance_value, chance_loss=info.chance_loss,
                    model_revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
+                   run_id=info.run_id,
                    generation=cfg.generation.model_dump(mode="json"))
 
 

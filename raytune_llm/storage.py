@@ -83,14 +83,15 @@ def _cache_dir(kind: str, uri: str) -> Path:
     return CACHE_ROOT / kind / hashlib.sha256(uri.encode()).hexdigest()[:16]
 
 
-def node_copy(path: str) -> str:
+def node_copy(path: str, run_id: str = "") -> str:
     """A local path for `path`: itself when local, else this node's cached copy of the remote folder, made once
-    (under a file lock, so concurrent trials on one node download it once)."""
+    (under a file lock, so concurrent trials on one node download it once). The copy belongs to one run
+    (`run_id`): a run folder removed and made again under the same URI never gets the old run's inputs."""
     if not is_uri(path):
         return path
     from filelock import FileLock
 
-    target = _cache_dir("inputs", path)
+    target = _cache_dir("inputs", f"{path}#{run_id}")
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if not (target / _DONE).exists():

@@ -79,7 +79,7 @@ def worker_loop(config: dict[str, Any]) -> None:
     spec = RunSpec(**config)
     # A run on a cloud URI: read its inputs from this node's cached copy.
     for field in ("model_path", "tokenizer_path", "data_path"):
-        setattr(spec, field, storage.node_copy(getattr(spec, field)))
+        setattr(spec, field, storage.node_copy(getattr(spec, field), spec.run_id))
     try:
         train_loop.run(spec, RayTrainSession())
     except torch.cuda.OutOfMemoryError as exc:

@@ -98,3 +98,18 @@ def test_a_checkpoint_with_another_head_size_gets_a_new_head(tiny_bert: Path) ->
 
     model = build_model(str(tiny_bert), ["a", "b", "c", "d", "e"], TrainConfig(), str(tiny_bert))  # saved: 2
     assert model.classifier.out_features == 5 and model.config.id2label[4] == "e"
+
+
+def test_a_failed_search_never_deletes_a_folder_it_did_not_create(tmp_path: Path) -> None:
+    from raytune_llm.loading import validate_dict
+    from raytune_llm.search import prepare_run
+
+    theirs = tmp_path / "runs" / "mine"
+    theirs.mkdir(parents=True)
+    (theirs / "notes.txt").write_text("the user's own file")
+    cfg = validate_dict({"model": {"name": "builtin:minilm"}, "data": {"source": str(tmp_path / "no-such-data")},
+                         "run": {"name": "mine", "storage_path": str(tmp_path / "runs")}})
+    with pytest.raises(UserError):
+        prepare_run(cfg)  # fails on the data, after the run folder was set up
+    assert (theirs / "notes.txt").read_text() == "the user's own file"
+    assert not (theirs / "prepared").exists()

@@ -50,14 +50,18 @@ def test_mirror_of_a_missing_run_is_a_clear_error(tmp_path: Path) -> None:
         storage.mirror(f"file://{tmp_path}/nothing/here")
 
 
-def test_node_copy_downloads_once_and_leaves_local_paths_alone(tmp_path: Path) -> None:
+def test_node_copy_downloads_once_per_run_and_leaves_local_paths_alone(tmp_path: Path) -> None:
     uri = _remote_run(tmp_path) + "/prepared/data"
-    first = Path(storage.node_copy(uri))
+    first = Path(storage.node_copy(uri, "run-a"))
     assert (first / "x.arrow").read_text() == "prepared/data/x.arrow"
     (tmp_path / "bucket/runs/r1/prepared/data/x.arrow").write_text("changed")
-    assert Path(storage.node_copy(uri)) == first and (first / "x.arrow").read_text() == "prepared/data/x.arrow"
-    assert storage.node_copy("/local/path") == "/local/path"
-    assert storage.node_copy("org/hub-model") == "org/hub-model"
+    # The same run: read from the node's copy, not the bucket.
+    assert Path(storage.node_copy(uri, "run-a")) == first and (first / "x.arrow").read_text() == "prepared/data/x.arrow"
+    # The run folder removed and made again under the same URI is another run: it never gets the old inputs.
+    again = Path(storage.node_copy(uri, "run-b"))
+    assert (again / "x.arrow").read_text() == "changed"
+    assert storage.node_copy("/local/path", "run-a") == "/local/path"
+    assert storage.node_copy("org/hub-model", "run-a") == "org/hub-model"
 
 
 def test_fetch_checkpoint_maps_trains_schemeless_path(tmp_path: Path) -> None:
