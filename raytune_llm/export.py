@@ -14,13 +14,14 @@ from typing import Any
 
 from raytune_llm.config import ExperimentConfig, PeftMethod, SchedulerConfig, TrainConfig
 from raytune_llm.errors import UserError
+from raytune_llm.evaluation import autocast_for
 from raytune_llm.loading import dump_config
 from raytune_llm.outcomes import is_finite, real_value
 from raytune_llm.results import Choice, choose, fallback_advice, load_trials, outcome_counts
 from raytune_llm.rundir import RunInfo, read_info
 from raytune_llm.space import apply_params
 from raytune_llm.storage import fetch_checkpoint, is_uri, node_copy
-from raytune_llm.train_loop import PREDICTIONS_FILE, autocast_for
+from raytune_llm.train_loop import PREDICTIONS_FILE
 
 
 def best_config(cfg: ExperimentConfig, train: TrainConfig) -> ExperimentConfig:
@@ -38,8 +39,8 @@ def predict(model: Any, info: RunInfo, train: TrainConfig, split: str) -> tuple[
     from transformers import AutoTokenizer
 
     from raytune_llm.bare import BareSession
+    from raytune_llm.evaluation import EvalContext, evaluate
     from raytune_llm.tasks import get_task
-    from raytune_llm.train_loop import EvalContext, evaluate
 
     cfg = info.experiment
     # On the kind of device the trial trained on, with its precision: a bf16 GPU trial's predictions are only

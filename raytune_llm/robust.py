@@ -21,6 +21,7 @@ from raytune_llm.storage import is_uri, join, put_file
 
 ROBUST_DIR = "robust"
 SUMMARY_FILE = "robust.json"
+REQUEST_FILE = "request.json"  # the --top-k/--seeds the runs were started with
 SCORES = ("mean-std", "mean", "median", "min")
 
 
@@ -91,8 +92,9 @@ def summarise(picks: list[TrialRecord], runs: list[TrialRecord], info: RunInfo, 
 def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str | None) -> dict[str, Any]:
     from ray import tune
 
+    from raytune_llm.population import start_board
     from raytune_llm.progress import ProgressTable
-    from raytune_llm.search import connect, train_template
+    from raytune_llm.search import concurrency, connect, train_template
     from raytune_llm.trial import make_driver
 
     if score not in SCORES:
@@ -110,8 +112,6 @@ def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str |
               f"({', '.join(sorted({p.stop_reason for p in picks}))}), by their real {metric}")
     total = connect(cfg, address)
     robust_dir, robust_root = run_dir / ROBUST_DIR, join(info.run_root, ROBUST_DIR)
-    from raytune_llm.population import start_board
-
     template = train_template(cfg, info)
     template.population_board = start_board(robust_root)  # the seeds of the top configs are the population
     driver = make_driver(template, cfg.train, cfg.resources, join(robust_root, "train"), cfg.run)
@@ -120,13 +120,23 @@ def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str |
         driver(config["params"])
 
     trainable = tune.with_resources(robust_run, {"cpu": cfg.resources.driver_cpus})
+    request = {"top_k": top_k, "seeds": seeds, "configs": [p.trial_id for p in picks]}
     if list(robust_dir.glob("experiment_state-*.json")):
-        print(f"resuming the robustness runs in {robust_dir}")
+        before = json.loads((robust_dir / REQUEST_FILE).read_text()) if (robust_dir / REQUEST_FILE).is_file() else {}
+        if before and (before["top_k"], before["seeds"]) != (top_k, seeds):
+            print(f"the robustness runs in {robust_dir} were started with --top-k {before['top_k']} --seeds "
+                  f"{before['seeds']}: continuing those; --top-k {top_k} --seeds {seeds} are not applied (the "
+                  f"summary is recomputed with --score {score}). To re-run with other values, delete {robust_dir}")
+            picks = [t for t in trials if t.trial_id in before["configs"]] or picks
+        else:
+            print(f"resuming the robustness runs in {robust_dir}")
         tuner = tune.Tuner.restore(robust_root, trainable, resume_unfinished=True, resume_errored=True)
     else:
+        robust_dir.mkdir(parents=True, exist_ok=True)
+        (robust_dir / REQUEST_FILE).write_text(json.dumps(request))
+        if is_uri(robust_root):
+            put_file(robust_dir / REQUEST_FILE, join(robust_root, REQUEST_FILE))
         grid = [{**t.params, "seed": s} for t in picks for s in seeds_for(cfg.train.seed, seeds)]
-        from raytune_llm.search import concurrency
-
         tuner = tune.Tuner(
             trainable,
             param_space={"params": tune.grid_search(grid)},
@@ -148,6 +158,9 @@ def robust_choice(run_dir: Path) -> tuple[list[TrialRecord], TrialRecord, dict[s
     """For `export --by robust`: the robust winner's best seed run and its best report."""
     summary_file = run_dir / ROBUST_DIR / SUMMARY_FILE
     if not summary_file.is_file():
+        if list((run_dir / ROBUST_DIR).glob("experiment_state-*.json")):
+            raise UserError(f"the robustness runs in {run_dir / ROBUST_DIR} did not finish (no {SUMMARY_FILE}); run "
+                            f"`raytune-llm robust {run_dir}` again to continue them")
         raise UserError(f"no robustness results in {run_dir}; run `raytune-llm robust {run_dir}` first")
     summary = json.loads(summary_file.read_text())
     if not summary["configs"]:

@@ -180,8 +180,11 @@ def connect(cfg: ExperimentConfig, address: str | None) -> dict[str, float]:
             runtime_env["py_modules"] = [raytune_llm]
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
         else:
-            # Room for one whole trial even on a 2-core laptop: the driver's share is tiny but real.
-            num_cpus = max(os.cpu_count() or 1, math.ceil(trial_cpus))
+            # Each trial's Tune driver only waits for its workers, yet holds `driver_cpus`: count the drivers' shares
+            # on top of the cores, so that as many 1-CPU workers run as there are cores (a 2-core laptop runs two
+            # 1-worker trials side by side, not one beside an idle core), and one whole trial always fits.
+            cores = os.cpu_count() or 1
+            num_cpus = max(cores + math.ceil(cores * res.driver_cpus), math.ceil(trial_cpus))
             ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
                      runtime_env=runtime_env, log_to_driver=False)
     total = ray.cluster_resources()
@@ -202,14 +205,26 @@ def connect(cfg: ExperimentConfig, address: str | None) -> dict[str, float]:
 
 
 def concurrency(cfg: ExperimentConfig, total: dict[str, float]) -> int:
-    if cfg.search.max_concurrent_trials:
-        return cfg.search.max_concurrent_trials
+    return concurrency_and_limit(cfg, total)[0]
+
+
+def concurrency_and_limit(cfg: ExperimentConfig, total: dict[str, float]) -> tuple[int, str]:
+    """How many trials run at once, and what limits it (said to the user: an idle machine should not be silent)."""
     res = cfg.resources
+    trial_cpus = res.num_workers * res.cpus_per_worker + res.driver_cpus
     # Train V2 starts all of a trial's workers at once; more drivers than fit would only wait.
-    fits = (total.get("CPU", 0) - 0) // (res.num_workers * res.cpus_per_worker + res.driver_cpus)
+    fits = int(total.get("CPU", 0) // trial_cpus)
+    limit = f"CPUs: each trial takes {trial_cpus:g} of the cluster's {total.get('CPU', 0):g}"
     if res.gpus_per_worker:
-        fits = min(fits, total.get("GPU", 0) // (res.num_workers * res.gpus_per_worker))
-    return max(1, int(fits))
+        gpu_fits = int(total.get("GPU", 0) // (res.num_workers * res.gpus_per_worker))
+        if gpu_fits < fits:
+            fits = gpu_fits
+            limit = f"GPUs: each trial takes {res.num_workers * res.gpus_per_worker:g} of {total.get('GPU', 0):g}"
+    if cfg.search.max_concurrent_trials:
+        return cfg.search.max_concurrent_trials, "search.max_concurrent_trials"
+    if fits >= cfg.search.num_trials:
+        return max(1, fits), "the number of trials"
+    return max(1, fits), limit
 
 
 def train_template(cfg: ExperimentConfig, info: RunInfo) -> RunSpec:

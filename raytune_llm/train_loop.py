@@ -19,13 +19,13 @@ import torch
 import torch.distributed as dist
 
 from raytune_llm.config import GenerationConfig, PeftMethod, StabilityConfig, TrainConfig
+from raytune_llm.evaluation import EvalContext, autocast_for, evaluate, gather
 from raytune_llm.levers import L2SP, Freezer, fgm_backward, first_backward_context, param_groups, reinit_top_layers
 from raytune_llm.metrics import worst_value
 from raytune_llm.models import build_model, hub_kwargs, save_trainable, unwrap, weight_dtypes
 from raytune_llm.outcomes import REAL_PREFIX, is_failure
 from raytune_llm.stability import StabilityGuard
-from raytune_llm.tasks import MODEL_COLUMNS, Task, get_task
-from raytune_llm.tasks.base import INDEX
+from raytune_llm.tasks import get_task
 
 STATE_FILE = "trainer_state.pt"
 PREDICTIONS_FILE = "eval_predictions.json"
@@ -95,20 +95,6 @@ def _sum_over_workers(value: float, device: torch.device) -> float:
     return value
 
 
-def _gather(obj: Any, world_size: int) -> list[Any]:
-    if world_size == 1:
-        return [obj]
-    out: list[Any] = [None] * world_size
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def autocast_for(precision: str, device: torch.device) -> dict[str, Any]:
-    """torch.autocast arguments: bf16 when asked for, or by default on a GPU; fp32 otherwise."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    return {"device_type": device.type, "dtype": torch.bfloat16, "enabled": use_bf16}
-
-
 def _short(value: float) -> float:
     return float(f"{value:.5g}")  # 5 significant digits: plenty for a trace, a third of the JSON
 
@@ -131,44 +117,6 @@ def _batches(loader: torch.utils.data.DataLoader, start_step: int) -> Iterator[d
             if i >= skip:
                 yield batch
         epoch, skip = epoch + 1, 0
-
-
-@dataclass
-class EvalContext:
-    """What evaluation needs besides the model and the data."""
-
-    task: Task
-    label_names: list[str]
-    tokenizer: Any
-    collate: Any
-    generation: GenerationConfig
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, dataset: Any, ctx: EvalContext, cfg: TrainConfig, session: Session,
-             autocast: dict[str, Any]) -> tuple[dict[str, float], list[Any]]:
-    """The task's metrics over the whole eval split, each worker taking every n-th row; predictions in row order."""
-    model.eval()
-    rank, world = session.rank, session.world_size
-    indices = list(range(rank, len(dataset), world))
-    preds, refs, loss_sum, count = [], [], 0.0, 0
-    for start in range(0, len(indices), cfg.eval_batch_size):
-        chunk = indices[start : start + cfg.eval_batch_size]
-        rows = [{**row, INDEX: i} for i, row in zip(chunk, dataset.select(chunk))]
-        inputs = ctx.collate([{k: r[k] for k in MODEL_COLUMNS if k in r} for r in rows])
-        batch = {k: v.to(session.device) for k, v in inputs.items()}
-        out = ctx.task.eval_batch(model, batch, rows, autocast, ctx.tokenizer, ctx.generation)
-        preds += out.preds
-        refs += out.refs
-        loss_sum, count = loss_sum + out.loss_sum, count + out.count
-    model.train()
-    shards = _gather((indices, preds, refs, loss_sum, count), world)
-    ordered = sorted(((i, p, y) for idx, ps, ys, _, _ in shards for i, p, y in zip(idx, ps, ys)),
-                     key=lambda t: t[0])
-    all_preds, all_refs = [p for _, p, _ in ordered], [y for _, _, y in ordered]
-    loss = sum(s[3] for s in shards) / max(sum(s[4] for s in shards), 1)
-    metrics = ctx.task.metrics(all_preds, all_refs, ctx.label_names, loss)
-    return {f"eval_{k}": v for k, v in metrics.items()}, all_preds
 
 
 # ---------------------------------------------------------------- the loop
@@ -259,7 +207,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
             now = time.time()
             startup = {"startup_s": now - spec.started_at, "startup_launch_s": entered_at - spec.started_at,
                        "startup_data_s": data_at - entered_at, "startup_model_s": model_at - data_at,
-                       "worker_nodes": ",".join(_gather(session.node_id, world)),  # where each rank ran
+                       "worker_nodes": ",".join(gather(session.node_id, world)),  # where each rank ran
                        **weight_dtypes(model), "autocast": "bf16" if use_bf16 else "off"}
         with first_backward_context(ddp, cfg.fgm_epsilon > 0):
             loss = task_loss(batch)

@@ -87,6 +87,28 @@ def worker_loop(config: dict[str, Any]) -> None:
         raise RuntimeError(f"CUDA out of memory: {str(exc).splitlines()[0]}") from exc
 
 
+class EvalHistory(ray.train.UserCallback):
+    """Every evaluation of a run as one JSON line in `uri` (a run folder's history.jsonl, local or remote),
+    rewritten after each report: checkpoint pruning keeps only the best and the latest, the history keeps all.
+    Runs on Train's controller, which may be on another node than the driver: hence a storage path."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri, self.rows = uri, []
+
+    def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
+        import json
+
+        row = {k: v for k, v in metrics[0].items() if not isinstance(v, list)}  # rank 0's; no step traces
+        self.rows.append(row)
+        text = "".join(json.dumps(r) + "\n" for r in self.rows)
+        if storage.is_uri(self.uri):
+            fs, path = storage.filesystem(self.uri)
+            with fs.open_output_stream(path) as out:
+                out.write(text.encode())
+        else:
+            Path(self.uri).write_text(text)
+
+
 def build_trainer(spec: RunSpec, resources: ResourcesConfig, storage_path: str, name: str, run: RunConfig,
                   callbacks: list[Any] | None = None) -> ray.train.torch.TorchTrainer:
     """A DDP job for one training run. Calling fit() again with the same name and storage resumes it from its

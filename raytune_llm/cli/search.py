@@ -23,12 +23,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.file, args.overrides)  # every config problem surfaces before Ray starts
     from raytune_llm.progress import ProgressTable
-    from raytune_llm.search import build_tuner, connect, prepare_run
+    from raytune_llm.search import build_tuner, concurrency_and_limit, connect, prepare_run
 
     _, info = prepare_run(cfg)
     run_root = info.run_root
     print(f"run folder: {run_root}")
     total = connect(cfg, args.address)
+    at_once, limit = concurrency_and_limit(cfg, total)
+    print(f"running up to {at_once} trial{'s' if at_once > 1 else ''} at once (limited by {limit})")
     table = ProgressTable(cfg.search.metric, cfg.search.mode, cfg.search.num_trials)
     tuner = build_tuner(cfg, info, total, [table])
     try:

@@ -10,6 +10,8 @@ from raytune_llm.errors import UserError
 from raytune_llm.loading import load_config
 from raytune_llm.outcomes import best_of, is_failure, real_value
 
+HISTORY_FILE = "history.jsonl"  # every evaluation of the run, one JSON line each
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="run one training job with the fixed settings of a YAML (no search)",
@@ -26,13 +28,14 @@ def run(args: argparse.Namespace) -> int:
     from raytune_llm import storage
     from raytune_llm.export import write_model
     from raytune_llm.search import connect, prepare_run, train_template
-    from raytune_llm.trial import build_trainer
+    from raytune_llm.trial import EvalHistory, build_trainer
 
     run_dir, info = prepare_run(cfg)
     print(f"run folder: {info.run_root}")
     connect(cfg, args.address)
+    history = storage.join(info.run_root, HISTORY_FILE)
     trainer = build_trainer(train_template(cfg, info), cfg.resources, storage.join(info.run_root, "train"),
-                            "single", cfg.run)
+                            "single", cfg.run, [EvalHistory(history)])
     result = trainer.fit()
     metric, mode = cfg.search.metric, cfg.search.mode
     reports = result.best_checkpoints
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     final = dict(result.metrics or reports[-1][1])
     healthy = [(c, m) for c, m in reports if not is_failure(m.get("stop_reason", ""))]
     checkpoint, metrics = best_of(healthy or reports, lambda cm: real_value(cm[1], metric), mode)
-    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "final": final}, indent=2))
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "final": final, "history": HISTORY_FILE}, indent=2))
     if storage.is_uri(info.run_root):
         storage.put_file(run_dir / "metrics.json", storage.join(info.run_root, "metrics.json"))
     if reason := final.get("stop_reason"):
