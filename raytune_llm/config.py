@@ -197,7 +197,7 @@ class ChanceLevelConfig(Strict):
                           "chance level by this much")
     loss_margin: float = Field(0.01, ge=0, description="relative: eval loss this far below the constant "
                                "prediction's, or a loss falling this much, means 'still learning'")
-    patience: int = Field(2, ge=1, description="evaluations over which a falling loss counts as still learning")
+    patience: int = Field(3, ge=1, description="evaluations over which a falling loss counts as still learning")
     population: bool = Field(True, description="also wait while no other trial of the search has left chance by "
                              "the same point of its budget (relative early stopping)")
 

@@ -91,7 +91,8 @@ class ChanceLevel:
     prediction by `loss_margin` (relative; the model's probabilities already carry information, though its
     argmax is still the majority class), or the eval or train loss fell by `loss_margin` over the last
     `patience` evaluations. A trial showing them is judged again at its next evaluation. Without `patience` + 1
-    evaluations there is no trend to read, so the verdict waits for them. Once above chance, never checked again.
+    evaluations there is no trend to read, so the verdict waits for them. A trial that was above chance at any
+    evaluation, even before `fraction`, is never stopped by this rule.
 
     With `population`, a trial is also kept while no other trial of the search has been above chance by the same
     fraction of its budget (`peers_learnt` False; None = no population known, the trial's own evidence decides).
@@ -99,7 +100,7 @@ class ChanceLevel:
 
     def __init__(self, fraction: float, margin: float, baseline: float, total_steps: int,
                  metric: str = "eval_mcc", chance_loss: float | None = None, loss_margin: float = 0.01,
-                 patience: int = 2, population: bool = True) -> None:
+                 patience: int = 3, population: bool = True) -> None:
         self.at_step = max(1, math.ceil(fraction * total_steps))
         self.margin, self.baseline, self.metric = margin, baseline, metric
         self.chance_loss, self.loss_margin, self.patience = chance_loss, loss_margin, patience
@@ -128,11 +129,10 @@ class ChanceLevel:
               ) -> Verdict:
         for key, values in self.history.items():
             values.append(float(metrics.get(key, math.nan)))
-        if self.done or step < self.at_step:
-            return HEALTHY
         value = metrics[self.metric]
         if value > self.baseline + self.margin:
-            self.done = True
+            self.done = True  # it has learnt something, at some point: a later dip is the other detectors' business
+        if self.done or step < self.at_step:
             return HEALTHY
         if self.learning() or len(self.history["eval_loss"]) <= self.patience:  # learning, or no trend to read yet
             return HEALTHY

@@ -53,11 +53,11 @@ def test_default_guard_stops_the_failed_runs_early_and_never_the_slow_starter() 
     gq = load("guard_quality")
     stops = [gq.replay(r, META, {}) for r in runs()]
     assert stops[0] == ("", TOTAL) and stops[1] == ("", TOTAL)
-    assert stops[2] == ("chance_level", 60)  # at 30%: the first evaluation past 25% with a trend to read
+    assert stops[2] == ("chance_level", 80)  # at 40%: the first evaluation past 25% with a trend to read
     assert stops[3] == ("non_finite", 30)
     s = gq.score(runs(), stops)
     assert (s["precision"], s["recall"], s["top_half_stopped"]) == (1.0, 1.0, 0)
-    assert s["recall_before_30pct"] == 0.5  # the NaN run at 15%; the stuck run exactly at 30%
+    assert s["recall_before_30pct"] == 0.5  # the NaN run at 15%; the stuck run at 40%
 
 
 def test_the_old_chance_rule_stops_the_slow_starter() -> None:

@@ -84,10 +84,10 @@ def test_grad_explosion_needs_a_sustained_rise_over_the_running_median() -> None
 
 
 def test_chance_level_stops_a_flat_run_at_chance_once_it_has_a_trend_to_read() -> None:
-    flat = [(s, 0.0, 0.62) for s in (10, 20, 30)]
-    # Not before 25%; at 30% there are 3 evaluations (patience 2 + 1), none fell, none below the constant
+    flat = [(s, 0.0, 0.62) for s in (10, 20, 30, 40)]
+    # Not before 25%; at 40% there are 4 evaluations (patience 3 + 1), none fell, none below the constant
     # prediction's loss: stop.
-    assert evals(guard(), flat) == ["", "", "chance_level"]
+    assert evals(guard(), flat) == ["", "", "", "chance_level"]
     verdict = guard().check_eval(30, {"eval_mcc": 0.0, "eval_loss": 0.62, "train_loss": 0.62}, 0.0)
     assert not verdict  # a first evaluation past the mark has no trend yet: "not yet", never "never"
 
@@ -100,14 +100,17 @@ def test_chance_level_waits_while_the_loss_falls_or_is_below_the_constant_predic
     # Below the constant prediction's loss: its probabilities carry information though its argmax does not.
     informed = [(s, 0.0, 0.58) for s in (10, 20, 30, 40, 50)]
     assert evals(guard(), informed) == [""] * 5
-    # A fall that stalls at chance: stopped once the last two evaluations no longer improve.
-    stalls = [(10, 0.0, 0.69), (20, 0.0, 0.64), (30, 0.0, 0.62), (40, 0.0, 0.62), (50, 0.0, 0.62)]
-    assert evals(guard(), stalls) == ["", "", "", "", "chance_level"]
+    # A fall that stalls at chance: stopped once the last three evaluations no longer improve.
+    stalls = [(10, 0.0, 0.69), (20, 0.0, 0.64), (30, 0.0, 0.62), (40, 0.0, 0.62), (50, 0.0, 0.62), (60, 0.0, 0.62)]
+    assert evals(guard(), stalls) == ["", "", "", "", "", "chance_level"]
 
 
 def test_chance_level_is_not_checked_again_once_above_chance() -> None:
     g = guard()
     assert evals(g, [(30, 0.3, 0.5), (40, 0.0, 0.7), (50, 0.0, 0.7), (60, 0.0, 0.7)]) == [""] * 4
+    # Above chance once, before the check even starts (a bouncy high-lr run): that counts too.
+    g = guard()
+    assert evals(g, [(10, 0.2, 0.6), (20, 0.0, 0.7), (30, 0.0, 0.7), (40, 0.0, 0.7), (50, 0.0, 0.7)]) == [""] * 5
 
 
 def test_plateau_is_optional() -> None:

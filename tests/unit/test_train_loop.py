@@ -87,7 +87,7 @@ def test_zero_learning_rate_is_stopped_at_chance_level(info: RunInfo, tmp_path: 
                     eval_every=2, optimizer={"lr": 0.0})
     last = run(spec, session)
     assert last["stop_reason"] == "chance_level"
-    assert last["step"] == 6  # the first evaluation past 25% with a trend to read (3 evaluations)
+    assert last["step"] == 8  # the first evaluation past 25% with a trend to read (4 evaluations)
     assert last["eval_accuracy"] == 0.0  # reported as the worst finite value, so TPE and ASHA learn from it
     assert 0.0 < last["real_eval_accuracy"] <= 1.0  # ... and the real value beside it
     assert session.checkpoints  # kept, for the fallback when no trial of a search is healthy
