@@ -16,7 +16,8 @@ Tasks (all from ../shared/data, all with all-MiniLM-L6-v2; see TASKS):
 Runs go in parallel, one process per core, one torch thread each; runs already recorded are skipped (the command
 can be stopped and started again). Re-record everything:
 
-    python benchmarks/record_curves.py --runs 16 [--tasks sst2,bbc_news,paraphrase_imbalanced] [--workers 2]
+    python benchmarks/record_curves.py --runs 14 [--tasks sst2,bbc_news,paraphrase_imbalanced] [--workers 2]
+    python benchmarks/record_curves.py --runs 14 --tasks sst2,bbc_news --divergent   # + 3 runs that blow up
 
 Writes benchmarks/recordings/<task>.json (small: traces rounded to 5 significant digits).
 """
@@ -80,6 +81,13 @@ def sample_configs(n: int, seed: int) -> list[dict[str, Any]]:
             "schedule.warmup_ratio": rng.choice([0.0, 0.1]), "grad_clip": rng.choice([None, 1.0]), "seed": i,
         })
     return configs
+
+
+def divergent_configs() -> list[dict[str, Any]]:
+    """Full fine-tuning at learning rates far past the useful range, without clipping or warmup: the runs that
+    blow up, so that the step detectors (loss_spike, grad_explosion, non_finite) have something to catch."""
+    return [{"peft.method": "full", "optimizer.lr": lr, "schedule.warmup_ratio": 0.0, "grad_clip": None,
+             "seed": 1000 + i} for i, lr in enumerate((1e-2, 3e-2, 1e-1))]
 
 
 def prepare_task(name: str, work: Path) -> tuple[Any, dict[str, Any]]:
@@ -171,6 +179,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="seed of the config sample")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--divergent", action="store_true", help="also record 3 runs at learning rates that blow up")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="rtl-record-"))
@@ -181,7 +190,8 @@ def main() -> None:
         path = args.out / f"{name}.json"
         old = json.loads(path.read_text())["runs"] if path.is_file() else []
         recorded[name] = {key(r["config"]): r for r in old}
-        jobs += [(name, c) for c in sample_configs(args.runs, args.seed) if key(c) not in recorded[name]]
+        configs = sample_configs(args.runs, args.seed) + (divergent_configs() if args.divergent else [])
+        jobs += [(name, c) for c in configs if key(c) not in recorded[name]]
     print(f"{len(jobs)} runs to record ({sum(map(len, recorded.values()))} already recorded)", flush=True)
 
     def save(name: str) -> None:

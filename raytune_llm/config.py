@@ -26,7 +26,7 @@ TASK_METRICS = {
     Task.sequence_classification: ["eval_accuracy", "eval_macro_f1", "eval_mcc", "eval_f1", "eval_loss"],
     Task.regression: ["eval_pearson", "eval_spearman", "eval_mse", "eval_loss"],
     Task.token_classification: ["eval_f1", "eval_precision", "eval_recall", "eval_accuracy", "eval_loss"],
-    Task.causal_lm: ["eval_loss", "eval_perplexity", "eval_exact_match"],
+    Task.causal_lm: ["eval_loss", "eval_perplexity", "eval_exact_match", "eval_bleu", "eval_rouge_l"],
     Task.generative_classification: ["eval_accuracy", "eval_macro_f1", "eval_mcc", "eval_f1", "eval_loss"],
 }
 # Classification also reports each class's precision, recall and F1 as eval_<kind>_<label name>.

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 _BOUNDED = {
     "accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "f1": (0.0, 1.0), "precision": (0.0, 1.0), "recall": (0.0, 1.0),
     "exact_match": (0.0, 1.0), "pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0), "mcc": (-1.0, 1.0),
+    "bleu": (0.0, 1.0), "rouge_l": (0.0, 1.0),
 }
 _UNBOUNDED_WORST = 1e9
 

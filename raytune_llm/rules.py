@@ -104,13 +104,13 @@ def data_problems(cfg: ExperimentConfig) -> list[Problem]:
     problems = []
     if cfg.data.eval_split == cfg.data.train_split:
         problems.append(Problem("data.eval_split", "must differ from data.train_split"))
-    if cfg.search.metric == "eval_exact_match":
-        if not cfg.data.answer_column:
-            problems.append(Problem("search.metric", "eval_exact_match compares generated answers with "
-                                    "data.answer_column; set data.answer_column"))
-        if cfg.generation.eval_samples == 0:
-            problems.append(Problem("generation.eval_samples", "is 0, so eval_exact_match is never measured; "
-                                    "set it to the number of eval rows to answer (e.g. 32)"))
+    generated = ("eval_exact_match", "eval_bleu", "eval_rouge_l")
+    if cfg.search.metric == "eval_exact_match" and not cfg.data.answer_column:
+        problems.append(Problem("search.metric", "eval_exact_match compares generated answers with "
+                                "data.answer_column; set data.answer_column"))
+    if cfg.search.metric in generated and cfg.generation.eval_samples == 0:
+        problems.append(Problem("generation.eval_samples", f"is 0, so {cfg.search.metric} is never measured; "
+                                "set it to the number of eval rows to answer (e.g. 32)"))
     return problems
 
 

@@ -1,6 +1,7 @@
 """Causal-LM fine-tuning on instruction/response pairs: the loss counts only the response tokens; evaluation
-reports per-token loss and perplexity and, when the data has a final answer, the exact match of the answer the
-model generates (greedy) for the first `generation.eval_samples` eval rows."""
+reports per-token loss and perplexity and, from the text the model generates (greedy) for the first
+`generation.eval_samples` eval rows, BLEU and ROUGE-L against the reference responses (sacrebleu, rouge-score)
+and, when the data has a final answer, the exact match of the generated answer."""
 
 from __future__ import annotations
 
@@ -46,6 +47,16 @@ def normalise(answer: str) -> str:
     return answer.strip().replace(",", "").rstrip(".").strip().lower()
 
 
+def text_overlap(texts: list[str], references: list[str]) -> dict[str, float]:
+    """Corpus BLEU (sacrebleu's defaults, 0-100 scaled to 0-1) and mean ROUGE-L F1 of generated texts."""
+    import sacrebleu
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    rouge = [scorer.score(ref, text)["rougeL"].fmeasure for text, ref in zip(texts, references)]
+    return {"bleu": sacrebleu.corpus_bleu(texts, [references]).score / 100, "rouge_l": sum(rouge) / len(rouge)}
+
+
 def shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Next-token logits and targets. Prompt tuning prepends virtual tokens to the logits: only the last
     len(labels) positions belong to the real tokens."""
@@ -65,7 +76,7 @@ def response_loss(model: Any, batch: dict[str, torch.Tensor], autocast: dict) ->
 class CausalLM(Task):
     name = "causal_lm"
     peft_task_type = "CAUSAL_LM"
-    extra_columns = ("prompt_length", "answer")
+    extra_columns = ("prompt_length", "answer", "reference")
     token_level = True
 
     def loss_terms(self, labels: torch.Tensor) -> int:
@@ -88,7 +99,7 @@ class CausalLM(Task):
             answer = normalise(str(row[cfg.answer_column])) if cfg.answer_column else ""
             return {"input_ids": ids, "attention_mask": [1] * len(ids),
                     "labels": ([IGNORE] * n_prompt + response_ids)[:max_length], "prompt_length": n_prompt,
-                    "answer": answer}
+                    "answer": answer, "reference": response}
 
         ds = ds.map(encode, desc=f"tokenising {split}")
         fits = ds.filter(lambda row: row["prompt_length"] < len(row["input_ids"]), desc=f"checking {split}")
@@ -116,21 +127,29 @@ class CausalLM(Task):
     def eval_batch(self, model: Any, batch: dict[str, torch.Tensor], rows: list[dict[str, Any]], autocast: dict,
                    tokenizer: Any, generation: GenerationConfig) -> EvalBatch:
         logits, loss, count = response_loss(model, batch, autocast)
-        wanted = [r for r in rows if r["answer"] and r[INDEX] < generation.eval_samples]
-        answers = dict(zip((r[INDEX] for r in wanted), self.generate(model, wanted, tokenizer, autocast, generation)))
-        # A row's prediction: its generated answer, or else the model's next-token choices on the response
-        # (teacher-forced), which is what an exported model is checked against.
+        wanted = [r for r in rows if r[INDEX] < generation.eval_samples]
+        texts = dict(zip((r[INDEX] for r in wanted), self.generate(model, wanted, tokenizer, autocast, generation)))
+        # A row's prediction: its generated text and the answer found in it; for rows not generated, the model's
+        # next-token choices on the response (teacher-forced). Either is what an exported model is checked against.
         labels = batch["labels"]
         choices = logits[:, -labels.shape[1]:].argmax(-1)[:, :-1]
         forced = [row[mask].tolist() for row, mask in zip(choices, labels[:, 1:] != IGNORE)]
-        preds = [answers.get(r[INDEX], f) for r, f in zip(rows, forced)]
-        refs = [r["answer"] if r[INDEX] in answers else None for r in rows]
+        preds: list[Any] = []
+        refs: list[Any] = []
+        for r, f in zip(rows, forced):
+            if r[INDEX] in texts:
+                text = texts[r[INDEX]]
+                preds.append({"text": text, "answer": extract_answer(text, generation.answer_pattern)})
+                refs.append({"reference": r["reference"], "answer": r["answer"] or None})
+            else:
+                preds.append(f)
+                refs.append(None)
         return EvalBatch(loss, count, preds, refs)
 
     @torch.no_grad()
     def generate(self, model: Any, rows: list[dict[str, Any]], tokenizer: Any, autocast: dict,
-                 generation: GenerationConfig) -> list[str | None]:
-        """Greedy answers to the rows' prompts, left-padded into one batch."""
+                 generation: GenerationConfig) -> list[str]:
+        """Greedy responses to the rows' prompts, left-padded into one batch."""
         if not rows:
             return []
         device = next(p for p in model.parameters()).device
@@ -142,12 +161,14 @@ class CausalLM(Task):
         with torch.autocast(**autocast):
             out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=generation.max_new_tokens,
                                  do_sample=False, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
-        texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
-        return [extract_answer(t, generation.answer_pattern) for t in texts]
+        return tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
 
     def metrics(self, preds: list[Any], refs: list[Any], label_names: list[str], loss: float) -> dict[str, float]:
         out = {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
-        scored = [(p, r) for p, r in zip(preds, refs) if r is not None]
-        if scored:
-            out["exact_match"] = sum(p == r for p, r in scored) / len(scored)
+        generated = [(p, r) for p, r in zip(preds, refs) if r is not None]
+        if generated:
+            out.update(text_overlap([p["text"] for p, _ in generated], [r["reference"] for _, r in generated]))
+        answered = [(p["answer"], r["answer"]) for p, r in generated if r["answer"]]
+        if answered:
+            out["exact_match"] = sum(p == r for p, r in answered) / len(answered)
         return out

@@ -165,12 +165,24 @@ def test_causal_lm_trains_with_every_peft_method(method: str, tiny_llama: Path, 
     assert last["step"] == 4 and math.isfinite(last["eval_loss"])
     assert last["eval_perplexity"] == pytest.approx(math.exp(last["eval_loss"]))
     assert 0.0 <= last["eval_exact_match"] <= 1.0  # 4 eval rows answered by generation
+    assert 0.0 <= last["eval_bleu"] <= 1.0 and 0.0 <= last["eval_rouge_l"] <= 1.0  # their text vs the responses
     if method in ("full", "lora"):  # enough capacity to fit the response tokens within 4 steps
         assert losses[-1] < losses[0]
     saved = {f.name for f in (session.checkpoints[-1] / "model").iterdir()}
     assert ("model.safetensors" if method == "full" else "adapter_model.safetensors") in saved
     preds = json.loads((session.checkpoints[-1] / "eval_predictions.json").read_text())
     assert len(preds) == 8 and all(isinstance(v, list) for v in preds[4:])  # teacher-forced choices after row 4
+    assert all(set(v) == {"text", "answer"} for v in preds[:4])  # generated text, and the answer found in it
+
+
+def test_text_overlap_scores_generated_text_against_references() -> None:
+    from raytune_llm.tasks.causal_lm import text_overlap
+
+    refs = ["the answer is 42 because six times seven", "paris is the capital of france"]
+    assert text_overlap(refs, refs) == {"bleu": pytest.approx(1.0), "rouge_l": pytest.approx(1.0)}
+    assert text_overlap(["zebra quantum", "violet moon"], refs) == {"bleu": 0.0, "rouge_l": 0.0}
+    partly = text_overlap(["the answer is 41 because", "paris is the capital"], refs)
+    assert 0.0 < partly["bleu"] < 1.0 and 0.0 < partly["rouge_l"] < 1.0
 
 
 def test_generative_classification_scores_each_verbaliser(tiny_llama: Path, sentiment_dir: Path,
