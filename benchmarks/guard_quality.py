@@ -68,7 +68,8 @@ def replay(run: dict[str, Any], meta: dict[str, Any], setting: dict[str, Any],
     cfg = StabilityConfig.model_validate({**setting, **({"chance_level": {"enabled": False}} if legacy else {})})
     total = run["total_steps"]
     warmup = round(run["config"].get("schedule.warmup_ratio", 0.0) * total)
-    guard = StabilityGuard(cfg, warmup, total, meta["chance_value"], "max", meta["chance_metric"], meta["chance_loss"])
+    guard = StabilityGuard(cfg, warmup, total, meta["chance_value"], "max", meta["chance_metric"], meta["chance_loss"],
+                           meta["sizes"]["eval"])
     if legacy:
         guard.eval_detectors.insert(0, LegacyChanceLevel(meta["majority_rate"], total))
     evals = {e["step"]: e for e in run["evals"]}
@@ -88,12 +89,18 @@ def replay(run: dict[str, Any], meta: dict[str, Any], setting: dict[str, Any],
     return "", total
 
 
+def mark_top_half(runs: list[dict[str, Any]]) -> None:
+    """Runs that ended healthy in the top half of their own task (ranks are per task)."""
+    for r in runs:
+        r["top_half"] = r["end"] == "healthy" and r["rank"] <= len(runs) / 2
+
+
 def score(runs: list[dict[str, Any]], stops: list[tuple[str, int]]) -> dict[str, Any]:
     n = len(runs)
     failed = [r["end"] == "failed" for r in runs]
     stopped = [bool(reason) for reason, _ in stops]
     fractions = [step / r["total_steps"] for r, (_, step) in zip(runs, stops)]
-    top_half = [r["end"] == "healthy" and r["rank"] <= n / 2 for r in runs]
+    top_half = [r["top_half"] for r in runs]
     true_stops = sum(s and f for s, f in zip(stopped, failed))
     steps_all = sum(r["total_steps"] for r in runs)
     return {
@@ -122,6 +129,7 @@ def sweep(recordings: list[dict[str, Any]]) -> list[dict[str, Any]]:
                           "population": population}
                     all_runs, all_stops = [], []
                     for rec in recordings:
+                        mark_top_half(rec["runs"])
                         board: dict[int, float] = {}
                         all_runs += rec["runs"]
                         all_stops += [replay(r, rec["meta"], {"chance_level": cl}, board) for r in rec["runs"]]
@@ -151,6 +159,7 @@ def main() -> None:
     for f in files:
         rec = json.loads(f.read_text())
         meta, runs = rec["meta"], rec["runs"]
+        mark_top_half(runs)
         results[meta["task"]] = {}
         for name, setting in SETTINGS.items():
             board: dict[int, float] = {}

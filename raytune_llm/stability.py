@@ -89,10 +89,14 @@ class ChanceLevel:
 
     Signs of learning ("not yet" rather than "never"): the eval loss is below the loss of the best constant
     prediction by `loss_margin` (relative; the model's probabilities already carry information, though its
-    argmax is still the majority class), or the eval or train loss fell by `loss_margin` over the last
+    argmax is still the majority class), or the eval or train loss made a new low (by `loss_margin`) in the last
     `patience` evaluations. A trial showing them is judged again at its next evaluation. Without `patience` + 1
-    evaluations there is no trend to read, so the verdict waits for them. A trial that was above chance at any
-    evaluation, even before `fraction`, is never stopped by this rule.
+    evaluations there is no trend to read, so the verdict waits for them.
+
+    A trial that has learnt, i.e. was above chance by more than the metric's noise (two standard errors of a
+    correlation on `eval_rows` rows, 2/sqrt(n), and at least `margin`) at any evaluation, is never stopped as
+    "cannot learn"; it is stopped only if it collapsed back: at chance, with its eval loss at or above the
+    constant prediction's for `patience` evaluations in a row (how a too-high learning rate ends).
 
     With `population`, a trial is also kept while no other trial of the search has been above chance by the same
     fraction of its budget (`peers_learnt` False; None = no population known, the trial's own evidence decides).
@@ -100,13 +104,14 @@ class ChanceLevel:
 
     def __init__(self, fraction: float, margin: float, baseline: float, total_steps: int,
                  metric: str = "eval_mcc", chance_loss: float | None = None, loss_margin: float = 0.01,
-                 patience: int = 3, population: bool = True) -> None:
+                 patience: int = 3, population: bool = True, eval_rows: int | None = None) -> None:
         self.at_step = max(1, math.ceil(fraction * total_steps))
         self.margin, self.baseline, self.metric = margin, baseline, metric
         self.chance_loss, self.loss_margin, self.patience = chance_loss, loss_margin, patience
         self.population = population
-        self.history: dict[str, list[float]] = {"eval_loss": [], "train_loss": []}
-        self.done = False
+        self.learnt_margin = max(margin, 2 / math.sqrt(eval_rows)) if eval_rows else margin
+        self.history: dict[str, list[float]] = {"eval_loss": [], "train_loss": [], "value": []}
+        self.learnt = False
 
     def _falling(self, key: str) -> bool:
         values = [v for v in self.history[key] if math.isfinite(v)]
@@ -120,27 +125,40 @@ class ChanceLevel:
         eval_loss = self.history["eval_loss"][-1] if self.history["eval_loss"] else math.nan
         if self.chance_loss is not None and eval_loss < self.chance_loss * (1 - self.loss_margin):
             return f"eval loss {eval_loss:.4g} below the constant prediction's {self.chance_loss:.4g}"
-        for key in self.history:
+        for key in ("eval_loss", "train_loss"):
             if self._falling(key):
                 return f"{key} still falling"
         return ""
 
+    def collapsed(self) -> bool:
+        """At chance with the eval loss no better than a constant prediction's, `patience` evaluations in a row."""
+        if self.chance_loss is None or len(self.history["value"]) < self.patience:
+            return False
+        recent = zip(self.history["value"][-self.patience :], self.history["eval_loss"][-self.patience :])
+        return all(v <= self.baseline + self.margin and loss >= self.chance_loss for v, loss in recent)
+
     def check(self, step: int, metrics: dict[str, float], objective: float, peers_learnt: bool | None = None
               ) -> Verdict:
-        for key, values in self.history.items():
-            values.append(float(metrics.get(key, math.nan)))
         value = metrics[self.metric]
-        if value > self.baseline + self.margin:
-            self.done = True  # it has learnt something, at some point: a later dip is the other detectors' business
-        if self.done or step < self.at_step:
+        for key in ("eval_loss", "train_loss"):
+            self.history[key].append(float(metrics.get(key, math.nan)))
+        self.history["value"].append(value)
+        self.learnt = self.learnt or value > self.baseline + self.learnt_margin
+        if step < self.at_step or value > self.baseline + self.margin:
+            return HEALTHY
+        values = {self.metric: value, "baseline": self.baseline, "eval_loss": self.history["eval_loss"][-1]}
+        if self.learnt:
+            if self.collapsed():
+                return Verdict("chance_level", f"{self.metric} back at chance ({value:.4f}) and the eval loss no "
+                               f"better than a constant prediction's for {self.patience} evaluations, at step "
+                               f"{step}: collapsed", values)
             return HEALTHY
         if self.learning() or len(self.history["eval_loss"]) <= self.patience:  # learning, or no trend to read yet
             return HEALTHY
         if self.population and peers_learnt is False:
             return HEALTHY  # no trial of the search has left chance by this point: the task is slow, wait
         return Verdict("chance_level", f"{self.metric} {value:.4f} <= chance level {self.baseline:.4f} + "
-                       f"{self.margin} at step {step}, and the loss is not falling",
-                       {self.metric: value, "baseline": self.baseline, "eval_loss": self.history["eval_loss"][-1]})
+                       f"{self.margin} at step {step}, and the loss is not falling", values)
 
 
 class Plateau:
@@ -168,7 +186,8 @@ class StabilityGuard:
     """The configured detectors; the first one that fires decides the stop reason."""
 
     def __init__(self, cfg: StabilityConfig, warmup_steps: int, total_steps: int, baseline: float, mode: str,
-                 chance_metric: str = "eval_mcc", chance_loss: float | None = None) -> None:
+                 chance_metric: str = "eval_mcc", chance_loss: float | None = None,
+                 eval_rows: int | None = None) -> None:
         after = max(warmup_steps, cfg.min_steps)
         self.step_detectors: list[Any] = []
         self.eval_detectors: list[Any] = []
@@ -184,7 +203,8 @@ class StabilityGuard:
         if cfg.chance_level.enabled and chance_metric:
             cl = cfg.chance_level
             self.eval_detectors.append(ChanceLevel(cl.at_fraction, cl.margin, baseline, total_steps, chance_metric,
-                                                   chance_loss, cl.loss_margin, cl.patience, cl.population))
+                                                   chance_loss, cl.loss_margin, cl.patience, cl.population,
+                                                   eval_rows))
         if cfg.plateau.enabled:
             self.eval_detectors.append(Plateau(cfg.plateau.patience, cfg.plateau.min_delta, mode))
 

@@ -178,7 +178,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
         chance = task.chance_level(eval_ds, spec.label_names)
         baseline, chance_metric, chance_loss = (chance.value, chance.metric, chance.loss) if chance else (0.0, "", None)
     guard = StabilityGuard(StabilityConfig.model_validate(spec.stability), warmup_steps, total_steps, baseline,
-                           spec.mode, chance_metric, chance_loss)
+                           spec.mode, chance_metric, chance_loss, len(eval_ds))
     worst = worst_value(spec.metric, spec.mode)
 
     def task_loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:

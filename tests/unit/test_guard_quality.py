@@ -21,7 +21,7 @@ def load(name: str) -> Any:
 
 
 META = {"task": "synthetic", "objective": "eval_macro_f1", "chance_metric": "eval_mcc", "chance_value": 0.0,
-        "chance_loss": 0.61, "majority_rate": 0.7}
+        "chance_loss": 0.61, "majority_rate": 0.7, "sizes": {"eval": 300}}
 TOTAL = 200
 
 
@@ -55,7 +55,9 @@ def test_default_guard_stops_the_failed_runs_early_and_never_the_slow_starter() 
     assert stops[0] == ("", TOTAL) and stops[1] == ("", TOTAL)
     assert stops[2] == ("chance_level", 80)  # at 40%: the first evaluation past 25% with a trend to read
     assert stops[3] == ("non_finite", 30)
-    s = gq.score(runs(), stops)
+    recorded = runs()
+    gq.mark_top_half(recorded)
+    s = gq.score(recorded, stops)
     assert (s["precision"], s["recall"], s["top_half_stopped"]) == (1.0, 1.0, 0)
     assert s["recall_before_30pct"] == 0.5  # the NaN run at 15%; the stuck run at 40%
 
