@@ -198,7 +198,8 @@ def main() -> None:
         meta = {k: v for k, v in metas[name].items() if k not in ("data_path", "model_path")}
         runs = sorted(recorded[name].values(), key=lambda r: r["config"]["seed"])
         label_runs(meta, runs)
-        meta["command"] = "python benchmarks/record_curves.py --runs N --tasks " + name
+        meta["command"] = (f"python benchmarks/record_curves.py --runs {args.runs} --tasks {name}"
+                           + (" --divergent" if any(r["config"]["seed"] >= 1000 for r in runs) else ""))
         (args.out / f"{name}.json").write_text(json.dumps({"meta": meta, "runs": runs}, separators=(",", ":")))
 
     with ProcessPoolExecutor(args.workers) as pool:
