@@ -39,9 +39,11 @@ def run(args: argparse.Namespace) -> int:
     result = trainer.fit()
     metric, mode = cfg.search.metric, cfg.search.mode
     reports = result.best_checkpoints
+    final = dict(result.metrics or (reports[-1][1] if reports else {}))
     if not reports:
-        raise UserError(f"the run ended without a checkpoint ({result.metrics or {}}); see {info.run_root}")
-    final = dict(result.metrics or reports[-1][1])
+        reason = final.get("stop_reason") or "no evaluation"
+        raise UserError(f"the run stopped at step {final.get('step')} as {reason} ({final.get('stop_detail', '')}) "
+                        f"before its first evaluation: nothing to keep; see {info.run_root}")
     healthy = [(c, m) for c, m in reports if not is_failure(m.get("stop_reason", ""))]
     checkpoint, metrics = best_of(healthy or reports, lambda cm: real_value(cm[1], metric), mode)
     (run_dir / "metrics.json").write_text(json.dumps({**metrics, "final": final, "history": HISTORY_FILE}, indent=2))

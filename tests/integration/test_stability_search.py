@@ -139,3 +139,41 @@ def test_no_trial_is_stopped_at_chance_while_none_of_the_search_has_left_it(
     path.write_text(yaml.safe_dump(cfg))
     assert main(["search", str(path)]) == 0
     assert [t.outcome for t in load_trials(tmp_path / "runs" / "t")] == ["done", "done"]
+
+
+def test_a_plateau_stopped_trial_is_a_healthy_early_stop_that_exports(
+    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path
+) -> None:
+    # min_delta 1.0 on eval_loss: no evaluation ever counts as an improvement, so plateau stops the trial at its
+    # second evaluation, while it is perfectly healthy.
+    cfg = tiny_experiment(
+        tiny_bert, sentiment_dir, tmp_path / "runs",
+        **{"train.max_steps": 12, "train.eval_every": 2, "search.num_trials": 1, "search.scheduler": {"name": "fifo"},
+           "stability.plateau": {"enabled": True, "patience": 2, "min_delta": 1.0}},
+    )
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["search", str(path)]) == 0
+    run_dir = tmp_path / "runs" / "t"
+    (trial,) = load_trials(run_dir)
+    assert trial.outcome == "early-stopped" and trial.stop_reason == "plateau" and trial.last["step"] < 12
+    assert math.isfinite(trial.last["eval_loss"]) and trial.last["eval_loss"] < 1e6  # its real score, not the worst
+    assert list((run_dir / "train" / trial.trial_id).glob("checkpoint_*"))  # kept
+    out = tmp_path / "best"
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["trial_id"] == trial.trial_id and metrics["fallback"] is None
+    assert metrics["outcomes"] == {"early-stopped": 1}
+
+
+def test_train_on_a_config_that_diverges_says_so_in_one_line(
+    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tiny_experiment(tiny_bert, sentiment_dir, tmp_path / "runs",
+                          **{"train.max_steps": 8, "train.eval_every": 4, "train.grad_clip": None,
+                             "train.optimizer": {"lr": 1.0e30}})
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(path)]) == 2  # stopped as non_finite before any evaluation: nothing to keep
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "non_finite" in err and len(err.strip().splitlines()) == 1

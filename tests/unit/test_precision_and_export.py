@@ -98,3 +98,25 @@ def test_an_exported_adapter_names_the_users_base_model(bf16_llama: Path, sentim
     write_model(info, cfg.train.peft.method, session.checkpoints[-1], tmp_path / "export", merge=False)
     adapter = json.loads((tmp_path / "export" / "adapter" / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == str(bf16_llama.resolve())
+
+
+def test_revision_and_trust_remote_code_reach_every_load(tiny_bert: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from raytune_llm.models import build_model, hub_kwargs, preflight
+
+    seen: list[tuple[str, dict]] = []
+    for cls in (AutoModelForSequenceClassification, AutoConfig):
+        original = cls.from_pretrained.__func__
+
+        def spy(klass: type, path: str, *args: object, _original: object = original, **kwargs: object) -> object:
+            seen.append((klass.__name__, {k: kwargs.get(k) for k in ("revision", "trust_remote_code")}))
+            return _original(klass, path, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
+    hub = hub_kwargs("v1.0", True)
+    dropout = TrainConfig.model_validate({"dropout": {"hidden": 0.2}, "peft": {"method": "lora"}})
+    build_model(str(tiny_bert), ["neg", "pos"], dropout, str(tiny_bert), pad_token_id=0, **hub)
+    preflight(str(tiny_bert), ["neg", "pos"], [dropout], str(tiny_bert), **hub)
+    assert {name for name, _ in seen} == {"AutoModelForSequenceClassification", "AutoConfig"}
+    assert all(kw == {"revision": "v1.0", "trust_remote_code": True} for _, kw in seen), seen
