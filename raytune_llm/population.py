@@ -14,6 +14,7 @@ import hashlib
 from typing import Any
 
 import ray
+from ray.tune import Callback
 
 _BOARDS: dict[str, Any] = {}  # the driver keeps a handle for as long as it lives, so the actor does too
 
@@ -40,6 +41,23 @@ def start_board(run_root: str) -> str:
     if name not in _BOARDS:
         _BOARDS[name] = PopulationBoard.options(name=name, get_if_exists=True).remote()
     return name
+
+
+def stop_board(name: str) -> None:
+    """End the board with its search (a process per finished search would otherwise pile up in a long driver)."""
+    handle = _BOARDS.pop(name, None)
+    if handle is not None:
+        ray.kill(handle)
+
+
+class EndBoard(Callback):
+    """Stops the run's board when the Tune experiment ends (search, resume and robust alike)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        stop_board(self.name)
 
 
 def ask(name: str, trial: str, fraction: float, above: bool) -> bool | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from raytune_llm.outcomes import better, is_failure, is_finite, real_value
+from raytune_llm.outcomes import best_of, better, is_failure, is_finite, real_value
 from raytune_llm.storage import remove_checkpoints
 
 
@@ -31,9 +31,14 @@ class PruneStoppedCheckpoints(Callback):
         self.ended: set[str] = set()  # trials that ended healthy (done or early)
         self.early: set[str] = set()  # ... of which those that ended early, checkpoints still on disk
         self.failed: set[str] = set()  # trials that ended as failures, checkpoints still on disk
+        self.order: dict[str, int] = {}  # trial -> when first seen: between equal values export picks the earlier
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.order.setdefault(trial.trial_id, len(self.order))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         tid = trial.trial_id
+        self.order.setdefault(tid, len(self.order))
         self.last[tid] = {"stop_reason": result.get("stop_reason", ""), "step": result.get("step"),
                           "total_steps": result.get("total_steps")}
         real = real_value(result, self.metric)
@@ -64,18 +69,25 @@ class PruneStoppedCheckpoints(Callback):
         self._prune_early()
         if any(t in self.best for t in self.ended):
             keep = None  # a healthy trial exists: no fallback will be needed
-        else:
-            scored = [t for t in self.failed if t in self.best_real]
-            keep = max(scored, key=lambda t: self.best_real[t] * (1 if self.mode == "max" else -1), default=None)
+        else:  # the fallback export picks: the best real value, the earliest trial among equals
+            scored = sorted((t for t in self.failed if t in self.best_real), key=lambda t: self.order.get(t, 0))
+            keep = best_of(scored, lambda t: self.best_real[t], self.mode)
         for tid in sorted(self.failed - {keep}):
             self._remove(tid)
             self.failed.discard(tid)
 
+    def _beaten(self, tid: str) -> bool:
+        """Whether export can never pick `tid`: an ended healthy trial is better, or as good and earlier."""
+        value = self.best.get(tid)
+        if value is None:
+            return True
+        first = self.order.get(tid, 0)
+        return any(better(self.best[e], value, self.mode) or (self.best[e] == value and self.order.get(e, 0) < first)
+                   for e in self.ended if e in self.best and e != tid)
+
     def _prune_early(self) -> None:
-        ended_best = [self.best[t] for t in self.ended if t in self.best]
         for tid in sorted(self.early):
-            value = self.best.get(tid)
-            if value is None or any(better(v, value, self.mode) for v in ended_best):
+            if self._beaten(tid):
                 self._remove(tid)
                 self.early.discard(tid)
 
@@ -87,7 +99,7 @@ class PruneStoppedCheckpoints(Callback):
 
     def get_state(self) -> dict[str, Any]:
         return {k: (sorted(v) if isinstance(v, set) else dict(v)) for k, v in vars(self).items()
-                if k in ("best", "best_real", "last", "ended", "early", "failed")}
+                if k in ("best", "best_real", "last", "ended", "early", "failed", "order")}
 
     def set_state(self, state: dict[str, Any]) -> None:
         for key, value in state.items():

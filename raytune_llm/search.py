@@ -289,7 +289,9 @@ def build_tuner(cfg: ExperimentConfig, info: RunInfo, total: dict[str, float],
                                   reduction_factor=s.scheduler.reduction_factor)
     else:
         scheduler = FIFOScheduler()
-    callbacks = list(callbacks or [])
+    from raytune_llm.population import EndBoard, board_name
+
+    callbacks = [*(callbacks or []), EndBoard(board_name(info.run_root))]
     if cfg.run.prune_stopped:
         from raytune_llm.pruning import PruneStoppedCheckpoints
 

@@ -83,6 +83,11 @@ def _cache_dir(kind: str, uri: str) -> Path:
     return CACHE_ROOT / kind / hashlib.sha256(uri.encode()).hexdigest()[:16]
 
 
+def input_cache(path: str, run_id: str) -> Path:
+    """Where this node keeps its copy of one run's remote input folder."""
+    return _cache_dir("inputs", f"{path}#{run_id}")
+
+
 def node_copy(path: str, run_id: str = "") -> str:
     """A local path for `path`: itself when local, else this node's cached copy of the remote folder, made once
     (under a file lock, so concurrent trials on one node download it once). The copy belongs to one run
@@ -91,7 +96,7 @@ def node_copy(path: str, run_id: str = "") -> str:
         return path
     from filelock import FileLock
 
-    target = _cache_dir("inputs", f"{path}#{run_id}")
+    target = input_cache(path, run_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if not (target / _DONE).exists():

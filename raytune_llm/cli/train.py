@@ -13,6 +13,24 @@ from raytune_llm.outcomes import best_of, is_failure, real_value
 HISTORY_FILE = "history.jsonl"  # every evaluation of the run, one JSON line each
 
 
+def _last_evaluation(run_dir: Path, run_root: str) -> dict:
+    """The run's last report from its history (Train's result has none when no report carried a checkpoint)."""
+    from raytune_llm import storage
+
+    if storage.is_uri(run_root):
+        fs, path = storage.filesystem(storage.join(run_root, HISTORY_FILE))
+        try:
+            with fs.open_input_stream(path) as src:
+                text = src.read().decode()
+        except OSError:
+            text = ""
+    else:
+        local = run_dir / HISTORY_FILE
+        text = local.read_text() if local.is_file() else ""
+    lines = text.splitlines()
+    return json.loads(lines[-1]) if lines else {}
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="run one training job with the fixed settings of a YAML (no search)",
                        epilog="example: raytune-llm train best-model/best_config.yaml --out retrained")
@@ -39,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     result = trainer.fit()
     metric, mode = cfg.search.metric, cfg.search.mode
     reports = result.best_checkpoints
-    final = dict(result.metrics or (reports[-1][1] if reports else {}))
+    final = dict(result.metrics or {}) or _last_evaluation(run_dir, info.run_root)
     if not reports:
         reason = final.get("stop_reason") or "no evaluation"
         raise UserError(f"the run stopped at step {final.get('step')} as {reason} ({final.get('stop_detail', '')}) "

@@ -43,7 +43,7 @@ def test_search_status_export_on_a_uri(
     info = read_info(open_run(run_uri))
     assert info.data_path == f"{run_uri}/prepared/data" and info.run_root == run_uri
     # The trials read the inputs from this node's cache, downloaded once.
-    assert (storage._cache_dir("inputs", info.data_path) / ".complete").is_file()
+    assert info.run_id and (storage.input_cache(info.data_path, info.run_id) / ".complete").is_file()
     trials = load_trials(open_run(run_uri))
     assert [t.outcome for t in trials] == ["done", "done"]
 

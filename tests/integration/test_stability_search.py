@@ -81,23 +81,30 @@ def test_diverging_trial_is_stopped_and_taught_to_optuna(
     assert (retrained / "model" / "model.safetensors").is_file()
 
 
-def test_a_search_whose_every_trial_the_guard_stopped_still_exports(
-    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # lr 0 never learns: every trial is stopped as chance_level (a loss_margin of 0.5 reads the noisy train loss
-    # of a model that does not move as flat; without `population: false` the guard would wait, since no trial of
-    # the search ever leaves chance: see the next test).
+def never_learning_search(model: Path, data: Path, tmp_path: Path, population: bool) -> Path:
+    """Two FIFO trials at lr 0 (a loss_margin of 0.5 reads the noisy train loss of a model that does not move as
+    flat); returns the experiment file."""
     cfg = tiny_experiment(
-        tiny_bert, sentiment_dir, tmp_path / "runs",
+        model, data, tmp_path / "runs",
         **{
             "train.max_steps": 12, "train.eval_every": 2, "search.num_trials": 2, "search.max_concurrent_trials": 1,
             "search.scheduler": {"name": "fifo"},
             "search.space": {"optimizer.weight_decay": {"type": "categorical", "choices": [0.0, 0.01]}},
-            "train.optimizer": {"lr": 0.0}, "stability.chance_level": {"loss_margin": 0.5, "population": False},
+            "train.optimizer": {"lr": 0.0},
+            "stability.chance_level": {"loss_margin": 0.5, "population": population},
         },
     )
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_a_search_whose_every_trial_the_guard_stopped_still_exports(
+    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # lr 0 never learns: every trial is stopped as chance_level (without `population: false` the guard would
+    # wait, since no trial of the search ever leaves chance: see the next test).
+    path = never_learning_search(tiny_bert, sentiment_dir, tmp_path, population=False)
     capsys.readouterr()
     assert main(["search", str(path)]) == 0
     searched = capsys.readouterr().out
@@ -126,17 +133,7 @@ def test_no_trial_is_stopped_at_chance_while_none_of_the_search_has_left_it(
 ) -> None:
     # The same never-learning trials with the default population rule: with no trial of the search above chance,
     # "at chance" means a slow task, not broken trials, and every trial runs to the end (through the real board).
-    cfg = tiny_experiment(
-        tiny_bert, sentiment_dir, tmp_path / "runs",
-        **{
-            "train.max_steps": 12, "train.eval_every": 2, "search.num_trials": 2, "search.max_concurrent_trials": 1,
-            "search.scheduler": {"name": "fifo"},
-            "search.space": {"optimizer.weight_decay": {"type": "categorical", "choices": [0.0, 0.01]}},
-            "train.optimizer": {"lr": 0.0}, "stability.chance_level": {"loss_margin": 0.5},
-        },
-    )
-    path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path = never_learning_search(tiny_bert, sentiment_dir, tmp_path, population=True)
     assert main(["search", str(path)]) == 0
     assert [t.outcome for t in load_trials(tmp_path / "runs" / "t")] == ["done", "done"]
 

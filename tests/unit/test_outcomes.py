@@ -136,3 +136,21 @@ def test_stop_pattern_says_once_when_most_trials_stop_for_the_same_reason() -> N
     notice = pattern.notice()
     assert "3 of 4 trials" in notice and "chance_level" in notice and "at_fraction" in notice
     assert pattern.notice() == ""  # once
+
+
+def test_ties_are_broken_as_export_breaks_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = Pruner(monkeypatch)
+    p.result("first", 0.8, 10)
+    p.complete("first")  # ended, 0.8
+    p.result("later", 0.8, 2)
+    p.complete("later")  # early, the same 0.8: export picks the earlier trial, so this one can go
+    assert p.removed == ["later"]
+    q = Pruner(monkeypatch)
+    for tid in ("x", "y"):  # failed trials with equal real values: the fallback is the earlier one
+        q.result(tid, 0.0, 4, reason="chance_level", real=0.6)
+        q.complete(tid)
+    q.cb.on_experiment_end([])
+    assert q.removed == ["y"]
+    trials = [record(t, [{"eval_accuracy": 0.0, "real_eval_accuracy": 0.6, "step": 4, "total_steps": 10,
+                          "stop_reason": "chance_level"}]) for t in ("x", "y")]
+    assert choose(trials, "eval_accuracy", "max").trial.trial_id == "x"
