@@ -16,7 +16,8 @@ from typing import Any
 import ray
 from ray.tune import Callback
 
-_BOARDS: dict[str, Any] = {}  # the driver keeps a handle for as long as it lives, so the actor does too
+# Handles by name: the driver's keeps the actor alive for as long as the search runs; a worker's saves a lookup.
+_BOARDS: dict[str, Any] = {}
 
 
 @ray.remote(num_cpus=0)
@@ -65,8 +66,11 @@ def ask(name: str, trial: str, fraction: float, above: bool) -> bool | None:
     if not name:
         return None
     try:
-        return bool(ray.get(ray.get_actor(name).post.remote(trial, fraction, above), timeout=30))
-    except (ValueError, ray.exceptions.RayError) as exc:  # gone with a restarted driver: not worth a failed trial
+        if name not in _BOARDS:  # looked up once per process, not at every evaluation
+            _BOARDS[name] = ray.get_actor(name)
+        return bool(ray.get(_BOARDS[name].post.remote(trial, fraction, above), timeout=30))
+    except (ValueError, ray.exceptions.RayError) as exc:
+        _BOARDS.pop(name, None)  # gone with a restarted driver: not worth a failed trial
         print(f"warning: the search's population board is unreachable ({type(exc).__name__}); the chance-level "
               "check uses this trial's own evidence only")
         return None
