@@ -285,6 +285,9 @@ class ResourcesConfig(Strict):
     torch_threads: int | None = Field(1, ge=1, description="torch threads per worker; null = torch default")
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
         "PACK", description="how a trial's workers are placed on nodes (Ray placement group strategy)")
+    start_timeout_s: float | None = Field(
+        900, gt=0, description="how long a trial may wait for its workers' resources (asking again every 30 s) "
+        "before it errors; null = for as long as the search runs")
 
 
 class RunConfig(Strict):

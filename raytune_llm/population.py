@@ -10,14 +10,12 @@ falls back to the trial's own evidence.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import ray
 from ray.tune import Callback
 
-# Handles by name: the driver's keeps the actor alive for as long as the search runs; a worker's saves a lookup.
-_BOARDS: dict[str, Any] = {}
+from raytune_llm import named_actors
 
 
 @ray.remote(num_cpus=0)
@@ -33,22 +31,12 @@ class PopulationBoard:
 
 
 def board_name(run_root: str) -> str:
-    return "raytune-llm-population-" + hashlib.sha1(run_root.encode()).hexdigest()[:12]
+    return named_actors.actor_name("population", run_root)
 
 
 def start_board(run_root: str) -> str:
     """Start (or find) the run's board; returns the name trials look it up by."""
-    name = board_name(run_root)
-    if name not in _BOARDS:
-        _BOARDS[name] = PopulationBoard.options(name=name, get_if_exists=True).remote()
-    return name
-
-
-def stop_board(name: str) -> None:
-    """End the board with its search (a process per finished search would otherwise pile up in a long driver)."""
-    handle = _BOARDS.pop(name, None)
-    if handle is not None:
-        ray.kill(handle)
+    return named_actors.start(PopulationBoard, board_name(run_root))
 
 
 class EndBoard(Callback):
@@ -58,7 +46,7 @@ class EndBoard(Callback):
         self.name = name
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        stop_board(self.name)
+        named_actors.stop(self.name)
 
 
 def ask(name: str, trial: str, fraction: float, above: bool) -> bool | None:
@@ -66,11 +54,9 @@ def ask(name: str, trial: str, fraction: float, above: bool) -> bool | None:
     if not name:
         return None
     try:
-        if name not in _BOARDS:  # looked up once per process, not at every evaluation
-            _BOARDS[name] = ray.get_actor(name)
-        return bool(ray.get(_BOARDS[name].post.remote(trial, fraction, above), timeout=30))
+        return bool(ray.get(named_actors.lookup(name).post.remote(trial, fraction, above), timeout=30))
     except (ValueError, ray.exceptions.RayError) as exc:
-        _BOARDS.pop(name, None)  # gone with a restarted driver: not worth a failed trial
+        named_actors.forget(name)  # gone with a restarted driver: not worth a failed trial
         print(f"warning: the search's population board is unreachable ({type(exc).__name__}); the chance-level "
               "check uses this trial's own evidence only")
         return None

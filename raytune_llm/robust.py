@@ -92,6 +92,7 @@ def summarise(picks: list[TrialRecord], runs: list[TrialRecord], info: RunInfo, 
 def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str | None) -> dict[str, Any]:
     from ray import tune
 
+    from raytune_llm.placement import ReleasePlacements, start_ledger
     from raytune_llm.population import EndBoard, start_board
     from raytune_llm.progress import ProgressTable
     from raytune_llm.search import concurrency, connect, train_template
@@ -114,6 +115,7 @@ def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str |
     robust_dir, robust_root = run_dir / ROBUST_DIR, join(info.run_root, ROBUST_DIR)
     template = train_template(cfg, info)
     board = template.population_board = start_board(robust_root)  # the seeds of the top configs: the population
+    ledger = template.placement_ledger = start_ledger(robust_root)
     driver = make_driver(template, cfg.train, cfg.resources, join(robust_root, "train"), cfg.run)
 
     def robust_run(config: dict[str, Any]) -> None:
@@ -142,7 +144,8 @@ def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str |
             param_space={"params": tune.grid_search(grid)},
             tune_config=tune.TuneConfig(metric=metric, mode=mode, max_concurrent_trials=concurrency(cfg, total)),
             run_config=tune.RunConfig(name=ROBUST_DIR, storage_path=info.run_root, verbose=0,
-                                      callbacks=[ProgressTable(metric, mode, len(grid)), EndBoard(board)],
+                                      callbacks=[ProgressTable(metric, mode, len(grid)), EndBoard(board),
+                                                 ReleasePlacements(ledger)],
                                       failure_config=tune.FailureConfig(max_failures=0)),
         )
     tuner.fit()

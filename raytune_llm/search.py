@@ -243,12 +243,14 @@ def make_trainable(cfg: ExperimentConfig, info: RunInfo) -> Any:
     """The Tune trainable of a run; `resume` must rebuild exactly this one."""
     from ray import tune
 
+    from raytune_llm.placement import start_ledger
     from raytune_llm.population import start_board
     from raytune_llm.trial import make_driver
 
     train_root = storage.join(info.run_root, "train")
     template = train_template(cfg, info)
     template.population_board = start_board(info.run_root)
+    template.placement_ledger = start_ledger(info.run_root)
     driver = make_driver(template, cfg.train, cfg.resources, train_root, cfg.run)
     driver.__name__ = "trial"  # names the trial folders
     return tune.with_resources(driver, {"cpu": cfg.resources.driver_cpus})
@@ -289,9 +291,10 @@ def build_tuner(cfg: ExperimentConfig, info: RunInfo, total: dict[str, float],
                                   reduction_factor=s.scheduler.reduction_factor)
     else:
         scheduler = FIFOScheduler()
+    from raytune_llm.placement import ReleasePlacements, ledger_name
     from raytune_llm.population import EndBoard, board_name
 
-    callbacks = [*(callbacks or []), EndBoard(board_name(info.run_root))]
+    callbacks = [*(callbacks or []), EndBoard(board_name(info.run_root)), ReleasePlacements(ledger_name(info.run_root))]
     if cfg.run.prune_stopped:
         from raytune_llm.pruning import PruneStoppedCheckpoints
 

@@ -6,6 +6,7 @@ calls `fit()`; TuneReportCallback forwards rank 0's reports, which the loop has 
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,11 +25,15 @@ from raytune_llm.config import ResourcesConfig, RunConfig, TrainConfig
 from raytune_llm.space import apply_params
 from raytune_llm.train_loop import RunSpec
 
+# How long one attempt to place a trial's workers waits before Train asks again (a fresh placement group). Trials
+# that could never be placed are refused up front; the rest wait for a running trial to end, and ended trials
+# give their resources back at once (raytune_llm.placement), so a wait is short unless another job holds them.
+START_ATTEMPT_S = 30
+
 # Seen by every Ray worker process (set through the runtime env at ray.init).
 WORKER_ENV = {
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25",  # cuts worker-group start-up by seconds per trial
-    # Ray's default 60 s fails trials on a busy 2-core machine; unplaceable trials are refused up front anyway.
-    "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "180",
+    "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": str(START_ATTEMPT_S),
     "TRANSFORMERS_VERBOSITY": "error",
     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
     "TOKENIZERS_PARALLELISM": "false",
@@ -77,6 +82,11 @@ def worker_loop(config: dict[str, Any]) -> None:
 
     hf_logging.disable_progress_bar()
     spec = RunSpec(**config)
+    context = ray.train.get_context()
+    if spec.placement_ledger and context.get_world_rank() == 0:  # first: the trial may be stopped at any moment
+        from raytune_llm import placement
+
+        placement.record(spec.placement_ledger, context.get_experiment_name())
     # A run on a cloud URI: read its inputs from this node's cached copy.
     for field in ("model_path", "tokenizer_path", "data_path"):
         setattr(spec, field, storage.node_copy(getattr(spec, field), spec.run_id))
@@ -109,6 +119,25 @@ class EvalHistory(ray.train.UserCallback):
             Path(self.uri).write_text(text)
 
 
+def placement_retries(resources: ResourcesConfig) -> int:
+    """Train's `controller_failure_limit`: how often a worker group that did not start is tried again, so that
+    the attempts span `resources.start_timeout_s`; -1 = without end."""
+    if resources.start_timeout_s is None:
+        return -1
+    return max(1, math.ceil(resources.start_timeout_s / START_ATTEMPT_S)) - 1
+
+
+def start_failure(exc: Exception, resources: ResourcesConfig) -> RuntimeError | None:
+    """What to tell the user when Train gave up placing a trial's workers; None for any other failure.
+    Train's own message names its 30 s attempt and an environment variable; what the user controls is this."""
+    if type(getattr(exc, "controller_failure", None)).__name__ != "WorkerGroupStartupTimeoutError":
+        return None
+    return RuntimeError(
+        f"the trial's {resources.num_workers} worker(s) found no free resources within "
+        f"resources.start_timeout_s={resources.start_timeout_s:g} s (other trials or jobs held them); raise "
+        "resources.start_timeout_s (null = wait as long as the search runs) or free the cluster")
+
+
 def build_trainer(spec: RunSpec, resources: ResourcesConfig, storage_path: str, name: str, run: RunConfig,
                   callbacks: list[Any] | None = None) -> ray.train.torch.TorchTrainer:
     """A DDP job for one training run. Calling fit() again with the same name and storage resumes it from its
@@ -133,8 +162,8 @@ def build_trainer(spec: RunSpec, resources: ResourcesConfig, storage_path: str, 
                 num_to_keep=run.keep_checkpoints, checkpoint_score_attribute=spec.metric,
                 checkpoint_score_order=spec.mode,
             ),
-            # controller_failure_limit=0: an unplaceable worker group fails at once instead of retrying forever.
-            failure_config=ray.train.FailureConfig(max_failures=run.worker_retries, controller_failure_limit=0),
+            failure_config=ray.train.FailureConfig(max_failures=run.worker_retries,
+                                                   controller_failure_limit=placement_retries(resources)),
             callbacks=callbacks or [],
         ),
     )
@@ -151,6 +180,12 @@ def make_driver(template: RunSpec, train: TrainConfig, resources: ResourcesConfi
         spec = RunSpec(**{**template.to_dict(), "train": resolved.model_dump(mode="json"), "started_at": started})
         trial_id = ray.tune.get_context().get_trial_id()
         trainer = build_trainer(spec, resources, train_storage, trial_id, run, [TuneReportCallback()])
-        trainer.fit()
+        try:
+            trainer.fit()
+        except ray.train.ControllerError as exc:
+            explained = start_failure(exc, resources)
+            if explained is None:
+                raise
+            raise explained from exc
 
     return driver

@@ -1,0 +1,139 @@
+"""Ended trials give their resources back: the ledger and the release callback against real placement groups, and
+a 10-trial search that keeps going while another job keeps both cores busy."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+
+from raytune_llm.cli.main import main
+from raytune_llm.results import load_trials
+from tests.conftest import tiny_experiment
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+
+def _worker_in_group(group: Any) -> Any:
+    """A stand-in for a Train worker, placed in `group`."""
+    import ray
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    @ray.remote(num_cpus=1)
+    class Worker:
+        def file_under(self, ledger: str, trial: str) -> None:
+            from raytune_llm import placement
+
+            placement.record(ledger, trial)  # as rank 0 does: its own group, its own handle
+
+    return Worker.options(scheduling_strategy=PlacementGroupSchedulingStrategy(group)).remote()
+
+
+def test_an_ended_trials_group_is_released_once_its_workers_are_gone(ray_session: None) -> None:
+    import ray
+    from ray.util.placement_group import placement_group
+
+    from raytune_llm.placement import ReleasePlacements, group_removed, start_ledger
+
+    ledger = start_ledger(f"/tmp/ledger-test-{time.time()}")
+    release = ReleasePlacements(ledger)
+    stopped, running, finished = (placement_group([{"CPU": 1}]) for _ in range(3))
+    ray.get([g.ready() for g in (stopped, running, finished)], timeout=60)
+    workers = {}
+    for trial, group in (("stopped", stopped), ("running", running), ("finished", finished)):
+        workers[trial] = _worker_in_group(group)
+        ray.get(workers[trial].file_under.remote(ledger, trial), timeout=60)
+
+    # The trial that finished normally: Train removed its group itself; the callback leaves it alone.
+    ray.util.remove_placement_group(finished)
+    release.on_trial_complete(0, [], SimpleNamespace(trial_id="finished"))
+    # The stopped trial: its actor went, taking the workers along, and the group stayed behind.
+    release.on_trial_complete(0, [], SimpleNamespace(trial_id="stopped"))
+    ray.kill(workers["stopped"])
+    deadline = time.time() + 10  # well inside GRACE_S: released because the worker went, not by the clock
+    while not group_removed(stopped) and time.time() < deadline:
+        release.on_step_begin(0, [])
+        time.sleep(0.1)
+    assert group_removed(stopped), "the stopped trial's group was not released within 10 s of its worker's end"
+    assert time.time() < deadline
+    assert release.released == ["stopped"]
+    # A running trial's group is never touched while the trial runs ...
+    for _ in range(5):
+        release.on_step_begin(0, [])
+    assert not group_removed(running)
+    assert ray.get(workers["running"].__ray_ready__.remote(), timeout=30)
+    # ... and whatever the ledger still holds goes with the experiment.
+    release.on_experiment_end([])
+    assert group_removed(running)
+    assert release.released == ["stopped", "running"]
+
+
+# Long enough to cover the first trials' start-up and the first ASHA stops (the path that leaked), bounded so that
+# the test stays a few minutes: a busy start of the first two trials alone takes 2-4 minutes on 2 cores.
+HOG_S = 120
+
+
+def _busy(until: float) -> None:
+    while time.time() < until:
+        pass
+
+
+def test_ten_trials_under_a_cpu_hog_all_end_done_or_stopped(
+    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reported failure: on a 2-core machine with a second job busy, trials ASHA stopped kept their workers'
+    resources and 6 of 8 later trials ended `error` after a fixed 180 s wait."""
+    cfg = tiny_experiment(
+        tiny_bert, sentiment_dir, tmp_path / "runs",
+        **{"search.num_trials": 10, "search.max_concurrent_trials": 2,
+           "search.scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2},
+           "search.space": {"optimizer.lr": {"type": "float", "low": 1e-6, "high": 1e-3, "log": True}}},
+    )
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    hogs = [multiprocessing.Process(target=_busy, args=(time.time() + HOG_S,), daemon=True) for _ in range(2)]
+    for hog in hogs:
+        hog.start()
+    try:
+        with caplog.at_level("INFO", logger="raytune_llm.placement"):
+            assert main(["search", str(path)]) == 0
+    finally:
+        for hog in hogs:
+            hog.kill()
+    trials = load_trials(tmp_path / "runs" / "t")
+    assert len(trials) == 10
+    assert not [(t.trial_id, t.outcome, t.error) for t in trials if t.outcome.startswith("error")]
+    assert any(t.outcome == "early-stopped" for t in trials)  # ASHA stopped some: the path that used to leak
+    import ray
+
+    assert [g for g in ray.util.placement_group_table().values() if g["state"] != "REMOVED"] == []
+
+
+def test_a_trial_waits_for_resources_another_job_holds_then_trains(
+    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path
+) -> None:
+    """Train's attempt to place the workers times out (30 s) while another job holds the CPUs; the next attempt
+    gets them once freed, and the trial trains instead of ending `error`."""
+    import threading
+
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    free = ray.available_resources()["CPU"]
+    held = placement_group([{"CPU": free - 0.5}])  # the trial's driver (0.1 CPU) fits, its 1-CPU worker does not
+    ray.get(held.ready(), timeout=60)
+    threading.Timer(40, remove_placement_group, args=(held,)).start()
+    cfg = tiny_experiment(tiny_bert, sentiment_dir, tmp_path / "runs",
+                          **{"search.num_trials": 1, "search.scheduler": {"name": "fifo"},
+                             "resources.start_timeout_s": 120})
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["search", str(path)]) == 0
+    (trial,) = load_trials(tmp_path / "runs" / "t")
+    assert trial.outcome == "done", trial.error
+    assert trial.rows[0]["startup_launch_s"] > 35  # it really waited past a timed-out attempt
