@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from raytune_llm.config import ExperimentConfig, PeftMethod, SchedulerConfig, TrainConfig
+from raytune_llm.config import ExperimentConfig, PeftMethod, ResourcesConfig, SchedulerConfig, TrainConfig
 from raytune_llm.errors import UserError
 from raytune_llm.evaluation import autocast_for
 from raytune_llm.loading import dump_config
@@ -33,6 +33,15 @@ def best_config(cfg: ExperimentConfig, train: TrainConfig) -> ExperimentConfig:
     return ExperimentConfig.model_validate(data)
 
 
+def check_device(resources: ResourcesConfig) -> str:
+    """The kind of device the trial trained on: a bf16 GPU trial's predictions are only reproduced there, under
+    the same autocast. A CPU when the trial had a GPU but this machine has none (the check then says how far off
+    the predictions are)."""
+    import torch
+
+    return "cuda" if resources.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu"
+
+
 def predict(model: Any, info: RunInfo, train: TrainConfig, split: str) -> tuple[dict[str, float], list[Any]]:
     """Metrics and predictions of `model` on a prepared split, in this process."""
     import datasets
@@ -43,12 +52,7 @@ def predict(model: Any, info: RunInfo, train: TrainConfig, split: str) -> tuple[
     from raytune_llm.tasks import get_task
 
     cfg = info.experiment
-    # On the kind of device the trial trained on, with its precision: a bf16 GPU trial's predictions are only
-    # reproduced under the same autocast.
-    import torch
-
-    on_gpu = cfg.resources.gpus_per_worker > 0 and torch.cuda.is_available()
-    session = BareSession(device="cuda" if on_gpu else "cpu")
+    session = BareSession(device=check_device(cfg.resources))
     model.to(session.device)
     dataset = datasets.load_from_disk(node_copy(info.data_path, info.run_id))[split]
     tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path, info.run_id))

@@ -154,3 +154,34 @@ def test_ties_are_broken_as_export_breaks_them(monkeypatch: pytest.MonkeyPatch) 
     trials = [record(t, [{"eval_accuracy": 0.0, "real_eval_accuracy": 0.6, "step": 4, "total_steps": 10,
                           "stop_reason": "chance_level"}]) for t in ("x", "y")]
     assert choose(trials, "eval_accuracy", "max").trial.trial_id == "x"
+
+
+# ---------------------------------------------------------------- robust reads outcomes the same way
+
+
+def test_robust_reruns_guard_stopped_configs_when_no_trial_is_healthy() -> None:
+    """Trials that reported finite values but were stopped as unstable are re-run (by their real values), not
+    reported as having "no finite metric"; with a healthy trial, only healthy ones are picked."""
+    from raytune_llm.robust import top_configs
+
+    a = record("a", [{"eval_accuracy": 0.0, "real_eval_accuracy": 0.6, "step": 4, "total_steps": 10,
+                      "stop_reason": "chance_level"}])
+    b = record("b", [{"eval_accuracy": 0.0, "real_eval_accuracy": 0.7, "step": 4, "total_steps": 10,
+                      "stop_reason": "loss_spike"}])
+    errored = record("e", [{"eval_accuracy": 0.9, "step": 2, "total_steps": 10}], status="ERROR")
+    assert [t.trial_id for t in top_configs([a, b, errored], "eval_accuracy", "max", 2)] == ["b", "a"]
+    healthy = record("h", [{"eval_accuracy": 0.5, **DONE}])
+    assert [t.trial_id for t in top_configs([a, b, healthy], "eval_accuracy", "max", 2)] == ["h"]
+    assert top_configs([errored], "eval_accuracy", "max", 2) == []
+
+
+def test_export_by_robust_tells_a_user_who_ran_robust_to_continue_it(tmp_path: Any) -> None:
+    from raytune_llm.errors import UserError
+    from raytune_llm.robust import robust_choice
+
+    with pytest.raises(UserError, match=r"run `raytune-llm robust .*` first"):
+        robust_choice(tmp_path)
+    (tmp_path / "robust").mkdir()
+    (tmp_path / "robust" / "experiment_state-2026.json").write_text("{}")
+    with pytest.raises(UserError, match=r"did not finish .* run `raytune-llm robust .*` again to continue"):
+        robust_choice(tmp_path)

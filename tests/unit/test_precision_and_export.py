@@ -120,3 +120,17 @@ def test_revision_and_trust_remote_code_reach_every_load(tiny_bert: Path, monkey
     preflight(str(tiny_bert), ["neg", "pos"], [dropout], str(tiny_bert), **hub)
     assert {name for name, _ in seen} == {"AutoModelForSequenceClassification", "AutoConfig"}
     assert all(kw == {"revision": "v1.0", "trust_remote_code": True} for _, kw in seen), seen
+
+
+def test_the_export_check_runs_on_the_kind_of_device_the_trial_trained_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from raytune_llm.config import ResourcesConfig
+    from raytune_llm.export import check_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert check_device(ResourcesConfig(gpus_per_worker=1)) == "cuda"
+    assert check_device(ResourcesConfig(gpus_per_worker=0.25)) == "cuda"
+    assert check_device(ResourcesConfig(gpus_per_worker=0)) == "cpu"  # a CPU trial is checked on a CPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert check_device(ResourcesConfig(gpus_per_worker=1)) == "cpu"  # exported on a machine without a GPU
