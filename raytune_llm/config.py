@@ -5,11 +5,13 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from raytune_llm.schedulers import SchedulerConfig
+from raytune_llm.schedulers.asha import ASHAScheduler
+from raytune_llm.searchers import SearcherConfig
+from raytune_llm.searchers.tpe import TPESearcher
+from raytune_llm.strict import Strict
 
 
 class Task(str, Enum):
@@ -226,12 +228,23 @@ class _Param(Strict):
     )
 
 
+class Bounds(Strict):
+    low: float
+    high: float
+
+
+# A range per value of a categorical param, e.g. {peft.method: {lora: {low: 1e-4, high: 3e-3}}}: one space can
+# give each PEFT method the learning rates it needs. Values of that param not listed use the param's own range.
+ByRanges = dict[str, dict[Any, Bounds]]
+
+
 class FloatParam(_Param):
     type: Literal["float"]
     low: float
     high: float
     log: bool = False
     step: float | None = Field(None, gt=0)
+    by: ByRanges | None = Field(None, description="ranges that depend on one categorical param's value")
 
 
 class IntParam(_Param):
@@ -240,6 +253,7 @@ class IntParam(_Param):
     high: int
     log: bool = False
     step: int = Field(1, ge=1)
+    by: ByRanges | None = Field(None, description="ranges that depend on one categorical param's value")
 
 
 class CategoricalParam(_Param):
@@ -250,19 +264,6 @@ class CategoricalParam(_Param):
 Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
 
 
-class SearcherConfig(Strict):
-    name: Literal["optuna"] = "optuna"
-    seed: int | None = 0
-    n_startup_trials: int | None = Field(None, ge=1, description="random trials before TPE starts")
-
-
-class SchedulerConfig(Strict):
-    name: Literal["asha", "fifo"] = "asha"
-    grace_period: int = Field(1, ge=1, description="eval rounds every trial gets")
-    reduction_factor: float = Field(2, gt=1)
-    max_t: int | None = Field(None, ge=1, description="eval rounds; default: all of a trial's rounds")
-
-
 class SearchConfig(Strict):
     metric: str | None = Field(None, description="default: the task's objective (eval_accuracy, eval_pearson, ...)")
     mode: Literal["max", "min"] | None = None
@@ -270,8 +271,10 @@ class SearchConfig(Strict):
     max_concurrent_trials: int | None = Field(None, ge=1)
     time_budget_s: float | None = Field(None, gt=0)
     space: dict[str, Param] = Field(default_factory=dict)
-    searcher: SearcherConfig = SearcherConfig()
-    scheduler: SchedulerConfig = SchedulerConfig()
+    searcher: SearcherConfig = Field(default_factory=TPESearcher, description="what proposes params (searchers/)")
+    scheduler: SchedulerConfig = Field(default_factory=ASHAScheduler, description="what stops trials (schedulers/)")
+    points_to_evaluate: list[dict[str, Any]] = Field(
+        default_factory=list, description="recipes to try first, as {param: value} over search.space's params")
 
 
 # ---------------------------------------------------------------- resources and run

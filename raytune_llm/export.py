@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from raytune_llm.config import ExperimentConfig, PeftMethod, ResourcesConfig, SchedulerConfig, TrainConfig
+from raytune_llm.config import ExperimentConfig, PeftMethod, ResourcesConfig, TrainConfig
 from raytune_llm.errors import UserError
 from raytune_llm.evaluation import autocast_for
 from raytune_llm.loading import dump_config
@@ -28,7 +28,7 @@ def best_config(cfg: ExperimentConfig, train: TrainConfig) -> ExperimentConfig:
     """The experiment with every sampled value written in and nothing left to search."""
     data = cfg.model_dump(mode="json")
     data["train"] = train.model_dump(mode="json")
-    data["search"].update(space={}, num_trials=1, scheduler=SchedulerConfig(name="fifo").model_dump())
+    data["search"].update(space={}, num_trials=1, scheduler={"name": "fifo"}, points_to_evaluate=[])
     data["run"]["name"] = f"{cfg.run.name}-best"
     return ExperimentConfig.model_validate(data)
 

@@ -12,13 +12,19 @@ from pydantic import BaseModel, ValidationError
 from raytune_llm.config import ExperimentConfig, SearchConfig, TrainConfig
 from raytune_llm.errors import ConfigError, Problem, UserError
 from raytune_llm.rules import experiment_problems
+from raytune_llm.schedulers import SCHEDULERS
+from raytune_llm.searchers import SEARCHERS
 from raytune_llm.space import check_space, set_path
 
 _PARAM_TAGS = {"float", "int", "categorical"}
+# Registries chosen by `name:`: their loc carries the chosen name as a union tag (search.searcher.<tag>.<field>).
+_REGISTRIES: dict[str, dict[str, type[BaseModel]]] = {"searcher": SEARCHERS, "scheduler": SCHEDULERS}
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The pydantic model that owns the last element of `loc` (for listing its allowed keys)."""
+    if len(loc) == 4 and loc[0] == "search" and loc[1] in _REGISTRIES:
+        return _REGISTRIES[loc[1]].get(str(loc[2]))
     model: type[BaseModel] | None = ExperimentConfig
     for key in loc[:-1]:
         if model is None or key not in model.model_fields:
@@ -33,6 +39,8 @@ def _path(loc: tuple[Any, ...]) -> str:
     # A search-space param's loc carries the union tag: search.space.<name>.<tag>.<field>.
     if len(parts) > 3 and parts[:2] == ["search", "space"] and parts[3] in _PARAM_TAGS:
         del parts[3]
+    elif len(parts) > 3 and parts[0] == "search" and parts[2] in _REGISTRIES.get(parts[1], {}):
+        del parts[2]
     return ".".join(parts)
 
 
@@ -46,6 +54,9 @@ def _problem(err: dict[str, Any]) -> Problem:
         return Problem(path, f"unknown key; allowed here: {allowed}")
     if kind == "missing":
         return Problem(path, "required setting is missing; add it")
+    if (kind == "union_tag_invalid" or kind == "union_tag_not_found") and len(loc) == 2 and loc[1] in _REGISTRIES:
+        name = err.get("ctx", {}).get("tag", "?")
+        return Problem(f"{path}.name", f"unknown {loc[1]} {name!r}; choose from {', '.join(_REGISTRIES[loc[1]])}")
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":
         return Problem(path, "param needs `type:` float, int or categorical")
     msg = err["msg"]

@@ -74,3 +74,17 @@ def outcome(status: str, last: dict[str, Any], error_text: str = "") -> str:
 
 def is_failed_outcome(name: str) -> bool:
     return name.startswith(("unstable:", "error"))
+
+
+def searcher_verdict(errored: bool, last: dict[str, Any], metric: str) -> str:
+    """What the searcher is told about an ended trial: "complete" (its value is a finished trial's), "pruned"
+    (stopped part-way by the scheduler or a time budget while healthy: the searcher ranks it by its intermediate
+    values, not as if a partial score were final) or "fail" (it raised, or never reported a finite value).
+    A trial the guard stopped as failing is "complete" with the worst finite value it reported: a FAIL would be
+    ignored by TPE, and a region that only fails would keep attracting proposals."""
+    if errored or not is_finite(last.get(metric)):
+        return "fail"
+    kind = outcome("TERMINATED", last)
+    if kind == "early-stopped" and last.get("stop_reason") not in EARLY_STOP_REASONS:
+        return "pruned"
+    return "complete"

@@ -11,6 +11,8 @@ from typing import Any
 
 from raytune_llm.config import CategoricalParam, ExperimentConfig, FloatParam, IntParam, Param, PeftMethod
 from raytune_llm.errors import Problem
+from raytune_llm.searchers.grid import grid_size, param_values
+from raytune_llm.space import bounds_for, candidate_values
 
 # Stability levers and the PEFT methods they break, with why.
 _LEVER_LIMITS: dict[str, tuple[tuple[PeftMethod, ...], str]] = {
@@ -27,12 +29,6 @@ _LEVER_LIMITS: dict[str, tuple[tuple[PeftMethod, ...], str]] = {
 
 def _is_on(lever: str, value: Any) -> bool:
     return value is not None and value != 0 and not (lever == "layerwise_lr_decay" and value == 1)
-
-
-def _values(param: Param) -> list[Any]:
-    if isinstance(param, CategoricalParam):
-        return list(param.choices)
-    return [param.low, param.high]
 
 
 def _active_with(param: Param, method: PeftMethod) -> bool:
@@ -56,7 +52,7 @@ def lever_problems(cfg: ExperimentConfig) -> list[Problem]:
             if method not in broken:
                 continue
             if param is not None and _active_with(param, method):
-                if any(_is_on(lever, v) for v in _values(param)):
+                if any(_is_on(lever, v) for v in candidate_values(param)):
                     problems.append(Problem(f"search.space.{lever}", f"can be sampled with peft.method "
                                             f"{method.value}: {why}; add `when: {{peft.method: full}}`"))
                     break
@@ -114,6 +110,41 @@ def data_problems(cfg: ExperimentConfig) -> list[Problem]:
     return problems
 
 
+def _point_problem(param: Param, value: Any, point: dict[str, Any]) -> str | None:
+    if isinstance(param, CategoricalParam):
+        return None if value in param.choices else f"{value!r} is not one of its choices {param.choices}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r} is not a number"
+    low, high, _ = bounds_for(param, point)
+    if not low <= value <= high:
+        return f"{value!r} is outside its range [{low}, {high}]"
+    return None
+
+
+def searcher_problems(cfg: ExperimentConfig) -> list[Problem]:
+    s, problems = cfg.search, []
+    for i, point in enumerate(s.points_to_evaluate):
+        for name, value in point.items():
+            where = f"search.points_to_evaluate[{i}].{name}"
+            if name not in s.space:
+                problems.append(Problem(where, "is not a param in search.space; a point sets searched params only "
+                                        "(fixed settings belong in train:)"))
+            elif (why := _point_problem(s.space[name], value, point)) is not None:
+                problems.append(Problem(where, why))
+    if s.searcher.name == "grid":
+        for name, param in s.space.items():
+            if param_values(param) is None:
+                problems.append(Problem(f"search.space.{name}", "grid search needs a finite set of values: give "
+                                        "`choices`, or a `step` without `log: true`"))
+        if not problems and s.space and s.num_trials != (size := grid_size(s.space)):
+            problems.append(Problem("search.num_trials", f"is {s.num_trials}, but the grid has {size} points; set "
+                                    f"it to {size} to try each once"))
+        if s.points_to_evaluate:
+            problems.append(Problem("search.points_to_evaluate", "grid search already tries every combination; "
+                                    "remove the points or choose another searcher"))
+    return problems
+
+
 def experiment_problems(cfg: ExperimentConfig) -> list[Problem]:
     """Every cross-field problem of a schema-valid experiment."""
-    return resource_problems(cfg) + lever_problems(cfg) + data_problems(cfg)
+    return resource_problems(cfg) + lever_problems(cfg) + data_problems(cfg) + searcher_problems(cfg)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import shutil
@@ -26,7 +25,7 @@ from raytune_llm.gguf import gguf_source
 from raytune_llm.loading import dump_config
 from raytune_llm.models import hub_kwargs, locate_model, preflight
 from raytune_llm.rundir import CONFIG_FILE, META_FILE, RunInfo, run_root_for, write_info
-from raytune_llm.space import apply_params, suggest
+from raytune_llm.space import apply_params
 from raytune_llm.train_loop import RunSpec
 
 _ROUND_KEYS = ("epochs", "max_steps", "batch_size", "eval_every")
@@ -269,28 +268,14 @@ def restore_tuner(run_dir: Path, info: RunInfo) -> Any:
 
 def build_tuner(cfg: ExperimentConfig, info: RunInfo, total: dict[str, float],
                 callbacks: list[Any] | None = None) -> Any:
-    import optuna
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
+
+    from raytune_llm.searchers.tell import build_search
 
     s = cfg.search
-    searcher = None
-    if s.space:
-        sampler_kwargs: dict[str, Any] = {"seed": s.searcher.seed}
-        if s.searcher.n_startup_trials:
-            sampler_kwargs["n_startup_trials"] = s.searcher.n_startup_trials
-        searcher = OptunaSearch(
-            space=functools.partial(suggest, space=s.space), metric=s.metric, mode=s.mode,
-            sampler=optuna.samplers.TPESampler(**sampler_kwargs),
-        )
-    if s.scheduler.name == "asha":
-        max_t = s.scheduler.max_t or max_eval_rounds(cfg, info.sizes["train"])
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
-                                  grace_period=min(s.scheduler.grace_period, max_t),
-                                  reduction_factor=s.scheduler.reduction_factor)
-    else:
-        scheduler = FIFOScheduler()
+    concurrent = concurrency(cfg, total)
+    searcher = build_search(s, concurrent) if s.space else None
+    scheduler = s.scheduler.build(max_eval_rounds(cfg, info.sizes["train"]))
     from raytune_llm.placement import ReleasePlacements, ledger_name
     from raytune_llm.population import EndBoard, board_name
 
@@ -303,7 +288,7 @@ def build_tuner(cfg: ExperimentConfig, info: RunInfo, total: dict[str, float],
         make_trainable(cfg, info),
         tune_config=tune.TuneConfig(
             metric=s.metric, mode=s.mode, search_alg=searcher, scheduler=scheduler, num_samples=s.num_trials,
-            max_concurrent_trials=concurrency(cfg, total), time_budget_s=s.time_budget_s,
+            max_concurrent_trials=concurrent, time_budget_s=s.time_budget_s,
         ),
         run_config=tune.RunConfig(
             name=cfg.run.name, storage_path=info.run_root.rstrip("/").rsplit("/", 1)[0], verbose=0,

@@ -51,8 +51,35 @@ def apply_params(train: TrainConfig, params: dict[str, Any]) -> TrainConfig:
     return TrainConfig.model_validate(data)
 
 
+def _parents(param: Param) -> list[str]:
+    return [*(param.when or {}), *(getattr(param, "by", None) or {})]
+
+
+def bounds_for(param: FloatParam | IntParam, sampled: dict[str, Any]) -> tuple[Any, Any, str]:
+    """The param's range given the values sampled so far (its `by:` range for the sampled value of that param,
+    else its own), and the suffix that names that range's own dimension for the searcher."""
+    for parent, table in (param.by or {}).items():
+        value = sampled.get(parent)
+        for key, bounds in table.items():
+            if parent in sampled and str(key) == str(value):
+                cast = int if isinstance(param, IntParam) else float
+                return cast(bounds.low), cast(bounds.high), f"[{parent}={value}]"
+    return param.low, param.high, ""
+
+
+def searcher_names(point: dict[str, Any], space: dict[str, Param]) -> dict[str, Any]:
+    """A point of canonical params as the searcher names them (a `by:` range is a dimension of its own)."""
+    named: dict[str, Any] = {}
+    for name in sampling_order(space):
+        if name in point:
+            param = space[name]
+            suffix = "" if isinstance(param, CategoricalParam) else bounds_for(param, point)[2]
+            named[name + suffix] = point[name]
+    return named
+
+
 def sampling_order(space: dict[str, Param]) -> list[str]:
-    """Params ordered so that every `when:` parent is sampled before its children."""
+    """Params ordered so that every `when:` or `by:` parent is sampled before its children."""
     order: list[str] = []
     visiting: set[str] = set()
 
@@ -60,9 +87,9 @@ def sampling_order(space: dict[str, Param]) -> list[str]:
         if name in order or name not in space:
             return
         if name in visiting:
-            raise ValueError(f"`when:` conditions form a cycle through {name!r}")
+            raise ValueError(f"`when:`/`by:` conditions form a cycle through {name!r}")
         visiting.add(name)
-        for parent in space[name].when or {}:
+        for parent in _parents(space[name]):
             visit(parent)
         visiting.discard(name)
         order.append(name)
@@ -83,10 +110,33 @@ def is_active(param: Param, sampled: dict[str, Any]) -> bool:
     )
 
 
-def _candidate_values(param: Param) -> list[Any]:
+def candidate_values(param: Param) -> list[Any]:
+    """Values that stand for everything the param can take: its choices, or the ends of each of its ranges."""
     if isinstance(param, CategoricalParam):
         return list(param.choices)
-    return [param.low, param.high]
+    extra = [v for table in (param.by or {}).values() for b in table.values() for v in (b.low, b.high)]
+    return [param.low, param.high, *extra]
+
+
+def _by_problems(where: str, param: FloatParam | IntParam, space: dict[str, Param]) -> list[Problem]:
+    if len(param.by or {}) > 1:
+        return [Problem(f"{where}.by", "ranges can depend on one param; keep one key")]
+    problems = []
+    for parent, table in (param.by or {}).items():
+        parent_param = space.get(parent)
+        if not isinstance(parent_param, CategoricalParam):
+            return [Problem(f"{where}.by.{parent}", "must name a categorical param of search.space")]
+        for key, bounds in table.items():
+            at = f"{where}.by.{parent}.{key}"
+            if str(key) not in [str(c) for c in parent_param.choices]:
+                problems.append(Problem(at, f"{key!r} is not one of its choices {parent_param.choices}"))
+            if bounds.low > bounds.high:
+                problems.append(Problem(at, f"`low <= high` must hold, got low={bounds.low}, high={bounds.high}"))
+            if param.log and bounds.low <= 0:
+                problems.append(Problem(at, f"log: true needs low > 0, got low={bounds.low}"))
+            if isinstance(param, IntParam) and not (bounds.low.is_integer() and bounds.high.is_integer()):
+                problems.append(Problem(at, "an int param's bounds must be whole numbers"))
+    return problems
 
 
 def check_space(space: dict[str, Param], train: TrainConfig) -> list[Problem]:
@@ -111,13 +161,15 @@ def check_space(space: dict[str, Param], train: TrainConfig) -> list[Problem]:
                 )
             if param.log and isinstance(param, FloatParam) and param.step is not None:
                 problems.append(Problem(where, "log and step cannot be combined; drop one of them"))
-        for value in _candidate_values(param):
+        for value in candidate_values(param):
             try:
                 apply_params(train, {name: value})
             except ValidationError as exc:
                 msg = exc.errors()[0]["msg"]
                 problems.append(Problem(where, f"value {value!r} is not valid for train.{name}: {msg}"))
                 break
+        if not isinstance(param, CategoricalParam) and param.by:
+            problems += _by_problems(where, param, space)
         for parent, values in (param.when or {}).items():
             parent_param = space.get(parent)
             if parent_param is None:
@@ -150,10 +202,12 @@ def suggest(trial: optuna.Trial, space: dict[str, Param]) -> dict[str, Any]:
         if not is_active(param, sampled):
             continue
         if isinstance(param, FloatParam):
-            sampled[name] = trial.suggest_float(name, param.low, param.high, log=param.log, step=param.step)
+            low, high, suffix = bounds_for(param, sampled)
+            sampled[name] = trial.suggest_float(name + suffix, low, high, log=param.log, step=param.step)
         elif isinstance(param, IntParam):
+            low, high, suffix = bounds_for(param, sampled)
             step = 1 if param.log else param.step
-            sampled[name] = trial.suggest_int(name, param.low, param.high, log=param.log, step=step)
+            sampled[name] = trial.suggest_int(name + suffix, low, high, log=param.log, step=step)
         else:
             sampled[name] = trial.suggest_categorical(name, param.choices)
     return sampled

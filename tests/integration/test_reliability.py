@@ -160,7 +160,9 @@ def test_trial_that_raises_is_marked_and_the_search_goes_on(
 ) -> None:
     cfg = tiny_experiment(
         tiny_bert, sentiment_dir, tmp_path / "runs",
-        **{"search.num_trials": 3, "search.max_concurrent_trials": 1, "search.scheduler": {"name": "fifo"},
+        # A product search with the grid searcher: both values are tried, each once.
+        **{"search.num_trials": 2, "search.max_concurrent_trials": 1, "search.scheduler": {"name": "fifo"},
+           "search.searcher": {"name": "grid"},
            "search.space": {"reinit_top_layers": {"type": "categorical", "choices": [0, 99]}}},
     )
     assert main(["search", str(write(tmp_path, cfg))]) == 0

@@ -1,0 +1,229 @@
+"""Does the search beat random search, and by how much compute? Replays recorded learning curves through the real
+searcher and scheduler objects in simulated time, many search seeds per arm.
+
+Curves: the runs recorded with the guard off for judging the stability guard (benchmarks/recordings/*.json: MiniLM
+on sst2, bbc_news, paraphrase_imbalanced; full fine-tuning and LoRA at 7-9 learning rates each, including rates
+that diverge), every step's loss and gradient norm and every evaluation. A proposed config runs the recorded run of
+its PEFT method nearest in log learning rate (a nearest-neighbour surrogate: coarse, but every number it yields
+happened). The space is the same for every arm: `peft.method` in {full, lora} x `optimizer.lr` log-uniform in
+[1e-5, 1e-1], one range for both methods as a user who does not know better would write it.
+
+The searchers are `raytune_llm.searchers.tell.build_search` (what `search` runs: Optuna samplers behind Tune's
+OptunaSearch, told the truth about stopped trials), the schedulers `raytune_llm.schedulers` (Ray's ASHA), the
+guard `raytune_llm.stability.StabilityGuard` on every recorded step (as in benchmarks/guard_quality.py). Two trials
+run at once; time advances one evaluation round at a time; compute is counted in optimizer steps.
+
+Per arm, over the search seeds: compute until the best healthy score so far reaches random search's expected best
+at budget B (B = 12 full trials; "C/B", median, and the share of seeds within B/3), the share of compute spent on
+runs that ended failed, the guard's precision/recall against the recordings' labels and how often it stopped a run
+of the task's top 10%, and the best score at budget B. (The recordings hold eval scores only: the selected
+config's test score is not available here.)
+
+    python benchmarks/search_efficiency.py [--seeds 10] [--tasks sst2,bbc_news,paraphrase_imbalanced]
+                                           [--out benchmarks/results/search_efficiency.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
+
+from guard_quality import OFF, replay  # noqa: E402
+
+from raytune_llm.config import SearchConfig  # noqa: E402
+
+BUDGET_TRIALS = 12  # B: random search's budget, in full trials
+MAX_TRIALS = 3 * BUDGET_TRIALS  # every arm may run up to 3 B of compute
+CONCURRENT = 2
+SPACE = {"peft.method": {"type": "categorical", "choices": ["full", "lora"]},
+         "optimizer.lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True}}
+# Not the same space (it encodes what the recordings taught: LoRA wants ~10x full fine-tuning's rate), shown apart.
+BY_METHOD = {"peft.method": SPACE["peft.method"],
+             "optimizer.lr": {**SPACE["optimizer.lr"], "low": 1e-5, "high": 1e-3,
+                              "by": {"peft.method": {"lora": {"low": 3e-4, "high": 3e-2}}}}}
+ARMS: dict[str, dict[str, Any]] = {
+    "random (full trials)": {"searcher": "random", "scheduler": "fifo", "guard": None},
+    "random + ASHA": {"searcher": "random", "scheduler": "asha", "guard": None},
+    "TPE": {"searcher": "tpe", "scheduler": "fifo", "guard": None},
+    "TPE + ASHA": {"searcher": "tpe", "scheduler": "asha", "guard": None},
+    "TPE + ASHA, Ray's feedback (stopped = complete)": {"searcher": "tpe", "scheduler": "asha", "guard": None,
+                                                         "ray_feedback": True},
+    "TPE + ASHA + guard": {"searcher": "tpe", "scheduler": "asha", "guard": {}},
+    "TPE + ASHA + guard without chance_level": {"searcher": "tpe", "scheduler": "asha",
+                                                "guard": {"chance_level": {"enabled": False}}},
+    "TPE + ASHA + guard, non_finite only": {"searcher": "tpe", "scheduler": "asha", "guard": OFF},
+    "(per-method lr ranges) TPE + ASHA + guard": {"searcher": "tpe", "scheduler": "asha", "guard": {},
+                                                  "space": BY_METHOD},
+}
+
+
+def nearest(runs: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    mine = [r for r in runs if r["config"]["peft.method"] == params["peft.method"]]
+    return min(mine, key=lambda r: abs(math.log10(r["config"]["optimizer.lr"]) - math.log10(params["optimizer.lr"])))
+
+
+def recorded(path: Path) -> SimpleNamespace:
+    rec = json.loads(path.read_text())
+    return SimpleNamespace(meta=rec["meta"], runs=rec["runs"], run_for=lambda p: nearest(rec["runs"], p))
+
+
+def synthetic() -> SimpleNamespace:
+    import synthetic_curves
+
+    return SimpleNamespace(meta=synthetic_curves.META, runs=synthetic_curves.reference_runs(),
+                           run_for=synthetic_curves.run_for)
+
+
+def simulate(arm: dict[str, Any], rec: SimpleNamespace, seed: int, concurrent: int = CONCURRENT,
+             max_trials: int = MAX_TRIALS) -> dict:
+    """One search: returns its timeline of (steps used, best healthy score so far) and its trials."""
+    from ray.tune.schedulers import TrialScheduler
+
+    from raytune_llm.searchers.tell import build_search
+
+    runs, metric = rec.runs, rec.meta["objective"]
+    # Sized like a user's search of B trials (TPE's random start-up: a third of it); it may run on to 3 B.
+    cfg = SearchConfig.model_validate({"metric": metric, "mode": "max", "num_trials": BUDGET_TRIALS,
+                                       "space": arm.get("space", SPACE),
+                                       "searcher": {"name": arm["searcher"], "seed": seed},
+                                       "scheduler": {"name": arm["scheduler"]}})
+    search = build_search(cfg, concurrent)
+    if arm.get("ray_feedback"):  # Ray's own OptunaSearch.on_trial_complete, for the ablation
+        from ray.tune.search.optuna import OptunaSearch
+
+        search.on_trial_complete = lambda *a, **k: OptunaSearch.on_trial_complete(search, *a, **k)
+    rounds = len(runs[0]["evals"])
+    scheduler = cfg.scheduler.build(rounds)
+    scheduler.set_search_properties(metric, "max")
+    used, started, trials, running, timeline = 0, 0, [], [], [(0, None)]
+    board: dict[int, float] = {}  # the search's population board, as the guard's chance-level rule consults it
+    while started < max_trials or running:
+        while len(running) < concurrent and started < max_trials:
+            tid = f"t{started}"
+            run = rec.run_for(search.suggest(tid))
+            scheduler.on_trial_add(None, SimpleNamespace(trial_id=tid))
+            # Where the guard would stop this run, given the trials started before it (the replay knows their whole
+            # runs: a slight advantage over a live board, which knows only how far they got).
+            stop = replay(run, rec.meta, arm["guard"], board) if arm["guard"] is not None else ("", 0)
+            trial = {"id": tid, "run": run, "round": 0, "step": 0, "stop": stop, "scores": [], "end": None}
+            trials.append(trial)
+            running.append(trial)
+            started += 1
+        for trial in list(running):
+            run, k = trial["run"], trial["round"]
+            e = run["evals"][k]
+            reason, stop_step = trial["stop"]
+            result = {metric: e[metric], "training_iteration": k + 1, "step": e["step"],
+                      "total_steps": run["total_steps"], "stop_reason": ""}
+            if reason and stop_step <= e["step"]:  # the guard stops it inside this round
+                used += stop_step - trial["step"]
+                result.update({metric: 0.0, "step": stop_step, "stop_reason": reason})
+                trial.update(end="unstable", scores=[])
+            else:
+                used += e["step"] - trial["step"]
+                trial["scores"].append(e[metric])
+            trial["step"], trial["round"] = result["step"], k + 1
+            search.on_trial_result(trial["id"], result)
+            action = scheduler.on_trial_result(None, SimpleNamespace(trial_id=trial["id"]), result)
+            if trial["end"] or action == TrialScheduler.STOP or k + 1 == len(run["evals"]):
+                trial["end"] = trial["end"] or ("done" if k + 1 == len(run["evals"]) else "pruned")
+                search.on_trial_complete(trial["id"], result)
+                scheduler.on_trial_complete(None, SimpleNamespace(trial_id=trial["id"]), result)
+                running.remove(trial)
+            best = max((s for t in trials for s in t["scores"]), default=None)
+            timeline.append((used, best))
+    return {"timeline": timeline, "trials": trials}
+
+
+def best_at(timeline: list[tuple[int, float | None]], steps: float) -> float | None:
+    best = None
+    for used, b in timeline:
+        if used > steps:
+            break
+        best = b
+    return best
+
+
+def to_target(timeline: list[tuple[int, float | None]], target: float) -> float:
+    return next((used for used, b in timeline if b is not None and b >= target), math.inf)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--tasks", default="synthetic,sst2,bbc_news,paraphrase_imbalanced")
+    parser.add_argument("--recordings", type=Path, default=REPO / "benchmarks" / "recordings")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "search_efficiency.json")
+    args = parser.parse_args()
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    report: dict[str, Any] = {"budget_trials": BUDGET_TRIALS, "seeds": args.seeds, "space": SPACE, "tasks": {}}
+    for task in args.tasks.split(","):
+        rec = synthetic() if task == "synthetic" else recorded(args.recordings / f"{task}.json")
+        runs, metric = rec.runs, rec.meta["objective"]
+        finals = sorted((max(e[metric] for e in r["evals"]) for r in runs), reverse=True)
+        top10 = finals[max(0, len(runs) // 10 - 1)]  # a run this good or better is in the task's top 10%
+        budget = BUDGET_TRIALS * runs[0]["total_steps"]
+        results: dict[str, list[dict]] = {}
+        for name, arm in ARMS.items():
+            results[name] = [simulate(arm, rec, seed) for seed in range(args.seeds)]
+        baseline = [best_at(s["timeline"], budget) for s in results["random (full trials)"]]
+        target = statistics.fmean(b for b in baseline if b is not None)
+        rows = {}
+        for name, sims in results.items():
+            ratios = [to_target(s["timeline"], target) / budget for s in sims]
+            median = statistics.median(ratios)
+            at_b = [b for s in sims if (b := best_at(s["timeline"], budget)) is not None]
+            steps_failed = steps_all = stopped = true_stops = failed_runs = top_stopped = failed_cut = 0
+            for s in sims:
+                for t in s["trials"]:
+                    steps_all += t["step"]
+                    failed = t["run"]["end"] == "failed"
+                    steps_failed += t["step"] if failed else 0
+                    failed_runs += failed
+                    failed_cut += failed and t["end"] != "done"
+                    if t["end"] == "unstable":
+                        stopped += 1
+                        true_stops += failed
+                        top_stopped += max(e[metric] for e in t["run"]["evals"]) >= top10
+            rows[name] = {
+                "compute_to_target_median_B": median if median < math.inf else None,
+                "seeds_within_B/3": sum(r <= 1 / 3 for r in ratios), "seeds_reached": sum(r < math.inf for r in ratios),
+                "failed_compute_share": steps_failed / steps_all,
+                "guard_precision": true_stops / stopped if stopped else None,
+                "guard_recall": true_stops / failed_runs if failed_runs and ARMS[name]["guard"] is not None else None,
+                "failed_runs_cut_short": failed_cut / failed_runs if failed_runs else None,
+                "top10_runs_stopped": top_stopped,
+                "best_at_B_mean": statistics.fmean(at_b) if at_b else None,
+                "ratios": [round(r, 3) if r < math.inf else None for r in ratios],
+            }
+        report["tasks"][task] = {"metric": metric, "target": target, "budget_steps": budget, "arms": rows}
+        print(f"\n{task}: target = random search's expected best {metric} at B = {target:.3f} "
+              f"(B = {BUDGET_TRIALS} full trials = {budget} steps; {args.seeds} search seeds per arm)")
+        print(f"{'arm':52} {'C/B med':>8} {'<=B/3':>6} {'failed%':>8} {'cut':>5} {'g.prec':>7} {'g.rec':>6} "
+              f"{'top10x':>6} {'best@B':>7}")
+        for name, row in rows.items():
+            def fmt(v: float | None) -> str:
+                return "-" if v is None else f"{v:.3f}"
+            print(f"{name:52} {fmt(row['compute_to_target_median_B']):>8} "
+                  f"{row['seeds_within_B/3']:>3}/{args.seeds:<2} {100 * row['failed_compute_share']:7.1f}% "
+                  f"{fmt(row['failed_runs_cut_short']):>5} "
+                  f"{fmt(row['guard_precision']):>7} {fmt(row['guard_recall']):>6} {row['top10_runs_stopped']:>6} "
+                  f"{fmt(row['best_at_B_mean']):>7}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Successive halving without waiting (ASHA, Li et al. 2020): at each rung (grace_period, x reduction_factor, ...)
+a trial continues only if it is in the top 1/reduction_factor of the trials that reached that rung. `hyperband`
+runs several such brackets side by side, each with a different grace period, which hedges against a grace period
+too short for slow starters."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from raytune_llm.strict import Strict
+
+
+class ASHAScheduler(Strict):
+    name: Literal["asha"] = "asha"
+    grace_period: int = Field(1, ge=1, description="eval rounds every trial gets")
+    reduction_factor: float = Field(2, gt=1)
+    max_t: int | None = Field(None, ge=1, description="eval rounds; default: all of a trial's rounds")
+    brackets: int = 1
+
+    def build(self, max_t: int) -> Any:
+        from ray.tune.schedulers import AsyncHyperBandScheduler
+
+        max_t = self.max_t or max_t
+        return AsyncHyperBandScheduler(time_attr="training_iteration", max_t=max_t,
+                                       grace_period=min(self.grace_period, max_t),
+                                       reduction_factor=self.reduction_factor, brackets=self.brackets)
+
+
+class HyperbandScheduler(ASHAScheduler):
+    name: Literal["hyperband"] = "hyperband"  # type: ignore[assignment]
+    brackets: int = Field(3, ge=1, description="brackets, each with grace_period x reduction_factor^i")

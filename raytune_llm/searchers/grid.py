@@ -1,0 +1,44 @@
+"""Grid search: every combination of the space's values, each once, in a seeded order. Every param must be
+enumerable (choices, or an int/float range with a `step`); `validate` says which is not and how many points the
+grid has, so that `search.num_trials` can cover it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from raytune_llm.strict import Strict
+
+if TYPE_CHECKING:
+    from raytune_llm.searchers import Plan
+
+
+def param_values(param: Any) -> list[Any] | None:
+    """The values a param takes on the grid; None when it has no finite set of values."""
+    choices = getattr(param, "choices", None)
+    if choices is not None:
+        return list(choices)
+    step = getattr(param, "step", None)
+    if step is None or getattr(param, "log", False) or getattr(param, "by", None):
+        return None
+    count = round((param.high - param.low) / step) + 1
+    if isinstance(param.low, int) and isinstance(step, int):
+        return [param.low + i * step for i in range(count)]
+    return [float(f"{param.low + i * step:.12g}") for i in range(count)]  # 3e-05, not 3.0000000000000004e-05
+
+
+def grid_size(space: dict[str, Any]) -> int:
+    size = 1
+    for param in space.values():
+        size *= len(param_values(param) or [None])
+    return size
+
+
+class GridSearcher(Strict):
+    name: Literal["grid"] = "grid"
+    seed: int | None = 0
+
+    def sampler(self, plan: Plan) -> Any:
+        from raytune_llm.searchers.grid_sampler import TuneGridSampler
+
+        grid = {name: param_values(param) for name, param in plan.space.items()}
+        return TuneGridSampler(grid, seed=self.seed)

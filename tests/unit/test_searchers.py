@@ -1,0 +1,175 @@
+"""Searchers and schedulers: the registries, their settings, and what the searcher is told about ended trials,
+asserted on Optuna's study itself."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from raytune_llm.config import SearchConfig
+from raytune_llm.outcomes import searcher_verdict
+from raytune_llm.searchers import SEARCHERS, Plan
+from raytune_llm.searchers.grid import grid_size, param_values
+from raytune_llm.searchers.tpe import startup_trials
+
+SPACE = {
+    "optimizer.lr": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True},
+    "optimizer.weight_decay": {"type": "categorical", "choices": [0.0, 0.01]},
+}
+
+
+def _search(**overrides: Any) -> SearchConfig:
+    return SearchConfig.model_validate({"metric": "eval_accuracy", "mode": "max", "space": SPACE, **overrides})
+
+
+def _row(step: int, value: float, total: int = 8, **extra: Any) -> dict[str, Any]:
+    return {"eval_accuracy": value, "step": step, "total_steps": total, "training_iteration": step // 2,
+            "stop_reason": "", **extra}
+
+
+def test_the_searcher_is_told_the_truth_about_each_ended_trial() -> None:
+    from optuna.trial import TrialState
+
+    from raytune_llm.searchers.tell import build_search
+
+    search = build_search(_search(searcher={"name": "random", "seed": 3}), concurrent=1)
+    ids = ["done", "asha", "guard", "plateau", "error", "silent"]
+    for tid in ids:
+        assert search.suggest(tid) is not None
+    # Each report reaches Optuna as an intermediate value, as in a search.
+    for tid in ("done", "asha", "guard", "plateau", "error"):
+        search.on_trial_result(tid, _row(2, 0.6))
+    search.on_trial_result("done", _row(8, 0.8))
+    search.on_trial_complete("done", _row(8, 0.8))
+    search.on_trial_complete("asha", _row(2, 0.6))  # ASHA stopped it after one round
+    search.on_trial_complete("guard", _row(4, 0.0, stop_reason="chance_level", real_eval_accuracy=0.5))
+    search.on_trial_complete("plateau", _row(6, 0.7, stop_reason="plateau"))
+    search.on_trial_complete("error", _row(2, 0.6), error=True)
+    search.on_trial_complete("silent", None)  # stopped before its first evaluation
+    study = {t.number: t for t in search._ot_study.trials}
+    by_id = {tid: study[search._ot_trials[tid].number] for tid in ids}
+    assert by_id["done"].state == TrialState.COMPLETE and by_id["done"].value == 0.8
+    assert by_id["asha"].state == TrialState.PRUNED  # TPE ranks it by how far it got, not as finished
+    assert by_id["asha"].intermediate_values == {1: 0.6}
+    assert by_id["guard"].state == TrialState.COMPLETE and by_id["guard"].value == 0.0  # the worst, not FAIL
+    assert by_id["plateau"].state == TrialState.COMPLETE and by_id["plateau"].value == 0.7
+    assert by_id["error"].state == TrialState.FAIL
+    assert by_id["silent"].state == TrialState.FAIL
+
+
+def test_verdicts_follow_the_outcome_rules() -> None:
+    assert searcher_verdict(False, _row(8, 0.8), "eval_accuracy") == "complete"
+    assert searcher_verdict(False, _row(2, 0.6), "eval_accuracy") == "pruned"
+    assert searcher_verdict(False, _row(4, float("nan")), "eval_accuracy") == "fail"
+    assert searcher_verdict(False, _row(4, 1e9, stop_reason="non_finite"), "eval_accuracy") == "complete"
+    assert searcher_verdict(True, _row(8, 0.8), "eval_accuracy") == "fail"
+
+
+def test_points_to_evaluate_are_tried_first() -> None:
+    from raytune_llm.searchers.tell import build_search
+
+    point = {"optimizer.lr": 2e-5, "optimizer.weight_decay": 0.01}
+    search = build_search(_search(points_to_evaluate=[point]), concurrent=1)
+    first = search.suggest("a")
+    assert first["optimizer.lr"] == 2e-5 and first["optimizer.weight_decay"] == 0.01
+    assert search.suggest("b") != first
+
+
+def test_tpe_is_sized_to_the_budget_and_lies_only_under_concurrency() -> None:
+    assert [startup_trials(n) for n in (6, 8, 12, 30)] == [4, 4, 4, 10]  # a third, at least 4
+    tpe = _search().searcher
+    alone, together = tpe.sampler(Plan(12, 1, {})), tpe.sampler(Plan(12, 3, {}))
+    assert alone._n_startup_trials == 4 and not alone._constant_liar and together._constant_liar
+    assert alone._multivariate and alone._group
+    assert _search(searcher={"n_startup_trials": 2}).searcher.sampler(Plan(12, 1, {}))._n_startup_trials == 2
+    assert _search(searcher={"name": "optuna"}).searcher.name == "optuna"  # the old name still means TPE
+
+
+def test_grid_tries_every_combination_once() -> None:
+    import optuna
+
+    from raytune_llm.space import suggest
+
+    cfg = _search(searcher={"name": "grid"}, num_trials=6,
+                  space={"optimizer.lr": {"type": "float", "low": 1e-5, "high": 3e-5, "step": 1e-5},
+                         "optimizer.weight_decay": {"type": "categorical", "choices": [0.0, 0.01]}})
+    assert grid_size(cfg.space) == 6 and param_values(cfg.space["optimizer.weight_decay"]) == [0.0, 0.01]
+    study = optuna.create_study(sampler=cfg.searcher.sampler(Plan(6, 1, cfg.space)))
+    seen = []
+    for _ in range(6):
+        trial = study.ask()
+        params = suggest(trial, cfg.space)
+        seen.append((round(params["optimizer.lr"], 8), params["optimizer.weight_decay"]))
+        study.tell(trial, 0.5)
+    assert sorted(seen) == sorted(itertools.product([1e-5, 2e-5, 3e-5], [0.0, 0.01]))
+
+
+@pytest.mark.parametrize("name", sorted(SEARCHERS))
+def test_every_searcher_proposes_within_the_space(name: str) -> None:
+    import optuna
+
+    from raytune_llm.space import suggest
+
+    space = SPACE if name != "grid" else {"optimizer.weight_decay": SPACE["optimizer.weight_decay"]}
+    cfg = _search(searcher={"name": name}, num_trials=2, space=space)
+    study = optuna.create_study(direction="maximize", sampler=cfg.searcher.sampler(Plan(2, 1, cfg.space)))
+    for i in range(2):
+        trial = study.ask()
+        params = suggest(trial, cfg.space)
+        assert params["optimizer.weight_decay"] in (0.0, 0.01)
+        study.tell(trial, float(i))
+
+
+@pytest.mark.parametrize("scheduler", [{"name": "asha"}, {"name": "hyperband"}, {"name": "median"},
+                                       {"name": "fifo"}, {}])
+def test_every_scheduler_builds_the_ray_scheduler(scheduler: dict[str, Any]) -> None:
+    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, MedianStoppingRule
+
+    built = _search(scheduler=scheduler).scheduler.build(max_t=8)
+    expected = {"asha": AsyncHyperBandScheduler, "hyperband": AsyncHyperBandScheduler,
+                "median": MedianStoppingRule, "fifo": FIFOScheduler}[scheduler.get("name", "asha")]
+    assert type(built) is expected
+    if scheduler.get("name") == "hyperband":
+        assert len(built._brackets) == 3
+
+
+BY_METHOD = {
+    "peft.method": {"type": "categorical", "choices": ["full", "lora"]},
+    "optimizer.lr": {"type": "float", "low": 1e-5, "high": 3e-4, "log": True,
+                     "by": {"peft.method": {"lora": {"low": 1e-4, "high": 3e-3}}}},
+}
+
+
+def test_a_range_can_depend_on_the_peft_method() -> None:
+    """LoRA wants roughly 10x full fine-tuning's learning rate: one space gives each method its own range, and
+    the searcher models each range as a dimension of its own."""
+    from raytune_llm.searchers.tell import build_search
+
+    cfg = _search(space=BY_METHOD, searcher={"name": "random", "seed": 0}, num_trials=40,
+                  points_to_evaluate=[{"peft.method": "lora", "optimizer.lr": 2e-3}])
+    search = build_search(cfg, concurrent=1)
+    proposals = [search.suggest(str(i)) for i in range(40)]
+    assert proposals[0] == {"peft.method": "lora", "optimizer.lr": 2e-3}  # the point, mapped to its range
+    for p in proposals:
+        low, high = (1e-4, 3e-3) if p["peft.method"] == "lora" else (1e-5, 3e-4)
+        assert low <= p["optimizer.lr"] <= high, p
+    names = {name for t in search._ot_study.trials for name in t.params}
+    assert names == {"peft.method", "optimizer.lr", "optimizer.lr[peft.method=lora]"}
+    assert {p["peft.method"] for p in proposals} == {"full", "lora"}
+
+
+def test_by_ranges_are_checked_with_their_yaml_paths() -> None:
+    from raytune_llm.errors import ConfigError
+    from raytune_llm.loading import validate_dict
+
+    space = {**BY_METHOD, "optimizer.lr": {**BY_METHOD["optimizer.lr"], "by": {"peft.method": {
+        "ia3": {"low": 1e-4, "high": 1e-3}, "lora": {"low": 0.0, "high": 1e-3}}}}}
+    with pytest.raises(ConfigError) as caught:
+        validate_dict({"model": {"name": "m"}, "data": {"source": "d"}, "search": {
+            "space": space, "points_to_evaluate": [{"peft.method": "lora", "optimizer.lr": 5e-3}]}})
+    text = str(caught.value)
+    assert "search.space.optimizer.lr.by.peft.method.ia3: 'ia3' is not one of its choices" in text
+    assert "search.space.optimizer.lr.by.peft.method.lora: log: true needs low > 0" in text
+    assert "search.points_to_evaluate[0].optimizer.lr: 0.005 is outside its range [0.0, 0.001]" in text
