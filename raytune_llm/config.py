@@ -264,6 +264,15 @@ class CategoricalParam(_Param):
 Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
 
 
+class Objective(Strict):
+    metric: str
+    mode: Literal["max", "min"]
+
+
+# Reported by every task besides its metrics: objectives to trade the metric off against.
+COST_METRICS = ("trainable_params",)
+
+
 class SearchConfig(Strict):
     metric: str | None = Field(None, description="default: the task's objective (eval_accuracy, eval_pearson, ...)")
     mode: Literal["max", "min"] | None = None
@@ -275,6 +284,12 @@ class SearchConfig(Strict):
     scheduler: SchedulerConfig = Field(default_factory=ASHAScheduler, description="what stops trials (schedulers/)")
     points_to_evaluate: list[dict[str, Any]] = Field(
         default_factory=list, description="recipes to try first, as {param: value} over search.space's params")
+    objectives: list[Objective] = Field(
+        default_factory=list, description="further objectives traded off against search.metric (multi-objective "
+        "search: the searcher looks for the Pareto front)")
+    pareto_tolerance: float = Field(
+        0.0, ge=0, description="export's pick from the Pareto front: among trials within this much of the best "
+        "search.metric, the best in the first further objective; 0 = the best search.metric")
 
 
 # ---------------------------------------------------------------- resources and run
@@ -323,6 +338,13 @@ class ExperimentConfig(Strict):
             per_class = ", or eval_f1_<label> (also precision_, recall_)" if self.task in CLASSIFICATION_TASKS else ""
             raise ValueError(f"search.metric: {self.search.metric!r} is not reported by task {self.task.value}; "
                              f"choose from {known}{per_class}")
+        for i, objective in enumerate(self.search.objectives):
+            if objective.metric == self.search.metric or objective.metric in [
+                    o.metric for o in self.search.objectives[:i]]:
+                raise ValueError(f"search.objectives: {objective.metric!r} is listed twice (search.metric counts)")
+            if objective.metric not in known and objective.metric not in COST_METRICS:
+                raise ValueError(f"search.objectives: {objective.metric!r} is not reported by task "
+                                 f"{self.task.value}; choose from {list(known) + list(COST_METRICS)}")
         if self.search.mode is None:
             self.search.mode = "min" if self.search.metric in ("eval_loss", "eval_mse", "eval_perplexity") else "max"
         return self

@@ -17,6 +17,7 @@ from raytune_llm.errors import UserError
 from raytune_llm.evaluation import autocast_for
 from raytune_llm.loading import dump_config
 from raytune_llm.outcomes import is_finite, real_value
+from raytune_llm.pareto import choose_for
 from raytune_llm.results import Choice, choose, fallback_advice, load_trials, outcome_counts
 from raytune_llm.rundir import RunInfo, read_info
 from raytune_llm.space import apply_params
@@ -164,7 +165,7 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, b
         choice = choose(named, metric, mode)
         params = choice.trial.params
     else:
-        choice = choose(trials, metric, mode)
+        choice = choose_for(trials, cfg.search)
         params = choice.trial.params
     trial, row = choice.trial, choice.row
     if choice.fallback and not trial_id:

@@ -174,6 +174,11 @@ def weight_dtypes(model: torch.nn.Module) -> dict[str, str]:
     return {f"{k}_dtype": ",".join(sorted(v)) or "-" for k, v in seen.items()}
 
 
+def trainable_params(model: torch.nn.Module) -> int:
+    """Weights the optimizer updates (a search objective to minimise: what a PEFT method saves)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def locate_model(name: str) -> str:
     """A local folder or built-in name becomes a checked path; anything else is taken as a hub id."""
     from raytune_llm import builtins

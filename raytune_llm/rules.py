@@ -131,6 +131,9 @@ def searcher_problems(cfg: ExperimentConfig) -> list[Problem]:
                                         "(fixed settings belong in train:)"))
             elif (why := _point_problem(s.space[name], value, point)) is not None:
                 problems.append(Problem(where, why))
+    if s.pareto_tolerance and not s.objectives:
+        problems.append(Problem("search.pareto_tolerance", "has no effect without search.objectives; add a further "
+                                "objective (e.g. {metric: trainable_params, mode: min}) or remove it"))
     if s.searcher.name == "grid":
         for name, param in s.space.items():
             if param_values(param) is None:

@@ -22,7 +22,7 @@ from raytune_llm.config import GenerationConfig, PeftMethod, StabilityConfig, Tr
 from raytune_llm.evaluation import EvalContext, autocast_for, evaluate, gather
 from raytune_llm.levers import L2SP, Freezer, fgm_backward, first_backward_context, param_groups, reinit_top_layers
 from raytune_llm.metrics import worst_value
-from raytune_llm.models import build_model, hub_kwargs, save_trainable, unwrap, weight_dtypes
+from raytune_llm.models import build_model, hub_kwargs, save_trainable, trainable_params, unwrap, weight_dtypes
 from raytune_llm.outcomes import REAL_PREFIX, is_failure
 from raytune_llm.stability import StabilityGuard
 from raytune_llm.tasks import get_task
@@ -209,7 +209,8 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
             startup = {"startup_s": now - spec.started_at, "startup_launch_s": entered_at - spec.started_at,
                        "startup_data_s": data_at - entered_at, "startup_model_s": model_at - data_at,
                        "worker_nodes": ",".join(gather(session.node_id, world)),  # where each rank ran
-                       **weight_dtypes(model), "autocast": "bf16" if use_bf16 else "off"}
+                       **weight_dtypes(model), "autocast": "bf16" if use_bf16 else "off",
+                       "trainable_params": trainable_params(model)}
         with first_backward_context(ddp, cfg.fgm_epsilon > 0):
             loss = task_loss(batch)
             (loss + l2sp.penalty()).backward()

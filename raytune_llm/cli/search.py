@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
 def finish(run_dir: str) -> int:
     """After Tuner.fit returns: a summary, and the resume command if the search was cut short (Ctrl-C)."""
     from raytune_llm.errors import UserError
-    from raytune_llm.results import choose, fallback_advice, load_trials, outcome_counts
+    from raytune_llm.pareto import choose_for
+    from raytune_llm.results import fallback_advice, load_trials, outcome_counts
     from raytune_llm.rundir import open_run, read_info
 
     local = open_run(run_dir)
@@ -57,7 +58,7 @@ def finish(run_dir: str) -> int:
         return 130
     search = read_info(local).experiment.search
     try:
-        choice = choose(trials, search.metric, search.mode)
+        choice = choose_for(trials, search)
     except UserError:
         print(f"no trial reported a finite {search.metric}: nothing to export; `raytune-llm status {run_dir}` "
               "shows why each trial ended")

@@ -8,7 +8,8 @@ import json
 from raytune_llm.cli.robust import print_summary
 from raytune_llm.errors import UserError
 from raytune_llm.outcomes import real_value
-from raytune_llm.results import choose, fallback_advice, load_trials, outcome_counts
+from raytune_llm.pareto import choose_for, pareto_front
+from raytune_llm.results import fallback_advice, load_trials, outcome_counts
 from raytune_llm.robust import ROBUST_DIR, SUMMARY_FILE
 from raytune_llm.rundir import open_run, read_info
 
@@ -30,9 +31,11 @@ def run(args: argparse.Namespace) -> int:
     metric, mode = cfg.search.metric, cfg.search.mode
     trials = load_trials(run_dir)
     try:
-        choice = choose(trials, metric, mode)
+        choice = choose_for(trials, cfg.search)
     except UserError:
         choice = None
+    front = pareto_front(trials, cfg.search) if cfg.search.objectives else []
+    objectives = [metric, *(o.metric for o in cfg.search.objectives)]
     best_trial = choice.trial if choice else None
     records = []
     for t in trials:
@@ -49,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         robust = json.loads(robust_file.read_text()) if robust_file.is_file() else None
         print(json.dumps({"metric": metric, "mode": mode, "trials": records, "counts": outcome_counts(trials),
                           "best_trial": best_trial.trial_id if best_trial else None,
-                          "best_is_fallback": bool(choice and choice.fallback), "robust": robust}, indent=2))
+                          "best_is_fallback": bool(choice and choice.fallback), "robust": robust,
+                          "pareto_front": [{"trial_id": t.trial_id, **{m: r[m] for m in objectives}}
+                                           for t, r in front] if front else None}, indent=2))
         return 0
     print(f"{'trial':<10} {'outcome':<22} {'iter':>4} {'steps':>6} {'best ' + metric:>18}  params")
     for r in records:
@@ -72,6 +77,12 @@ def run(args: argparse.Namespace) -> int:
               f"{metric}={choice.score(metric):.4f} at step {choice.row.get('step')}, stopped as "
               f"{choice.trial.stop_reason}; `export` falls back to it. To change that: "
               f"{fallback_advice(choice.trial)}")
+    if front:
+        modes = ", ".join([f"{metric} {mode}", *(f"{o.metric} {o.mode}" for o in cfg.search.objectives)])
+        print(f"Pareto front ({modes}; export takes the best {cfg.search.objectives[0].metric} within "
+              f"search.pareto_tolerance={cfg.search.pareto_tolerance:g} of the best {metric}):")
+        for t, r in front:
+            print(f"  {t.trial_id:<10}" + "  ".join(f"{m}={_short(r[m])}" for m in objectives))
     robust_summary = run_dir / ROBUST_DIR / SUMMARY_FILE
     if robust_summary.is_file():
         print_summary(json.loads(robust_summary.read_text()))

@@ -15,7 +15,7 @@ from typing import Any
 from ray.tune.search.optuna import OptunaSearch
 
 from raytune_llm.config import SearchConfig
-from raytune_llm.outcomes import searcher_verdict
+from raytune_llm.outcomes import is_finite, searcher_verdict
 from raytune_llm.searchers import Plan
 from raytune_llm.space import searcher_names, suggest
 
@@ -36,9 +36,16 @@ class TruthfulOptunaSearch(OptunaSearch):
             return super().on_trial_complete(trial_id, result, error)
         from optuna.trial import TrialState
 
-        verdict = searcher_verdict(error, result or {}, self.metric)
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        verdict = searcher_verdict(error, result or {}, metrics[0])
         state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "fail": TrialState.FAIL}[verdict]
-        value = result[self.metric] if verdict == "complete" else None
+        value = None
+        if verdict == "complete":
+            values = [result.get(m) for m in metrics]
+            if not all(is_finite(v) for v in values):  # a further objective never reported: not a result
+                state = TrialState.FAIL
+            else:
+                value = values if len(values) > 1 else values[0]
         self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
         self._completed_trials.add(trial_id)
         return None
@@ -46,8 +53,13 @@ class TruthfulOptunaSearch(OptunaSearch):
 
 def build_search(search: SearchConfig, concurrent: int) -> TruthfulOptunaSearch:
     """The search's searcher over its define-by-run space, seeded with `points_to_evaluate` (tried first)."""
+    # Further objectives make it a multi-objective study (the Pareto front); the scheduler ranks by the first.
+    metric: str | list[str] = [search.metric, *(o.metric for o in search.objectives)]
+    mode: str | list[str] = [search.mode, *(o.mode for o in search.objectives)]
+    if not search.objectives:
+        metric, mode = search.metric, search.mode
     return TruthfulOptunaSearch(
-        space=functools.partial(suggest, space=search.space), metric=search.metric, mode=search.mode,
+        space=functools.partial(suggest, space=search.space), metric=metric, mode=mode,
         sampler=search.searcher.sampler(Plan(search.num_trials, concurrent, search.space)),
         points_to_evaluate=[searcher_names(p, search.space) for p in search.points_to_evaluate] or None,
         params=list(search.space),

@@ -67,3 +67,45 @@ def test_each_searcher_and_scheduler_runs_a_real_search(ray_session: None, tmp_p
     if searcher == "grid":
         assert sorted((t.params["optimizer.lr"], t.params["optimizer.weight_decay"]) for t in study.trials) == \
             sorted((lr, wd) for lr in (1e-5, 1e-4, 1e-3) for wd in (0.0, 0.01))
+
+
+def load_rows(run_dir: Path, trial_id: str) -> list[dict[str, Any]]:
+    from raytune_llm.results import load_trials
+
+    return next(t.rows for t in load_trials(run_dir) if t.trial_id == trial_id)
+
+
+def test_a_multi_objective_product_search_exports_from_the_pareto_front(
+    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Accuracy against trainable weights: full fine-tuning and LoRA both end on the front; with a tolerance wider
+    than their gap, export takes LoRA's far smaller trainable set."""
+    import json
+
+    import yaml
+
+    from raytune_llm.cli.main import main
+    from tests.conftest import tiny_experiment
+
+    cfg = tiny_experiment(tiny_bert, sentiment_dir, tmp_path / "runs", **{
+        "search.num_trials": 2, "search.max_concurrent_trials": 1, "search.scheduler": {"name": "fifo"},
+        "search.searcher": {"name": "grid"}, "search.metric": "eval_accuracy", "search.mode": "max",
+        "search.space": {"peft.method": {"type": "categorical", "choices": ["full", "lora"]}},
+        "search.objectives": [{"metric": "trainable_params", "mode": "min"}], "search.pareto_tolerance": 1.0,
+    })
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["search", str(path)]) == 0
+    run_dir = tmp_path / "runs" / "t"
+    capsys.readouterr()
+    assert main(["status", str(run_dir), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    front = {row["trial_id"]: row for row in status["pareto_front"] or []}
+    lora = next(t["trial_id"] for t in status["trials"] if t["params"]["peft.method"] == "lora")
+    full = next(t["trial_id"] for t in status["trials"] if t["params"]["peft.method"] == "full")
+    assert lora in front  # the fewest trainable weights: never dominated
+    assert front[lora]["trainable_params"] < next(t for t in load_rows(run_dir, full))["trainable_params"]
+    assert status["best_trial"] == lora
+    out = tmp_path / "best"
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["trial_id"] == lora

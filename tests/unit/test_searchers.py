@@ -173,3 +173,64 @@ def test_by_ranges_are_checked_with_their_yaml_paths() -> None:
     assert "search.space.optimizer.lr.by.peft.method.ia3: 'ia3' is not one of its choices" in text
     assert "search.space.optimizer.lr.by.peft.method.lora: log: true needs low > 0" in text
     assert "search.points_to_evaluate[0].optimizer.lr: 0.005 is outside its range [0.0, 0.001]" in text
+
+
+# ---------------------------------------------------------------- several objectives
+
+
+def test_a_multi_objective_study_gets_every_objective_and_the_truth() -> None:
+    from optuna.trial import TrialState
+
+    from raytune_llm.searchers.tell import build_search
+
+    cfg = _search(objectives=[{"metric": "trainable_params", "mode": "min"}], searcher={"name": "random"})
+    search = build_search(cfg, concurrent=1)
+    for tid in ("done", "asha", "no_cost"):
+        search.suggest(tid)
+    search.on_trial_complete("done", _row(8, 0.8, trainable_params=1000))
+    search.on_trial_complete("asha", _row(2, 0.6, trainable_params=50))
+    search.on_trial_complete("no_cost", _row(8, 0.8))  # the further objective never came: not a result
+    study = search._ot_study
+    assert study.directions[1].name == "MINIMIZE"
+    by_id = {tid: study.trials[search._ot_trials[tid].number] for tid in ("done", "asha", "no_cost")}
+    assert by_id["done"].state == TrialState.COMPLETE and by_id["done"].values == [0.8, 1000]
+    assert by_id["asha"].state == TrialState.PRUNED
+    assert by_id["no_cost"].state == TrialState.FAIL
+
+
+def test_the_pareto_front_and_exports_stated_pick() -> None:
+    from raytune_llm.pareto import choose_for, pareto_front
+    from raytune_llm.results import TrialRecord
+
+    def trial(tid: str, acc: float, params: int, **row: Any) -> TrialRecord:
+        return TrialRecord(tid, {}, "TERMINATED", rows=[{"eval_accuracy": acc, "trainable_params": params,
+                                                         "step": 8, "total_steps": 8, "stop_reason": "", **row}])
+
+    full, lora_big, lora_small, worse = (trial("full", 0.91, 22_000_000), trial("lora16", 0.905, 300_000),
+                                         trial("lora4", 0.88, 80_000), trial("worse", 0.87, 300_000))
+    failed = trial("failed", 0.99, 10, stop_reason="loss_spike")
+    trials = [full, lora_big, lora_small, worse, failed]
+    cfg = _search(objectives=[{"metric": "trainable_params", "mode": "min"}])
+    front = pareto_front(trials, cfg)
+    assert [t.trial_id for t, _ in front] == ["full", "lora16", "lora4"]  # "worse" is dominated, "failed" failed
+    assert choose_for(trials, cfg).trial.trial_id == "full"  # tolerance 0: the best metric, as with one objective
+    tolerant = _search(objectives=[{"metric": "trainable_params", "mode": "min"}], pareto_tolerance=0.01)
+    assert choose_for(trials, tolerant).trial.trial_id == "lora16"  # within 0.01 of 0.91, 70x fewer weights
+    assert choose_for(trials, _search(objectives=[{"metric": "trainable_params", "mode": "min"}],
+                                      pareto_tolerance=0.05)).trial.trial_id == "lora4"
+
+
+def test_objectives_are_checked_against_what_the_task_reports() -> None:
+    from raytune_llm.errors import ConfigError
+    from raytune_llm.loading import validate_dict
+
+    base = {"model": {"name": "m"}, "data": {"source": "d"}}
+    ok = validate_dict({**base, "search": {"objectives": [{"metric": "trainable_params", "mode": "min"}]}})
+    assert ok.search.objectives[0].metric == "trainable_params"
+    for search, message in [
+        ({"objectives": [{"metric": "eval_bleu", "mode": "max"}]}, "'eval_bleu' is not reported by task"),
+        ({"objectives": [{"metric": "eval_accuracy", "mode": "max"}]}, "'eval_accuracy' is listed twice"),
+        ({"pareto_tolerance": 0.01}, "search.pareto_tolerance: has no effect without search.objectives"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            validate_dict({**base, "search": search})
