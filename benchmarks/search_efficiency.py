@@ -11,15 +11,16 @@ happened). The space is the same for every arm: `peft.method` in {full, lora} x 
 The searchers are `raytune_llm.searchers.tell.build_search` (what `search` runs: Optuna samplers behind Tune's
 OptunaSearch, told the truth about stopped trials), the schedulers `raytune_llm.schedulers` (Ray's ASHA), the
 guard `raytune_llm.stability.StabilityGuard` on every recorded step (as in benchmarks/guard_quality.py). Two trials
-run at once; time advances one evaluation round at a time; compute is counted in optimizer steps.
+run at once; time advances one evaluation round at a time; compute is counted in optimizer steps (and seconds).
 
 Per arm, over the search seeds: compute until the best healthy score so far reaches random search's expected best
-at budget B (B = 12 full trials; "C/B", median, and the share of seeds within B/3), the share of compute spent on
-runs that ended failed, the guard's precision/recall against the recordings' labels and how often it stopped a run
-of the task's top 10%, and the best score at budget B. (The recordings hold eval scores only: the selected
-config's test score is not available here.)
+at budget B (B = 12 full trials; "C/B", median, and the share of seeds within B/3; "s/B" the same in seconds:
+the recorded wall time per step plus STARTUP_S per trial, which many short ASHA trials pay again and again), the
+share of compute spent on runs that ended failed, the guard's precision/recall against the recordings' labels
+and how often it stopped a run of the task's top 10%, and the best score at budget B. (The recordings hold eval
+scores only: the selected config's test score is not available here.)
 
-    python benchmarks/search_efficiency.py [--seeds 10] [--tasks sst2,bbc_news,paraphrase_imbalanced]
+    python benchmarks/search_efficiency.py [--seeds 10] [--tasks synthetic,sst2,bbc_news,paraphrase_imbalanced]
                                            [--out benchmarks/results/search_efficiency.json]
 """
 
@@ -42,6 +43,9 @@ from guard_quality import OFF, replay  # noqa: E402
 from raytune_llm.config import SearchConfig  # noqa: E402
 
 BUDGET_TRIALS = 12  # B: random search's budget, in full trials
+# A trial's fixed start-up cost in this product (benchmarks/overhead.py: 8.6-10.2 s on 2 cores): what many short
+# ASHA trials pay again and again, so compute in seconds counts it; steps do not.
+STARTUP_S = 9.0
 MAX_TRIALS = 3 * BUDGET_TRIALS  # every arm may run up to 3 B of compute
 CONCURRENT = 2
 SPACE = {"peft.method": {"type": "categorical", "choices": ["full", "lora"]},
@@ -105,6 +109,7 @@ def simulate(arm: dict[str, Any], rec: SimpleNamespace, seed: int, concurrent: i
     scheduler = cfg.scheduler.build(rounds)
     scheduler.set_search_properties(metric, "max")
     used, started, trials, running, timeline = 0, 0, [], [], [(0, None)]
+    seconds, clock = 0.0, [(0.0, None)]  # the same, in seconds of compute (start-up included)
     board: dict[int, float] = {}  # the search's population board, as the guard's chance-level rule consults it
     while started < max_trials or running:
         while len(running) < concurrent and started < max_trials:
@@ -118,18 +123,22 @@ def simulate(arm: dict[str, Any], rec: SimpleNamespace, seed: int, concurrent: i
             trials.append(trial)
             running.append(trial)
             started += 1
+            seconds += STARTUP_S
         for trial in list(running):
             run, k = trial["run"], trial["round"]
             e = run["evals"][k]
             reason, stop_step = trial["stop"]
             result = {metric: e[metric], "training_iteration": k + 1, "step": e["step"],
                       "total_steps": run["total_steps"], "stop_reason": ""}
+            per_step = run.get("wall_s", 1.3 * run["total_steps"]) / run["total_steps"]
             if reason and stop_step <= e["step"]:  # the guard stops it inside this round
                 used += stop_step - trial["step"]
+                seconds += (stop_step - trial["step"]) * per_step
                 result.update({metric: 0.0, "step": stop_step, "stop_reason": reason})
                 trial.update(end="unstable", scores=[])
             else:
                 used += e["step"] - trial["step"]
+                seconds += (e["step"] - trial["step"]) * per_step
                 trial["scores"].append(e[metric])
             trial["step"], trial["round"] = result["step"], k + 1
             search.on_trial_result(trial["id"], result)
@@ -141,7 +150,8 @@ def simulate(arm: dict[str, Any], rec: SimpleNamespace, seed: int, concurrent: i
                 running.remove(trial)
             best = max((s for t in trials for s in t["scores"]), default=None)
             timeline.append((used, best))
-    return {"timeline": timeline, "trials": trials}
+            clock.append((seconds, best))
+    return {"timeline": timeline, "clock": clock, "trials": trials}
 
 
 def best_at(timeline: list[tuple[int, float | None]], steps: float) -> float | None:
@@ -179,10 +189,14 @@ def main() -> None:
             results[name] = [simulate(arm, rec, seed) for seed in range(args.seeds)]
         baseline = [best_at(s["timeline"], budget) for s in results["random (full trials)"]]
         target = statistics.fmean(b for b in baseline if b is not None)
+        # B in seconds: what random search's 12 full trials took, on average over the seeds.
+        budget_s = statistics.fmean(s["clock"][-1][0] * BUDGET_TRIALS / MAX_TRIALS
+                                    for s in results["random (full trials)"])
         rows = {}
         for name, sims in results.items():
             ratios = [to_target(s["timeline"], target) / budget for s in sims]
             median = statistics.median(ratios)
+            median_s = statistics.median(to_target(s["clock"], target) / budget_s for s in sims)
             at_b = [b for s in sims if (b := best_at(s["timeline"], budget)) is not None]
             steps_failed = steps_all = stopped = true_stops = failed_runs = top_stopped = failed_cut = 0
             for s in sims:
@@ -198,6 +212,7 @@ def main() -> None:
                         top_stopped += max(e[metric] for e in t["run"]["evals"]) >= top10
             rows[name] = {
                 "compute_to_target_median_B": median if median < math.inf else None,
+                "seconds_to_target_median_B": median_s if median_s < math.inf else None,
                 "seeds_within_B/3": sum(r <= 1 / 3 for r in ratios), "seeds_reached": sum(r < math.inf for r in ratios),
                 "failed_compute_share": steps_failed / steps_all,
                 "guard_precision": true_stops / stopped if stopped else None,
@@ -207,15 +222,16 @@ def main() -> None:
                 "best_at_B_mean": statistics.fmean(at_b) if at_b else None,
                 "ratios": [round(r, 3) if r < math.inf else None for r in ratios],
             }
-        report["tasks"][task] = {"metric": metric, "target": target, "budget_steps": budget, "arms": rows}
+        report["tasks"][task] = {"metric": metric, "target": target, "budget_steps": budget,
+                                 "budget_seconds": budget_s, "arms": rows}
         print(f"\n{task}: target = random search's expected best {metric} at B = {target:.3f} "
               f"(B = {BUDGET_TRIALS} full trials = {budget} steps; {args.seeds} search seeds per arm)")
-        print(f"{'arm':52} {'C/B med':>8} {'<=B/3':>6} {'failed%':>8} {'cut':>5} {'g.prec':>7} {'g.rec':>6} "
-              f"{'top10x':>6} {'best@B':>7}")
+        print(f"{'arm':52} {'C/B med':>8} {'s/B med':>8} {'<=B/3':>6} {'failed%':>8} {'cut':>5} {'g.prec':>7} "
+              f"{'g.rec':>6} {'top10x':>6} {'best@B':>7}")
         for name, row in rows.items():
             def fmt(v: float | None) -> str:
                 return "-" if v is None else f"{v:.3f}"
-            print(f"{name:52} {fmt(row['compute_to_target_median_B']):>8} "
+            print(f"{name:52} {fmt(row['compute_to_target_median_B']):>8} {fmt(row['seconds_to_target_median_B']):>8} "
                   f"{row['seeds_within_B/3']:>3}/{args.seeds:<2} {100 * row['failed_compute_share']:7.1f}% "
                   f"{fmt(row['failed_runs_cut_short']):>5} "
                   f"{fmt(row['guard_precision']):>7} {fmt(row['guard_recall']):>6} {row['top10_runs_stopped']:>6} "
