@@ -110,9 +110,21 @@ def test_ten_trials_under_a_cpu_hog_all_end_done_or_stopped(
     assert not [(t.trial_id, t.outcome, t.error) for t in trials if t.outcome.startswith("error")]
     assert any(t.outcome == "early-stopped" for t in trials)  # ASHA stopped some: the path that used to leak
     assert "released placement group" in caplog.text  # and their groups went back by our hand, not Train's cleaner
+
+
+def _settled_free_cpus() -> float:
+    """Free CPUs once an earlier test's trials have handed theirs back (the figure rises for a few seconds)."""
     import ray
 
-    assert [g for g in ray.util.placement_group_table().values() if g["state"] != "REMOVED"] == []
+    last, since, deadline = -1.0, time.time(), time.time() + 60
+    while time.time() < deadline:
+        free = ray.available_resources().get("CPU", 0.0)
+        if free != last:
+            last, since = free, time.time()
+        elif time.time() - since >= 3:
+            break
+        time.sleep(0.5)
+    return last
 
 
 def test_a_trial_waits_for_resources_another_job_holds_then_trains(
@@ -125,16 +137,23 @@ def test_a_trial_waits_for_resources_another_job_holds_then_trains(
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
 
-    # Of the whole cluster, not of what is free right now: an earlier test's trials may still be handing theirs back.
-    held = placement_group([{"CPU": ray.cluster_resources()["CPU"] - 0.5}])  # the trial's driver fits, its worker not
-    ray.get(held.ready(), timeout=120)
-    threading.Timer(40, remove_placement_group, args=(held,)).start()
-    cfg = tiny_experiment(tiny_bert, sentiment_dir, tmp_path / "runs",
-                          **{"search.num_trials": 1, "search.scheduler": {"name": "fifo"},
-                             "resources.start_timeout_s": 120})
-    path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    assert main(["search", str(path)]) == 0
+    from raytune_llm.placement import group_removed
+
+    held = placement_group([{"CPU": _settled_free_cpus() - 0.5}])  # the trial's driver fits, its worker does not
+    timer = threading.Timer(40, remove_placement_group, args=(held,))
+    try:
+        ray.get(held.ready(), timeout=60)
+        timer.start()
+        cfg = tiny_experiment(tiny_bert, sentiment_dir, tmp_path / "runs",
+                              **{"search.num_trials": 1, "search.scheduler": {"name": "fifo"},
+                                 "resources.start_timeout_s": 120})
+        path = tmp_path / "exp.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        assert main(["search", str(path)]) == 0
+    finally:  # never leave the held CPUs to the tests that follow
+        timer.cancel()
+        if not group_removed(held):
+            remove_placement_group(held)
     (trial,) = load_trials(tmp_path / "runs" / "t")
     assert trial.outcome == "done", trial.error
     assert trial.rows[0]["startup_launch_s"] > 35  # it really waited past a timed-out attempt
