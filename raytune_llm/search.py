@@ -270,15 +270,14 @@ def build_tuner(cfg: ExperimentConfig, info: RunInfo, total: dict[str, float],
                 callbacks: list[Any] | None = None) -> Any:
     from ray import tune
 
+    from raytune_llm.placement import ReleasePlacements, ledger_name
+    from raytune_llm.population import EndBoard, board_name
     from raytune_llm.searchers.tell import build_search
 
     s = cfg.search
     concurrent = concurrency(cfg, total)
     searcher = build_search(s, concurrent) if s.space else None
     scheduler = s.scheduler.build(max_eval_rounds(cfg, info.sizes["train"]))
-    from raytune_llm.placement import ReleasePlacements, ledger_name
-    from raytune_llm.population import EndBoard, board_name
-
     callbacks = [*(callbacks or []), EndBoard(board_name(info.run_root)), ReleasePlacements(ledger_name(info.run_root))]
     if cfg.run.prune_stopped:
         from raytune_llm.pruning import PruneStoppedCheckpoints
