@@ -1,16 +1,19 @@
 """An ended trial gives its CPUs and GPUs back at once, so that the next trial can start.
 
-A trial's DDP workers sit in a placement group that Train's controller creates. Tune ends a trial (ASHA, the
-stability guard, a time budget) by stopping the trial's actor, which takes the controller and its workers down with
-it; the placement group outlives them all. Train's own clean-up is a detached actor that polls the State API, and
-that API stalls under CPU load: on a busy 2-core machine later trials then waited for resources nobody used until
-Train gave up on them after a fixed timeout (6 of 8 trials of one search ended `error`).
+A trial's DDP workers sit in placement groups that the trial's Train controller creates: one per worker-group
+start, so a trial whose workers were restarted (a lost worker, a placement attempt that timed out) has had several.
+Tune ends a trial (ASHA, the stability guard, a time budget) by stopping the trial's actor, which takes the
+controller and its workers down with it; the groups outlive them all (Ray removes a group with its creator only
+once the whole job has ended). Train's own clean-up is a detached actor that polls the State API, tracks only the
+latest group, and stalls under CPU load: on a busy 2-core machine later trials then waited for resources nobody
+used until Train gave up on them after a fixed timeout (6 of 8 trials of one search ended `error`).
 
-So each trial's rank 0 records its placement group in the search's ledger as it starts, and `ReleasePlacements`
-(a Tune callback in the search's driver) removes the groups of an ended trial as soon as its workers are gone, or
-after `GRACE_S` at the latest (removing a group ends any worker left in it). A group Train already removed, as it
-does for a trial that finished normally, is left alone. No State API is involved: the ledger is an actor, the
-worker check is a ping, the group's state comes from the GCS.
+So each trial's controller records itself in the search's ledger as it starts (`RecordController`, a Train
+callback), and `ReleasePlacements` (a Tune callback in the search's driver) removes, once the trial has ended, every
+group that controller created and that is still there: as soon as the GCS reports the controller dead, or after
+`GRACE_S` at the latest (removing a group ends any worker left in it). Groups Train already removed, as it does for
+a trial that finished normally, are left alone. No State API is involved: the ledger is an actor, and a group's
+creator and state come from the GCS's placement-group table.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+from ray._private.state import state as gcs_state
+from ray.core.generated import gcs_pb2
+from ray.train.v2._internal.execution.callback import ControllerCallback
 from ray.tune import Callback
 from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
 
@@ -28,26 +34,26 @@ from raytune_llm import named_actors
 
 logger = logging.getLogger(__name__)
 
-# Long enough for a stopped trial's actor to go (and with it its workers) even on a loaded machine; short enough
-# that a stuck one does not hold a whole trial's resources.
+# Long enough for a stopped trial's actor to go (and with it its controller and workers) even on a loaded machine;
+# short enough that a stuck one does not hold a whole trial's resources.
 GRACE_S = 30.0
 
 
 @ray.remote(num_cpus=0)
 class PlacementLedger:
-    """Which placement groups each trial's workers were placed in (one per worker-group start)."""
+    """Which Train controllers (actor ids, hex) each trial ran: one per `fit()`, so a resumed trial has several."""
 
     def __init__(self) -> None:
-        self.groups: dict[str, list[tuple[PlacementGroup, Any]]] = {}
+        self.controllers: dict[str, list[str]] = {}
 
-    def record(self, trial: str, group: PlacementGroup, worker: Any) -> None:
-        self.groups.setdefault(trial, []).append((group, worker))
+    def record(self, trial: str, controller: str) -> None:
+        self.controllers.setdefault(trial, []).append(controller)
 
-    def take(self, trial: str) -> list[tuple[str, PlacementGroup, Any]]:
-        return [(trial, group, worker) for group, worker in self.groups.pop(trial, [])]
+    def take(self, trial: str) -> list[tuple[str, str]]:
+        return [(trial, controller) for controller in self.controllers.pop(trial, [])]
 
-    def take_all(self) -> list[tuple[str, PlacementGroup, Any]]:
-        return [entry for trial in list(self.groups) for entry in self.take(trial)]
+    def take_all(self) -> list[tuple[str, str]]:
+        return [entry for trial in list(self.controllers) for entry in self.take(trial)]
 
 
 def ledger_name(run_root: str) -> str:
@@ -59,31 +65,58 @@ def start_ledger(run_root: str) -> str:
 
 
 def record(name: str, trial: str) -> None:
-    """Called by rank 0 as its worker starts: files this worker's placement group under its trial."""
-    group = ray.util.get_current_placement_group()
-    if not name or group is None:
+    """Files the calling actor (a trial's Train controller) under `trial` in the ledger `name`."""
+    if not name:
         return
     try:
-        ray.get(named_actors.lookup(name).record.remote(trial, group, ray.get_runtime_context().current_actor),
+        ray.get(named_actors.lookup(name).record.remote(trial, ray.get_runtime_context().get_actor_id()),
                 timeout=30)
     except (ValueError, ray.exceptions.RayError) as exc:
         named_actors.forget(name)
         # Train's own clean-up still runs; only the prompt release of this trial's resources is lost.
-        print(f"warning: the search's placement ledger is unreachable ({type(exc).__name__}); this trial's "
-              "resources are released by Ray Train alone when it ends")
+        logger.warning("the search's placement ledger is unreachable (%s); this trial's resources are released "
+                       "by Ray Train alone when it ends", type(exc).__name__)
+
+
+class RecordController(ControllerCallback):
+    """Train callback (runs in the trial's controller): records the controller before it places any worker.
+    Train appends callbacks that are not `UserCallback`s to its own internal ones, which is where this must run:
+    a `UserCallback` hears of nothing before the first report."""
+
+    def __init__(self, ledger: str, trial: str) -> None:
+        self.ledger, self.trial = ledger, trial
+
+    def after_controller_start(self, train_run_context: Any) -> None:
+        record(self.ledger, self.trial)
+
+
+def live_groups() -> dict[str, list[PlacementGroup]]:
+    """Every group not yet removed, by the actor (id, hex) that created it. Read from the GCS as
+    `placement_group_table` reads it; that function leaves the creator out."""
+    out: dict[str, list[PlacementGroup]] = {}
+    for raw in gcs_state._connect_and_get_accessor().get_placement_group_table():
+        data = gcs_pb2.PlacementGroupTableData.FromString(raw)
+        if data.state != gcs_pb2.PlacementGroupTableData.REMOVED:
+            group = PlacementGroup(ray.PlacementGroupID(data.placement_group_id))
+            out.setdefault(data.creator_actor_id.hex(), []).append(group)
+    return out
+
+
+def actor_gone(actor_id: str) -> bool:
+    """Whether the GCS has the actor (id, hex) as dead, or not at all."""
+    info = gcs_state.actor_table(actor_id)
+    return not info or info.get("State") == "DEAD"
+
+
+def group_removed(group: PlacementGroup) -> bool:
+    return placement_group_table(group).get("state", "REMOVED") == "REMOVED"
 
 
 @dataclass
 class _Held:
     trial: str
-    group: PlacementGroup
-    worker: Any
+    controller: str
     ended: float
-    ping: Any = None
-
-
-def group_removed(group: PlacementGroup) -> bool:
-    return placement_group_table(group).get("state", "REMOVED") == "REMOVED"
 
 
 class ReleasePlacements(Callback):
@@ -92,7 +125,7 @@ class ReleasePlacements(Callback):
     def __init__(self, ledger: str) -> None:
         self.ledger = ledger
         self.held: list[_Held] = []
-        self.released: list[str] = []  # trial ids whose group we removed, in order (for tests and the log)
+        self.released: list[str] = []  # a trial id per group we removed, in order (for tests and the log)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._hold(self._call("take", trial.trial_id))
@@ -109,7 +142,7 @@ class ReleasePlacements(Callback):
         self.release(force=True)
         named_actors.stop(self.ledger)
 
-    def _call(self, method: str, *args: Any) -> list[tuple[str, PlacementGroup, Any]]:
+    def _call(self, method: str, *args: Any) -> list[tuple[str, str]]:
         try:
             return ray.get(getattr(named_actors.lookup(self.ledger), method).remote(*args), timeout=30)
         except (ValueError, ray.exceptions.RayError) as exc:
@@ -117,35 +150,21 @@ class ReleasePlacements(Callback):
                            self.ledger, type(exc).__name__)
             return []
 
-    def _hold(self, entries: list[tuple[str, PlacementGroup, Any]]) -> None:
+    def _hold(self, entries: list[tuple[str, str]]) -> None:
         now = time.monotonic()
-        self.held += [_Held(trial, group, worker, now) for trial, group, worker in entries]
+        self.held += [_Held(trial, controller, now) for trial, controller in entries]
 
     def release(self, force: bool = False) -> None:
-        """Remove every held group whose workers are gone (all of them with `force`, or past GRACE_S)."""
-        now, keep = time.monotonic(), []
+        """Remove the groups of every held controller that is gone (of all of them with `force`, or past GRACE_S).
+        A controller is let go once it is gone: it can create no group after that."""
+        groups, now, keep = live_groups(), time.monotonic(), []
         for held in self.held:
-            if group_removed(held.group):
-                continue  # Train removed it (the trial ended normally)
-            if force or now - held.ended > GRACE_S or _worker_gone(held):
-                remove_placement_group(held.group)
-                self.released.append(held.trial)
-                logger.info("released placement group %s of ended trial %s", held.group.id.hex(), held.trial)
-            else:
-                keep.append(held)
+            gone = actor_gone(held.controller)
+            if force or gone or now - held.ended > GRACE_S:
+                for group in groups.get(held.controller, []):
+                    remove_placement_group(group)
+                    self.released.append(held.trial)
+                    logger.info("released placement group %s of ended trial %s", group.id.hex(), held.trial)
+            if not (force or gone):
+                keep.append(held)  # still there: it may yet create a group (a worker group mid-start)
         self.held = keep
-
-
-def _worker_gone(held: _Held) -> bool:
-    """A ping answered with an actor error: the worker, and so the controller that owned it, is gone."""
-    if held.ping is None:
-        held.ping = held.worker.__ray_ready__.remote()
-    ready, _ = ray.wait([held.ping], timeout=0)
-    if not ready:
-        return False
-    try:
-        ray.get(held.ping)
-    except ray.exceptions.RayActorError:
-        return True
-    held.ping = None  # alive a moment ago: ask again at the next step
-    return False

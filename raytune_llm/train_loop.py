@@ -49,7 +49,7 @@ class RunSpec:
     chance_value: float | None = None  # None: worked out from the eval split
     chance_loss: float | None = None  # the eval loss of the best constant prediction, where the task has one
     population_board: str = ""  # the search's population board (raytune_llm.population); "" = none
-    placement_ledger: str = ""  # where rank 0 files its placement group (raytune_llm.placement); "" = none
+    placement_ledger: str = ""  # where the trial's Train controller files itself (raytune_llm.placement); "" = none
     run_id: str = ""  # which run's inputs a node's cache holds (see storage.node_copy)
     model_revision: str | None = None  # model.revision and model.trust_remote_code, for every from_pretrained
     trust_remote_code: bool = False

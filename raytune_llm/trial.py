@@ -82,11 +82,6 @@ def worker_loop(config: dict[str, Any]) -> None:
 
     hf_logging.disable_progress_bar()
     spec = RunSpec(**config)
-    context = ray.train.get_context()
-    if spec.placement_ledger and context.get_world_rank() == 0:  # first: the trial may be stopped at any moment
-        from raytune_llm import placement
-
-        placement.record(spec.placement_ledger, context.get_experiment_name())
     # A run on a cloud URI: read its inputs from this node's cached copy.
     for field in ("model_path", "tokenizer_path", "data_path"):
         setattr(spec, field, storage.node_copy(getattr(spec, field), spec.run_id))
@@ -179,7 +174,12 @@ def make_driver(template: RunSpec, train: TrainConfig, resources: ResourcesConfi
         resolved = apply_params(train, params)
         spec = RunSpec(**{**template.to_dict(), "train": resolved.model_dump(mode="json"), "started_at": started})
         trial_id = ray.tune.get_context().get_trial_id()
-        trainer = build_trainer(spec, resources, train_storage, trial_id, run, [TuneReportCallback()])
+        callbacks = [TuneReportCallback()]
+        if template.placement_ledger:
+            from raytune_llm.placement import RecordController
+
+            callbacks.append(RecordController(template.placement_ledger, trial_id))
+        trainer = build_trainer(spec, resources, train_storage, trial_id, run, callbacks)
         try:
             trainer.fit()
         except ray.train.ControllerError as exc:

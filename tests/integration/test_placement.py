@@ -19,58 +19,62 @@ from tests.conftest import tiny_experiment
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
-def _worker_in_group(group: Any) -> Any:
-    """A stand-in for a Train worker, placed in `group`."""
+def _controller() -> Any:
+    """A stand-in for a trial's Train controller: records itself, then creates worker groups' placement groups."""
     import ray
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    @ray.remote(num_cpus=1)
-    class Worker:
-        def file_under(self, ledger: str, trial: str) -> None:
+    @ray.remote(num_cpus=0)
+    class Controller:
+        def start(self, ledger: str, trial: str) -> None:
             from raytune_llm import placement
 
-            placement.record(ledger, trial)  # as rank 0 does: its own group, its own handle
+            placement.record(ledger, trial)  # as RecordController does, in the controller
 
-    return Worker.options(scheduling_strategy=PlacementGroupSchedulingStrategy(group)).remote()
+        def place(self, bundles: list[dict]) -> Any:
+            from ray.util.placement_group import placement_group
+
+            return placement_group(bundles)
+
+    return Controller.remote()
 
 
-def test_an_ended_trials_group_is_released_once_its_workers_are_gone(ray_session: None) -> None:
+def test_an_ended_trials_groups_are_released_once_its_controller_is_gone(ray_session: None) -> None:
     import ray
-    from ray.util.placement_group import placement_group
 
     from raytune_llm.placement import ReleasePlacements, group_removed, start_ledger
 
     ledger = start_ledger(f"/tmp/ledger-test-{time.time()}")
     release = ReleasePlacements(ledger)
-    stopped, running, finished = (placement_group([{"CPU": 1}]) for _ in range(3))
-    ray.get([g.ready() for g in (stopped, running, finished)], timeout=60)
-    workers = {}
-    for trial, group in (("stopped", stopped), ("running", running), ("finished", finished)):
-        workers[trial] = _worker_in_group(group)
-        ray.get(workers[trial].file_under.remote(ledger, trial), timeout=60)
+    controllers = {trial: _controller() for trial in ("stopped", "running", "finished")}
+    for trial, controller in controllers.items():
+        ray.get(controller.start.remote(ledger, trial), timeout=60)
+    groups = {trial: ray.get(c.place.remote([{"CPU": 0.5}]), timeout=60) for trial, c in controllers.items()}
+    ray.get([g.ready() for g in groups.values()], timeout=60)
+    # The stopped trial's workers were restarted once and the new group never got its resources (a pending group,
+    # the case a record made by the workers missed): both must go.
+    pending = ray.get(controllers["stopped"].place.remote([{"CPU": 1000}]), timeout=60)
 
     # The trial that finished normally: Train removed its group itself; the callback leaves it alone.
-    ray.util.remove_placement_group(finished)
+    ray.util.remove_placement_group(groups["finished"])
+    ray.kill(controllers["finished"])
     release.on_trial_complete(0, [], SimpleNamespace(trial_id="finished"))
-    # The stopped trial: its actor went, taking the workers along, and the group stayed behind.
+    # The stopped trial: its actor went, taking the controller along, and the groups stayed behind.
     release.on_trial_complete(0, [], SimpleNamespace(trial_id="stopped"))
-    ray.kill(workers["stopped"])
-    deadline = time.time() + 10  # well inside GRACE_S: released because the worker went, not by the clock
-    while not group_removed(stopped) and time.time() < deadline:
+    ray.kill(controllers["stopped"])
+    deadline = time.time() + 10  # well inside GRACE_S: released because the controller went, not by the clock
+    while not (group_removed(groups["stopped"]) and group_removed(pending)) and time.time() < deadline:
         release.on_step_begin(0, [])
         time.sleep(0.1)
-    assert group_removed(stopped), "the stopped trial's group was not released within 10 s of its worker's end"
-    assert time.time() < deadline
-    assert release.released == ["stopped"]
+    assert group_removed(groups["stopped"]) and group_removed(pending), "not released within 10 s"
+    assert release.released == ["stopped", "stopped"]
     # A running trial's group is never touched while the trial runs ...
     for _ in range(5):
         release.on_step_begin(0, [])
-    assert not group_removed(running)
-    assert ray.get(workers["running"].__ray_ready__.remote(), timeout=30)
+    assert not group_removed(groups["running"])
     # ... and whatever the ledger still holds goes with the experiment.
     release.on_experiment_end([])
-    assert group_removed(running)
-    assert release.released == ["stopped", "running"]
+    assert group_removed(groups["running"])
+    assert release.released == ["stopped", "stopped", "running"]
 
 
 # Long enough to cover the first trials' start-up and the first ASHA stops (the path that leaked), bounded so that

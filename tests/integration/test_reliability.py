@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
+from ray.util.placement_group import placement_group_table
 
 from raytune_llm.cli.main import main
 from raytune_llm.results import load_trials
@@ -143,11 +144,16 @@ def test_worker_sigkill_mid_trial_restarts_from_checkpoint(
                 killed.append(workers[0].pid)
             time.sleep(0.05)
 
+    groups_before = set(placement_group_table())
     killer = threading.Thread(target=kill_a_worker_after_the_first_checkpoint, daemon=True)
     killer.start()
     assert main(["search", str(write(tmp_path, cfg))]) == 0
     killer.join(timeout=5)
     assert killed, "no DDP worker was found to kill"
+    # Both worker groups' resources come back (the first one's and the restarted one's): a group left behind
+    # would keep every later trial of this Ray from being placed.
+    held = {k: v["state"] for k, v in placement_group_table().items() if k not in groups_before}
+    assert all(state == "REMOVED" for state in held.values()), held
     (trial,) = load_trials(run_dir)
     assert trial.outcome == "done"
     steps = [r["step"] for r in trial.rows]
