@@ -18,6 +18,7 @@ from raytune_llm.search_config import (  # noqa: F401 - re-exported: the search 
     SearchConfig,
 )
 from raytune_llm.strict import Strict
+from raytune_llm.tracking.config import TrackingConfig
 
 
 class Task(str, Enum):
@@ -259,6 +260,7 @@ class ExperimentConfig(Strict):
     resources: ResourcesConfig = ResourcesConfig()
     run: RunConfig = RunConfig()
     generation: GenerationConfig = GenerationConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     @model_validator(mode="after")
     def _task_objective(self) -> ExperimentConfig:

@@ -8,6 +8,8 @@ trial. Sources: a directory of split files (`train.parquet`, `validation.csv`, `
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -114,6 +116,20 @@ def _splits(raw: datasets.DatasetDict, cfg: DataConfig, seed: int) -> dict[str, 
     if cfg.test_split and cfg.test_split in raw and len(raw[cfg.test_split]):
         splits["test"] = raw[cfg.test_split]
     return splits
+
+
+@contextmanager
+def quiet_progress() -> Iterator[None]:
+    """Hide the datasets library's progress bars (tokenising, saving) for a moment."""
+    import datasets
+
+    was_disabled = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            datasets.enable_progress_bars()
 
 
 def prepare(cfg: DataConfig, model: ModelConfig, tokenizer_path: str, out: Path, seed: int,

@@ -22,9 +22,10 @@ class ProgressTable(Callback):
     """One row per trial: state, eval rounds, last and best metric, sampled params; a summary line on top."""
 
     def __init__(self, metric: str, mode: str, num_trials: int, every_s: float = 30.0,
-                 stream: TextIO | None = None) -> None:
+                 stream: TextIO | None = None, watch: list[str] | None = None) -> None:
         # Tune pickles its callbacks with the experiment state: keep sys.stdout out of the pickle.
         self.metric, self.mode, self.num_trials = metric, mode, num_trials
+        self.watch = watch or []  # commands that show the search live, printed under the first table
         self.every_s, self.stream = every_s, stream
         self.rows: dict[str, dict[str, Any]] = {}
         self._started = time.monotonic()
@@ -79,6 +80,9 @@ class ProgressTable(Callback):
             params = " ".join(f"{k}={_fmt(v)}" for k, v in r["params"].items())
             lines.append(f"{tid:<10} {r['state']:<12} {r['iter']:>4} {_fmt(r['last']):>8} {_fmt(r['best']):>8}  "
                          f"{params}")
+        if self.watch:
+            lines += ["watch it live: " + self.watch[0], *(f"               {w}" for w in self.watch[1:])]
+            self.watch = []
         print("\n".join(lines), file=self.stream or sys.stdout, flush=True)
         if notice := self.stops.notice():
             print(notice, file=self.stream or sys.stdout, flush=True)

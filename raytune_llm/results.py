@@ -51,6 +51,15 @@ class TrialRecord:
                        mode)
 
 
+def step_trace(row: dict[str, Any], key: str) -> list[tuple[int, float]]:
+    """(optimizer step, value) of each step in a report's trace (`step_losses`, `step_grad_norms`): the steps
+    since the previous report, ending at `trace_last_step` (a step the guard stopped, which did not complete) or
+    else at the report's `step`. Non-finite values are left out."""
+    values = row.get(key) or []
+    end = int(row.get("trace_last_step", row.get("step", 0)))
+    return [(end - len(values) + 1 + i, v) for i, v in enumerate(values) if is_finite(v)]
+
+
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []

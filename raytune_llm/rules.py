@@ -13,6 +13,7 @@ from raytune_llm.config import CategoricalParam, ExperimentConfig, FloatParam, I
 from raytune_llm.errors import Problem
 from raytune_llm.searchers.grid import grid_size, param_values
 from raytune_llm.space import bounds_for, candidate_values
+from raytune_llm.tracking.config import problems as tracking_problems
 
 # Stability levers and the PEFT methods they break, with why.
 _LEVER_LIMITS: dict[str, tuple[tuple[PeftMethod, ...], str]] = {
@@ -150,4 +151,5 @@ def searcher_problems(cfg: ExperimentConfig) -> list[Problem]:
 
 def experiment_problems(cfg: ExperimentConfig) -> list[Problem]:
     """Every cross-field problem of a schema-valid experiment."""
-    return resource_problems(cfg) + lever_problems(cfg) + data_problems(cfg) + searcher_problems(cfg)
+    return (resource_problems(cfg) + lever_problems(cfg) + data_problems(cfg) + searcher_problems(cfg)
+            + tracking_problems(cfg.tracking))

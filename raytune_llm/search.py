@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -131,9 +133,14 @@ def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
         if tokenizer.pad_token is None:  # decoder models ship without one; padding needs it
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.save_pretrained(str(tokenizer_dir))
-        print(f"tokenising {cfg.data.source} with {cfg.model.name} (max_length={cfg.model.max_length}) ...")
-        prepared = data.prepare(cfg.data, cfg.model, str(tokenizer_dir), run_dir / "prepared" / "data", cfg.train.seed,
-                                cfg.task.value)
+        print(f"tokenising {cfg.data.source} with {cfg.model.name} (max_length={cfg.model.max_length}) ...",
+              flush=True)
+        started = time.monotonic()
+        with data.quiet_progress():  # one line here instead of two progress bars per split
+            prepared = data.prepare(cfg.data, cfg.model, str(tokenizer_dir), run_dir / "prepared" / "data",
+                                    cfg.train.seed, cfg.task.value)
+        rows = ", ".join(f"{split} {n}" for split, n in prepared.sizes.items())
+        print(f"tokenised and saved ({rows} rows) in {time.monotonic() - started:.1f} s")
         check_metric_labels(cfg, prepared.label_names)
         preflight(model_path, prepared.label_names, peft_variants(cfg), str(tokenizer_dir), cfg.task.value,
                   **hub_kwargs(cfg.model.revision, cfg.model.trust_remote_code))
@@ -168,6 +175,10 @@ def connect(cfg: ExperimentConfig, address: str | None) -> dict[str, float]:
     # Save the search state every second (Tune's default: every 10 s or more), so that a driver killed right
     # after a trial ends does not lose that trial's completion and re-run it on resume.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    # Tune's own console output prints a config box and a TensorBoard command for a temporary folder even when
+    # silenced (verbose=0); the search prints its own table and where to look instead.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    logging.getLogger("ray.tune.tune").setLevel(logging.WARNING)  # "Wrote the latest version of all result files"
     res = cfg.resources
     trial_cpus = res.num_workers * res.cpus_per_worker + res.driver_cpus
     if not ray.is_initialized():
@@ -270,15 +281,18 @@ def build_tuner(cfg: ExperimentConfig, info: RunInfo, total: dict[str, float],
                 callbacks: list[Any] | None = None) -> Any:
     from ray import tune
 
+    from raytune_llm import tracking
     from raytune_llm.placement import ReleasePlacements, ledger_name
     from raytune_llm.population import EndBoard, board_name
     from raytune_llm.searchers.tell import build_search
 
     s = cfg.search
     concurrent = concurrency(cfg, total)
-    searcher = build_search(s, concurrent) if s.space else None
+    searcher = build_search(s, concurrent, tracking.journal_storage(cfg, info),
+                            tracking.study_name(cfg, info)) if s.space else None
     scheduler = s.scheduler.build(max_eval_rounds(cfg, info.sizes["train"]))
-    callbacks = [*(callbacks or []), EndBoard(board_name(info.run_root)), ReleasePlacements(ledger_name(info.run_root))]
+    callbacks = [*(callbacks or []), *tracking.callbacks(cfg, info), EndBoard(board_name(info.run_root)),
+                 ReleasePlacements(ledger_name(info.run_root))]
     if cfg.run.prune_stopped:
         from raytune_llm.pruning import PruneStoppedCheckpoints
 

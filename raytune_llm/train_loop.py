@@ -223,8 +223,10 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
         trace["step_grad_norms"].append(_short(grad_norm))
         if verdict := guard.check_step(step, loss_value, grad_norm):  # never apply this step's update
             optimizer.zero_grad(set_to_none=True)
+            # `step` counts completed steps; the trace ends with this one, step + 1 (results.step_trace)
             last = {spec.metric: worst, "stop_reason": verdict.reason, "stop_detail": verdict.detail, "step": step,
-                    "total_steps": total_steps, **trace, **{f"stop_{k}": v for k, v in verdict.values.items()}}
+                    "total_steps": total_steps, **trace, "trace_last_step": step + 1,
+                    **{f"stop_{k}": v for k, v in verdict.values.items()}}
             session.report(last, None)
             return last
         optimizer.step()

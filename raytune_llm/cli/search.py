@@ -22,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.file, args.overrides)  # every config problem surfaces before Ray starts
+    from raytune_llm import tracking
     from raytune_llm.progress import ProgressTable
     from raytune_llm.search import build_tuner, concurrency_and_limit, connect, prepare_run
 
@@ -31,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     total = connect(cfg, args.address)
     at_once, limit = concurrency_and_limit(cfg, total)
     print(f"running up to {at_once} trial{'s' if at_once > 1 else ''} at once (limited by {limit})")
-    table = ProgressTable(cfg.search.metric, cfg.search.mode, cfg.search.num_trials)
+    table = ProgressTable(cfg.search.metric, cfg.search.mode, cfg.search.num_trials,
+                          watch=tracking.where_to_look(cfg, info))
     tuner = build_tuner(cfg, info, total, [table])
     try:
         tuner.fit()
@@ -69,5 +71,6 @@ def finish(run_dir: str) -> int:
               f"back to it. To change that: {fallback_advice(choice.trial)}")
     else:
         print(f"best: trial {choice.trial.trial_id}, {search.metric}={choice.score(search.metric):.4g}")
-    print(f"next: raytune-llm status {run_dir}\n      raytune-llm export {run_dir} --out ./best-model")
+    print(f"next: raytune-llm status {run_dir}\n      raytune-llm report {run_dir} --out ./report   (one HTML page "
+          f"of plots)\n      raytune-llm export {run_dir} --out ./best-model")
     return 0

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from raytune_llm.errors import UserError
-from raytune_llm.outcomes import is_finite, real_value
+from raytune_llm.outcomes import better, is_finite, real_value
 from raytune_llm.pareto import choose_for
-from raytune_llm.results import Choice, TrialRecord, load_trials, outcome_counts
+from raytune_llm.results import Choice, TrialRecord, load_trials, outcome_counts, step_trace
 from raytune_llm.robust import ROBUST_DIR, SUMMARY_FILE
 from raytune_llm.rundir import CONFIG_FILE, open_run, read_info
 
@@ -105,8 +105,7 @@ class RunView:
         for _, t, cost, row, last in events:
             total += cost
             value = row.get(self.metric)
-            if not t.record.failed and is_finite(value) and (best is None or
-                                                              (value > best if self.mode == "max" else value < best)):
+            if not t.record.failed and is_finite(value) and better(value, best, self.mode):
                 best = value
             out.append((total, best, t, last))
         return out
@@ -130,10 +129,8 @@ def _trial_view(t: TrialRecord, metric: str, mode: str, workers: int) -> TrialVi
         value = real_value(row, metric)
         if is_finite(value):
             evals.append((int(row.get("step", 0)), float(value)))
-        step_losses, step_grads = row.get("step_losses") or [], row.get("step_grad_norms") or []
-        first = int(row.get("step", 0)) - len(step_losses) + 1
-        losses += [(first + i, v) for i, v in enumerate(step_losses) if is_finite(v)]
-        grads += [(first + i, v) for i, v in enumerate(step_grads) if is_finite(v)]
+        losses += step_trace(row, "step_losses")
+        grads += step_trace(row, "step_grad_norms")
     best = t.best_row(metric, mode)
     return TrialView(record=t, group=group_of(t), compute_s=float(t.last.get("time_total_s", 0.0)) * workers,
                      evals=evals, losses=losses, grad_norms=grads, best=best[metric] if best else None,

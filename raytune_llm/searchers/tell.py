@@ -51,8 +51,12 @@ class TruthfulOptunaSearch(OptunaSearch):
         return None
 
 
-def build_search(search: SearchConfig, concurrent: int) -> TruthfulOptunaSearch:
+def build_search(search: SearchConfig, concurrent: int, storage: Any = None,
+                 study_name: str | None = None) -> TruthfulOptunaSearch:
     """The search's searcher over its define-by-run space, seeded with `points_to_evaluate` (tried first)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study created or trial told
     # Further objectives make it a multi-objective study (the Pareto front); the scheduler ranks by the first.
     metric: str | list[str] = [search.metric, *(o.metric for o in search.objectives)]
     mode: str | list[str] = [search.mode, *(o.mode for o in search.objectives)]
@@ -62,5 +66,5 @@ def build_search(search: SearchConfig, concurrent: int) -> TruthfulOptunaSearch:
         space=functools.partial(suggest, space=search.space), metric=metric, mode=mode,
         sampler=search.searcher.sampler(Plan(search.num_trials, concurrent, search.space)),
         points_to_evaluate=[searcher_names(p, search.space) for p in search.points_to_evaluate] or None,
-        params=list(search.space),
+        params=list(search.space), storage=storage, study_name=study_name,
     )

@@ -138,3 +138,13 @@ def test_report_does_not_start_or_import_ray(reported: tuple[Path, Path], tmp_pa
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_step_trace_places_each_value_at_its_optimizer_step() -> None:
+    from raytune_llm.results import step_trace
+
+    evaluation = {"step": 4, "step_losses": [0.7, 0.6]}  # steps 3 and 4 completed since the last report
+    guard_stop = {"step": 1, "trace_last_step": 2, "step_losses": [0.7, float("nan")]}  # step 2 was refused
+    assert step_trace(evaluation, "step_losses") == [(3, 0.7), (4, 0.6)]
+    assert step_trace(guard_stop, "step_losses") == [(1, 0.7)]  # the non-finite value is left out
+    assert step_trace({"step": 3}, "step_grad_norms") == []

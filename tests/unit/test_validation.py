@@ -217,3 +217,29 @@ def test_per_class_and_positive_class_objectives() -> None:
     with pytest.raises(ConfigError) as exc:
         validate_dict({**base, "task": "regression", "search": {"metric": "eval_f1_x"}})
     assert "not reported by task regression" in problems(exc)["search.metric"]
+
+
+def test_a_tracker_whose_package_is_missing_is_refused_up_front(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("wandb", "mlflow")
+                        else real(name, *a))
+    data = {"model": {"name": "builtin:minilm"}, "data": {"source": "builtin:bbc_news"},
+            "tracking": {"mlflow": {"enabled": True}, "wandb": {"enabled": True}, "tensorbord": True}}
+    with pytest.raises(ConfigError) as exc:
+        validate_dict(data)
+    found = problems(exc)
+    assert "unknown key" in found["tracking.tensorbord"]  # a typo in the section: the schema catches it
+    data["tracking"].pop("tensorbord")
+    with pytest.raises(ConfigError) as exc:
+        validate_dict(data)
+    found = problems(exc)
+    assert "pip install mlflow-skinny" in found["tracking.mlflow.enabled"]
+    assert "pip install wandb" in found["tracking.wandb.enabled"]
+
+
+def test_trackers_default_to_tensorboard_and_the_optuna_journal() -> None:
+    cfg = validate_dict({"model": {"name": "builtin:minilm"}, "data": {"source": "builtin:bbc_news"}})
+    assert cfg.tracking.tensorboard and cfg.tracking.optuna_journal
+    assert not cfg.tracking.mlflow.enabled and not cfg.tracking.wandb.enabled
