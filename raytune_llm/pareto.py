@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from raytune_llm.config import SearchConfig
+from raytune_llm.errors import UserError
 from raytune_llm.outcomes import better, is_finite
 from raytune_llm.results import Choice, TrialRecord, choose
 
@@ -51,3 +52,11 @@ def choose_for(trials: list[TrialRecord], search: SearchConfig) -> Choice:
         if better(r[second], picked[1][second], mode):
             picked = (t, r)
     return Choice(*picked)
+
+
+def choice_or_none(trials: list[TrialRecord], search: SearchConfig) -> Choice | None:
+    """`choose_for`, or None when no trial has anything to pick (for displays that show a run either way)."""
+    try:
+        return choose_for(trials, search)
+    except UserError:
+        return None

@@ -6,9 +6,8 @@ import argparse
 import json
 
 from raytune_llm.cli.robust import print_summary
-from raytune_llm.errors import UserError
 from raytune_llm.outcomes import real_value
-from raytune_llm.pareto import choose_for, pareto_front
+from raytune_llm.pareto import choice_or_none, pareto_front
 from raytune_llm.results import fallback_advice, load_trials, outcome_counts
 from raytune_llm.robust import ROBUST_DIR, SUMMARY_FILE
 from raytune_llm.rundir import open_run, read_info
@@ -30,10 +29,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = read_info(run_dir).experiment
     metric, mode = cfg.search.metric, cfg.search.mode
     trials = load_trials(run_dir)
-    try:
-        choice = choose_for(trials, cfg.search)
-    except UserError:
-        choice = None
+    choice = choice_or_none(trials, cfg.search)
     front = pareto_front(trials, cfg.search) if cfg.search.objectives else []
     objectives = [metric, *(o.metric for o in cfg.search.objectives)]
     best_trial = choice.trial if choice else None

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raytune_llm.errors import UserError
 from raytune_llm.outcomes import better, is_finite, real_value
-from raytune_llm.pareto import choose_for
+from raytune_llm.pareto import choice_or_none
 from raytune_llm.results import Choice, TrialRecord, load_trials, outcome_counts, step_trace
 from raytune_llm.robust import ROBUST_DIR, SUMMARY_FILE
 from raytune_llm.rundir import CONFIG_FILE, open_run, read_info
@@ -143,10 +142,7 @@ def load_run(run: str | Path) -> RunView:
     cfg = info.experiment
     metric, mode = cfg.search.metric, cfg.search.mode
     records = load_trials(run_dir)
-    try:
-        choice = choose_for(records, cfg.search)
-    except UserError:
-        choice = None
+    choice = choice_or_none(records, cfg.search)
     trials = [_trial_view(t, metric, mode, cfg.resources.num_workers) for t in records]
     robust_file = run_dir / ROBUST_DIR / SUMMARY_FILE
     total_steps = max((int(t.last.get("total_steps", 0)) for t in records), default=0)

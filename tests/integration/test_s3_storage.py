@@ -67,6 +67,11 @@ def test_search_status_export_in_s3(s3_env: dict[str, str], tiny_bert: Path, sen
     assert any(k.startswith("runs/t/prepared/data/") for k in keys)
     assert sum(k.endswith("/model/model.safetensors") and k.startswith("runs/t/train/") for k in keys) >= 2
     assert not (tmp_path / "unused").exists()  # nothing of the run on the local disk
+    # Tracking files are written on the driver's disk and uploaded into the run folder when the search ends.
+    assert "runs/t/optuna.journal" in keys
+    assert any(k.startswith("runs/t/tensorboard/") for k in keys)
+    cli(["report", "s3://bucket/runs/t", "--out", str(tmp_path / "report")], s3_env)
+    assert (tmp_path / "report" / "index.html").is_file()
 
     status = json.loads(cli(["status", "s3://bucket/runs/t", "--json"], s3_env).stdout)
     assert status["counts"] == {"done": 2}
