@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 # Long enough for a stopped trial's actor to go (and with it its controller and workers) even on a loaded machine;
 # short enough that a stuck one does not hold a whole trial's resources.
 GRACE_S = 30.0
+# How long a controller the GCS reports dead is still watched: its process is killed a moment after that record,
+# and a worker-group restart in that moment has been seen to place a new group (left behind, it starved the next
+# 2-worker trial of a CPU for good).
+SETTLE_S = 30.0
 
 
 @ray.remote(num_cpus=0)
@@ -117,6 +121,7 @@ class _Held:
     trial: str
     controller: str
     ended: float
+    gone_since: float | None = None
 
 
 class ReleasePlacements(Callback):
@@ -125,6 +130,7 @@ class ReleasePlacements(Callback):
     def __init__(self, ledger: str) -> None:
         self.ledger = ledger
         self.held: list[_Held] = []
+        self.ended: dict[str, str] = {}  # every ended trial's controllers (id -> trial): swept once more at the end
         self.released: list[str] = []  # a trial id per group we removed, in order (for tests and the log)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -139,6 +145,7 @@ class ReleasePlacements(Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._hold(self._call("take_all"))
+        self.held = [_Held(trial, controller, 0.0) for controller, trial in self.ended.items()]
         self.release(force=True)
         named_actors.stop(self.ledger)
 
@@ -153,18 +160,22 @@ class ReleasePlacements(Callback):
     def _hold(self, entries: list[tuple[str, str]]) -> None:
         now = time.monotonic()
         self.held += [_Held(trial, controller, now) for trial, controller in entries]
+        self.ended.update({controller: trial for trial, controller in entries})
 
     def release(self, force: bool = False) -> None:
         """Remove the groups of every held controller that is gone (of all of them with `force`, or past GRACE_S).
-        A controller is let go once it is gone: it can create no group after that."""
+        A controller is let go SETTLE_S after the GCS first reports it dead: its process outlives that record by
+        a moment and has been seen to create a group in it (a worker-group restart racing the trial's end)."""
         groups, now, keep = live_groups(), time.monotonic(), []
         for held in self.held:
             gone = actor_gone(held.controller)
+            if gone and held.gone_since is None:
+                held.gone_since = now
             if force or gone or now - held.ended > GRACE_S:
                 for group in groups.get(held.controller, []):
                     remove_placement_group(group)
                     self.released.append(held.trial)
                     logger.info("released placement group %s of ended trial %s", group.id.hex(), held.trial)
-            if not (force or gone):
-                keep.append(held)  # still there: it may yet create a group (a worker group mid-start)
+            if not force and (held.gone_since is None or now - held.gone_since < SETTLE_S):
+                keep.append(held)  # it may yet create a group (a worker group mid-start, or a dying process)
         self.held = keep

@@ -77,6 +77,32 @@ def test_an_ended_trials_groups_are_released_once_its_controller_is_gone(ray_ses
     assert release.released == ["stopped", "stopped", "running"]
 
 
+def test_a_group_placed_by_a_controller_already_recorded_dead_is_released_too(
+    ray_session: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race seen in CI: the GCS records a trial's controller dead (its owner went) a moment before its process
+    is killed, and in that moment a worker-group restart places a new group."""
+    import ray
+
+    from raytune_llm import placement
+    from raytune_llm.placement import ReleasePlacements, group_removed, start_ledger
+
+    ledger = start_ledger(f"/tmp/ledger-test-{time.time()}")
+    release = ReleasePlacements(ledger)
+    zombie = _controller()
+    ray.get(zombie.start.remote(ledger, "stopped"), timeout=60)
+    first = ray.get(zombie.place.remote([{"CPU": 0.5}]), timeout=60)
+    monkeypatch.setattr(placement, "actor_gone", lambda actor_id: True)  # recorded dead, still running
+    release.on_trial_complete(0, [], SimpleNamespace(trial_id="stopped"))
+    release.on_step_begin(0, [])
+    assert group_removed(first)
+    late = ray.get(zombie.place.remote([{"CPU": 0.5}]), timeout=60)  # the restart in that moment
+    release.on_step_begin(0, [])
+    assert group_removed(late), "a group placed after the controller was recorded dead stayed"
+    ray.kill(zombie)
+    release.on_experiment_end([])
+
+
 # Long enough to cover the first trials' start-up and the first ASHA stops (the path that leaked), bounded so that
 # the test stays a few minutes: a busy start of the first two trials alone takes 2-4 minutes on 2 cores.
 HOG_S = 120
@@ -114,6 +140,16 @@ def test_ten_trials_under_a_cpu_hog_all_end_done_or_stopped(
     assert not [(t.trial_id, t.outcome, t.error) for t in trials if t.outcome.startswith("error")]
     assert any(t.outcome == "early-stopped" for t in trials)  # ASHA stopped some: the path that used to leak
     assert "released placement group" in caplog.text  # and their groups went back by our hand, not Train's cleaner
+    assert _groups_of_dead_creators() == {}  # none left behind: the next trial of this Ray must find its CPUs
+
+
+def _groups_of_dead_creators() -> dict[str, list]:
+    """Groups still held whose creating actor (a trial's Train controller) is gone. Groups a driver created (a
+    Tune trial's own, another job's) have no creator actor and are not counted."""
+    from raytune_llm import placement
+
+    return {creator: groups for creator, groups in placement.live_groups().items()
+            if set(creator) != {"f"} and placement.actor_gone(creator)}
 
 
 def _settled_free_cpus() -> float:

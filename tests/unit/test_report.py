@@ -148,3 +148,24 @@ def test_step_trace_places_each_value_at_its_optimizer_step() -> None:
     assert step_trace(evaluation, "step_losses") == [(3, 0.7), (4, 0.6)]
     assert step_trace(guard_stop, "step_losses") == [(1, 0.7)]  # the non-finite value is left out
     assert step_trace({"step": 3}, "step_grad_norms") == []
+
+
+def test_robust_results_show_as_the_spread_over_seeds_and_a_table(tmp_path: Path) -> None:
+    from raytune_llm.robust import ROBUST_DIR, SUMMARY_FILE
+
+    run = write_run(tmp_path / "r", trials=10, steps=40, eval_every=10, seed=2)
+    (run / ROBUST_DIR).mkdir()
+    config = {"source_trial": "00000003", "params": {"optimizer.lr": 1e-4}, "seeds": [43, 44, 45],
+              "values": [0.91, 0.93, 0.95], "mean": 0.93, "std": 0.02, "min": 0.91, "max": 0.95, "failed_rate": 0.0,
+              "robust_score": 0.91, "runs": ["a", "b", "c"]}
+    (run / ROBUST_DIR / SUMMARY_FILE).write_text(json.dumps({
+        "metric": "eval_accuracy", "mode": "max", "score": "min", "chance_value": 0.5,
+        "chance_metric": "eval_accuracy", "configs": [config]}))
+    assert main(["report", str(run), "--out", str(tmp_path / "o")]) == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["robust_best"] == {k: config[k] for k in ("source_trial", "mean", "std", "min", "failed_rate",
+                                                              "robust_score")}
+    page = (tmp_path / "o" / "index.html").read_text()
+    assert "over seeds 0.93 &plusmn; 0.02 (min 0.91)" in page
+    robust_section = page[page.index('id="robust"'):page.index('id="best"')]
+    assert "00000003" in robust_section and "optimizer.lr=0.0001" in robust_section
