@@ -152,12 +152,10 @@ def build_model(model_path: str, label_names: list[str], train: TrainConfig, tok
             pad_token_id = AutoTokenizer.from_pretrained(tokenizer_path).pad_token_id
         model.config.pad_token_id = pad_token_id
     if method != PeftMethod.full:
-        from peft import get_peft_model
-
         peft_config = peft_methods.get(method.value)(train.peft, model.config.model_type, tokenizer_path,
                                                      get_task(task).peft_task_type)
         try:
-            model = get_peft_model(model, peft_config)
+            model = wrap_peft(model, peft_config)
         except (ValueError, TypeError, KeyError) as exc:
             raise UserError(f"train.peft.method: {method.value} does not fit this model: {exc}") from None
     for p in model.parameters():
@@ -196,6 +194,18 @@ def locate_model(name: str) -> str:
     return name
 
 
+def wrap_peft(model: Any, peft_config: Any) -> Any:
+    """PEFT's `get_peft_model`, without the FutureWarning it triggers by reading transformers' deprecated
+    `is_gradient_checkpointing` alias: a library's internal matter, not something a user can act on."""
+    import warnings
+
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, peft_config)
+
+
 def preflight(model_path: str, label_names: list[str], trains: list[TrainConfig], tokenizer_path: str,
               task: str = "sequence_classification", **hub: Any) -> None:
     """Build each PEFT variant the search can sample on the meta device (no weights, milliseconds), so a method
@@ -213,14 +223,12 @@ def preflight(model_path: str, label_names: list[str], trains: list[TrainConfig]
     for train in trains:
         if train.peft.method == PeftMethod.full:
             continue
-        from peft import get_peft_model
-
         with torch.device("meta"):
             model = t.auto_class().from_config(config, trust_remote_code=hub.get("trust_remote_code", False))
         peft_config = peft_methods.get(train.peft.method.value)(train.peft, config.model_type, tokenizer_path,
                                                                 t.peft_task_type)
         try:
-            get_peft_model(model, peft_config)
+            wrap_peft(model, peft_config)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise UserError(f"train.peft: {train.peft.method.value} does not fit {config.model_type!r} models: "
                             f"{str(exc).splitlines()[0]}") from None
