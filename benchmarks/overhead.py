@@ -1,13 +1,17 @@
-"""Per-trial overhead of raytune-llm: start-up cost and in-trial throughput vs. the same loop run bare.
+"""What a trial costs besides training, per executor, and a 20-trial search against Trainer.hyperparameter_search.
 
-For the demo model (all-MiniLM-L6-v2 on BBC News, max_length 128) this measures:
-  * time from trial start (the Tune driver function is entered) to the first training step, split into
-    worker-group launch, data loading, model building and the rest;
-  * steady-state samples/s inside a Tune trial (the second evaluation window, after warm-up);
-  * samples/s of the same loop run bare in this process, with the same number of CPU threads;
-and prints their ratios. Usage:
+For the demo model (all-MiniLM-L6-v2 on BBC News) this measures, in one run:
+  1. start-up: from the moment Tune starts a trial (its `on_trial_start`) to the trial's first training step,
+     for the first trial of a search (cold) and the later ones (warm), per executor: in-process (1 worker),
+     Ray Train with 1 worker, Ray Train with 2 workers; split by our own timers (launch, data, model) and, for
+     Train trials, by Ray Train's controller log (worker actors created, train context initialised);
+  2. steady samples/s inside a trial against the same loop run bare in a fresh process with the same threads;
+  3. the wall time of the same 20-trial ASHA search of short trials under each executor, beside
+     `transformers.Trainer.hyperparameter_search(backend="optuna")` with Optuna's successive-halving pruner on
+     the same model, data, space, steps, evaluations and number of trials.
+Ray is started once before everything (its 5-7 s are not in any figure). Usage:
 
-    python benchmarks/overhead.py [--steps 24] [--out benchmarks/results/overhead.json]
+    python benchmarks/overhead.py [--trials 20] [--out benchmarks/results/overhead.json]
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,17 +37,93 @@ from raytune_llm.loading import validate_dict
 from raytune_llm.search import build_tuner, connect, prepare_run
 from raytune_llm.train_loop import RunSpec, run
 
+ARMS = {"in-process, 1 worker": ("tune", 1), "Train, 1 worker": ("train", 1), "Train, 2 workers": ("train", 2)}
+SPACE = {"optimizer.lr": {"type": "float", "low": 1.0e-5, "high": 1.0e-3, "log": True}}
+STEPS = re.compile(r"\[Worker Group Initialization\] (.+?) in ([0-9.]+)s")
 
-def experiment(storage: Path, name: str, workers: int, steps: int, model: str, max_length: int) -> Any:
+
+def experiment(storage: Path, name: str, executor: str, workers: int, args: argparse.Namespace, trials: int,
+               steps: int, scheduler: dict[str, Any]) -> Any:
     return validate_dict({
-        "model": {"name": model, "max_length": max_length},
-        "data": {"source": "builtin:bbc_news"},
-        "train": {"max_steps": steps, "eval_every": steps // 2, "batch_size": 16},
-        "stability": {"enabled": False},  # measure the loop itself; the guard's checks cost microseconds
-        "search": {"num_trials": 1, "scheduler": {"name": "fifo"}},
-        "resources": {"num_workers": workers},
+        "model": {"name": args.model, "max_length": args.max_length},
+        "data": {"source": "builtin:bbc_news", "max_eval_samples": args.eval_rows},
+        "train": {"max_steps": steps, "eval_every": args.eval_every, "batch_size": 16, "eval_batch_size": 32},
+        "stability": {"enabled": False},  # measure the executors; the guard's checks cost microseconds
+        "search": {"num_trials": trials, "scheduler": scheduler, "space": SPACE,
+                   "searcher": {"name": "tpe", "seed": 0}},
+        "resources": {"num_workers": workers, "executor": executor},
         "run": {"name": name, "storage_path": str(storage)},
     })
+
+
+class TrialStarts:
+    """When Tune started each trial (a Tune callback; built lazily so that this module imports without Ray)."""
+
+    def __new__(cls) -> Any:
+        from ray.tune import Callback
+
+        class _Starts(Callback):
+            def __init__(self) -> None:
+                self.at: dict[str, float] = {}
+
+            def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+                self.at.setdefault(trial.trial_id, time.time())
+
+        return _Starts()
+
+
+def controller_steps(since: float) -> dict[str, float]:
+    """Median duration of each worker-group start-up step in the controller logs Ray Train wrote since `since`."""
+    import ray
+
+    logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs" / "train"
+    seen: dict[str, list[float]] = {}
+    for log in logs.glob("ray-train-sys-controller-*.log"):
+        if log.stat().st_mtime < since:
+            continue
+        for line in log.read_text().splitlines():
+            if m := STEPS.search(line):
+                seen.setdefault(m.group(1), []).append(float(m.group(2)))
+    return {step: statistics.median(v) for step, v in seen.items()}
+
+
+def search(cfg: Any) -> tuple[list[dict[str, Any]], dict[str, float], float, Path]:
+    """Run a search; each trial's first report, when Tune started each trial, the wall time of fit()."""
+    run_dir, info = prepare_run(cfg)
+    total = connect(cfg, None)
+    starts = TrialStarts()
+    tuner = build_tuner(cfg, info, total, callbacks=[starts])
+    t = time.time()
+    tuner.fit()
+    wall = time.time() - t
+    firsts = []
+    for result in run_dir.glob("trial_*/result.json"):
+        rows = [json.loads(line) for line in result.read_text().splitlines()]
+        if rows:
+            firsts.append(rows[0] | {"last": rows[-1]})
+    return sorted(firsts, key=lambda r: r["first_step_at"]), starts.at, wall, run_dir
+
+
+def startup(args: argparse.Namespace, storage: Path) -> dict[str, Any]:
+    out = {}
+    for label, (executor, workers) in ARMS.items():
+        cfg = experiment(storage, f"startup-{executor}{workers}", executor, workers, args, args.startup_trials,
+                         2 * args.eval_every, {"name": "fifo"})
+        cfg.search.max_concurrent_trials = 1  # one at a time: a later trial may take over an earlier's process
+        began = time.time()
+        firsts, starts, _, _ = search(cfg)
+        to_first = [r["first_step_at"] - starts[r["trial_id"]] for r in firsts]
+        out[label] = {
+            "cold_start_to_first_step_s": to_first[0],
+            "warm_start_to_first_step_s": statistics.median(to_first[1:]),
+            "warm_launch_s": statistics.median(r["startup_launch_s"] for r in firsts[1:]),
+            "warm_data_s": statistics.median(r["startup_data_s"] for r in firsts[1:]),
+            "warm_model_s": statistics.median(r["startup_model_s"] for r in firsts[1:]),
+            "warm_cached": sorted({r.get("startup_cached", "") for r in firsts[1:]}),
+            "samples_per_s": statistics.median(r["last"]["samples_per_s"] for r in firsts),
+            "controller_log_s": controller_steps(began) if executor == "train" else {},
+        }
+    return out
 
 
 def bare(info: Any, cfg: Any, threads: int) -> dict[str, Any]:
@@ -62,19 +144,75 @@ def bare_in_this_process(spec_json: str) -> None:
     print(json.dumps(session.reports[-1] | {"first": session.reports[0]}))
 
 
-def trial(cfg: Any, storage: Path) -> dict[str, Any]:
-    run_dir, info = prepare_run(cfg)
-    total = connect(cfg, None)
-    build_tuner(cfg, info, total).fit()
-    rows = [json.loads(line) for p in run_dir.glob("trial_*/result.json") for line in p.read_text().splitlines()]
-    return rows[-1] | {"first": rows[0]}
+def hf_search(info: Any, args: argparse.Namespace, steps: int, storage: Path) -> float:
+    """Trainer.hyperparameter_search (optuna) on the prepared data: same model, space, steps, evaluations."""
+    import datasets
+    import numpy as np
+    import optuna
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
+
+    data = datasets.load_from_disk(info.data_path)
+    tokenizer = AutoTokenizer.from_pretrained(info.tokenizer_path)
+    labels = info.label_names
+
+    def model_init(trial: Any = None) -> Any:
+        return AutoModelForSequenceClassification.from_pretrained(info.model_path, num_labels=len(labels))
+
+    def accuracy(pred: Any) -> dict[str, float]:
+        return {"accuracy": float((np.argmax(pred.predictions, -1) == pred.label_ids).mean())}
+
+    training = TrainingArguments(
+        output_dir=str(storage / "hf"), max_steps=steps, eval_strategy="steps", eval_steps=args.eval_every,
+        per_device_train_batch_size=16, per_device_eval_batch_size=32, learning_rate=1e-4, save_strategy="no",
+        report_to=[], logging_strategy="no", disable_tqdm=True, use_cpu=True, seed=0,
+    )
+    trainer = Trainer(model_init=model_init, args=training, train_dataset=data["train"], eval_dataset=data["eval"],
+                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=accuracy)
+    t = time.time()
+    trainer.hyperparameter_search(
+        hp_space=lambda trial: {"learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-3, log=True)},
+        backend="optuna", n_trials=args.trials, direction="maximize",
+        compute_objective=lambda metrics: metrics["eval_accuracy"],
+        sampler=optuna.samplers.TPESampler(seed=0),
+        # ASHA's rungs: HF reports at optimizer steps, ours at evaluation rounds of `eval_every` steps
+        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=args.eval_every, reduction_factor=3),
+    )
+    return time.time() - t
+
+
+def searches(args: argparse.Namespace, storage: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    steps = args.rounds * args.eval_every
+    asha = {"name": "asha", "grace_period": 1, "reduction_factor": 3}
+    info = None
+    for label, (executor, workers) in ARMS.items():
+        cfg = experiment(storage, f"search-{executor}{workers}", executor, workers, args, args.trials, steps, asha)
+        firsts, _, wall, run_dir = search(cfg)
+        out[label] = {"wall_s": wall, "trials": len(firsts),
+                      "optimizer_steps": sum(r["last"]["step"] for r in firsts)}
+        if info is None:
+            from raytune_llm.rundir import read_info
+
+            info = read_info(run_dir)
+    out["Trainer.hyperparameter_search"] = {"wall_s": hf_search(info, args, steps, storage), "trials": args.trials}
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--model", default="builtin:minilm")
-    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--eval-rows", type=int, default=64, help="eval rows per evaluation")
+    parser.add_argument("--eval-every", type=int, default=4, help="optimizer steps per evaluation round")
+    parser.add_argument("--rounds", type=int, default=6, help="evaluation rounds of a full trial in the search")
+    parser.add_argument("--startup-trials", type=int, default=4)
+    parser.add_argument("--trials", type=int, default=20, help="trials of the search")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/overhead.json"))
     parser.add_argument("--bare-spec", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -82,42 +220,39 @@ def main() -> None:
         bare_in_this_process(args.bare_spec)
         return
     storage = Path(tempfile.mkdtemp(prefix="rtl-bench-"))
-    results: dict[str, Any] = {"steps": args.steps, "model": args.model, "max_length": args.max_length,
-                               "cpu_count": os.cpu_count()}
-    connect(experiment(storage, "sizing", 2, args.steps, args.model, args.max_length), None)  # room for 2 workers
-    for workers in (1, 2):
-        cfg = experiment(storage, f"w{workers}", workers, args.steps, args.model, args.max_length)
-        t = time.time()
-        in_trial = trial(cfg, storage)
-        wall = time.time() - t
-        _, info = prepare_run(experiment(storage, f"bare{workers}", workers, args.steps, args.model, args.max_length))
-        alone = bare(info, cfg, threads=workers)
-        first = in_trial["first"]
-        results[f"workers_{workers}"] = {
-            "trial_start_to_first_step_s": first["startup_s"],
-            "worker_launch_s": first["startup_launch_s"],
-            "data_load_s": first["startup_data_s"],
-            "model_build_s": first["startup_model_s"],
-            "other_setup_s": first["startup_s"] - first["startup_launch_s"] - first["startup_data_s"]
-            - first["startup_model_s"],
-            "bare_start_to_first_step_s": alone["first"]["startup_s"],
-            "trial_samples_per_s": in_trial["samples_per_s"],
-            "bare_samples_per_s": alone["samples_per_s"],
-            "throughput_ratio": in_trial["samples_per_s"] / alone["samples_per_s"],
-            "search_wall_s_incl_ray_init": wall,
-        }
-    print(f"{'':<34}{'1 worker':>12}{'2 workers':>12}")
-    rows = [("trial start -> first step (s)", "trial_start_to_first_step_s"),
-            ("  worker launch + imports (s)", "worker_launch_s"), ("  data load (s)", "data_load_s"),
-            ("  model build (s)", "model_build_s"), ("  DDP wrap, optimizer, 1st batch (s)", "other_setup_s"),
-            ("bare: start -> first step (s)", "bare_start_to_first_step_s"),
-            ("samples/s in trial", "trial_samples_per_s"), ("samples/s bare, same threads", "bare_samples_per_s"),
-            ("ratio trial / bare", "throughput_ratio")]
-    for label, key in rows:
-        print(f"{label:<34}" + "".join(f"{results[f'workers_{w}'][key]:>12.3f}" for w in (1, 2)))
+    sizing = experiment(storage, "sizing", "train", 2, args, 1, args.eval_every, {"name": "fifo"})
+    connect(sizing, None)  # Ray once, with room for a 2-worker trial
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "bare_spec"}
+    results: dict[str, Any] = {"args": settings, "cpu_count": os.cpu_count(), "startup": startup(args, storage)}
+    bare_cfg = experiment(storage, "bare", "tune", 1, args, 1, 2 * args.eval_every, {"name": "fifo"})
+    _, info = prepare_run(bare_cfg)
+    for threads in (1, 2):
+        results[f"bare_{threads}_threads"] = bare(info, bare_cfg, threads)["samples_per_s"]
+    results["search"] = searches(args, storage)
+    report(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
+
+
+def report(results: dict[str, Any]) -> None:
+    s = results["startup"]
+    print(f"\n{'start-up (s)':<42}" + "".join(f"{a:>22}" for a in s))
+    for label, key in [("trial start -> first step, first trial", "cold_start_to_first_step_s"),
+                       ("trial start -> first step, later trials", "warm_start_to_first_step_s"),
+                       ("  of which launch (loop entered)", "warm_launch_s"), ("  data", "warm_data_s"),
+                       ("  model", "warm_model_s")]:
+        print(f"{label:<42}" + "".join(f"{s[a][key]:>22.2f}" for a in s))
+    print(f"{'samples/s in trial':<42}" + "".join(f"{s[a]['samples_per_s']:>22.1f}" for a in s))
+    print(f"bare loop samples/s: 1 thread {results['bare_1_threads']:.1f}, 2 threads {results['bare_2_threads']:.1f}")
+    for a in s:
+        if s[a]["controller_log_s"]:
+            steps = ", ".join(f"{k} {v:.2f}" for k, v in s[a]["controller_log_s"].items())
+            print(f"controller log, {a} (median s): {steps}")
+    hf = results["search"]["Trainer.hyperparameter_search"]["wall_s"]
+    print(f"\n{'search of ' + str(results['args']['trials']) + ' trials, ASHA':<42}{'wall (s)':>12}{'/ HF':>8}")
+    for arm, r in results["search"].items():
+        print(f"{arm:<42}{r['wall_s']:>12.1f}{r['wall_s'] / hf:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -240,6 +240,26 @@ class ResourcesConfig(Strict):
     start_timeout_s: float | None = Field(
         900, gt=0, description="how long a trial may wait for its workers' resources (asking again every 30 s) "
         "before it errors; null = for as long as the search runs")
+    executor: Literal["auto", "tune", "train"] = Field(
+        "auto", description="where a trial trains: tune = inside its Tune trial's process, which is reused for the "
+        "next trial (one worker; fast start); train = a Ray Train DDP job of num_workers processes; auto = tune for "
+        "one worker, train for more")
+
+    @property
+    def in_process(self) -> bool:
+        """Whether a trial trains in its Tune trial's own process (raytune_llm.executors.inprocess)."""
+        return self.executor == "tune" or (self.executor == "auto" and self.num_workers == 1)
+
+    @property
+    def trial_cpus(self) -> float:
+        """CPUs one trial holds: its one process, or its workers plus the Tune driver that waits for them."""
+        if self.in_process:
+            return self.cpus_per_worker
+        return self.num_workers * self.cpus_per_worker + self.driver_cpus
+
+    @property
+    def trial_gpus(self) -> float:
+        return self.num_workers * self.gpus_per_worker
 
 
 class RunConfig(Strict):

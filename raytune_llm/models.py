@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from raytune_llm import process_cache
 from raytune_llm.config import PeftConfig, PeftMethod, TrainConfig
 from raytune_llm.errors import UserError
 from raytune_llm.registry import Registry
@@ -144,7 +145,9 @@ def build_model(model_path: str, label_names: list[str], train: TrainConfig, tok
 
     method = train.peft.method
     dtype = torch.bfloat16 if frozen_bf16 and method != PeftMethod.full else torch.float32
-    model = _pretrained(task, model_path, label_names, dtype, **dropout_overrides(model_path, train, **hub), **hub)
+    kwargs = {**dropout_overrides(model_path, train, **hub), **hub}
+    key = (task, model_path, tuple(label_names), str(dtype), tuple(sorted(kwargs.items())))
+    model = process_cache.pretrained(key, lambda: _pretrained(task, model_path, label_names, dtype, **kwargs))
     if model.config.pad_token_id is None:
         if pad_token_id is None:
             from transformers import AutoTokenizer

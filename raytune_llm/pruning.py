@@ -19,12 +19,13 @@ from typing import Any
 from ray.tune import Callback
 
 from raytune_llm.outcomes import best_of, better, is_failure, is_finite, real_value
-from raytune_llm.storage import remove_checkpoints
+from raytune_llm.storage import join, remove_checkpoints
 
 
 class PruneStoppedCheckpoints(Callback):
-    def __init__(self, train_storage: str, metric: str, mode: str) -> None:
-        self.train_storage, self.metric, self.mode = train_storage, metric, mode
+    def __init__(self, run_root: str, metric: str, mode: str) -> None:
+        self.run_root, self.metric, self.mode = run_root, metric, mode
+        self.folders: dict[str, str] = {}  # trial -> its folder in the run (an in-process trial's checkpoints)
         self.best: dict[str, float] = {}  # trial -> its best value of a healthy report
         self.best_real: dict[str, float] = {}  # trial -> its best real value (failed trials: the fallback)
         self.last: dict[str, dict[str, Any]] = {}  # trial -> its last report (stop reason, step)
@@ -35,6 +36,7 @@ class PruneStoppedCheckpoints(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.order.setdefault(trial.trial_id, len(self.order))
+        self.folders[trial.trial_id] = trial.storage.trial_dir_name
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         tid = trial.trial_id
@@ -93,13 +95,16 @@ class PruneStoppedCheckpoints(Callback):
 
     def _remove(self, trial_id: str) -> None:
         try:
-            remove_checkpoints(self.train_storage, trial_id)
+            # A Train trial's checkpoints are in train/<trial id>, an in-process trial's in its own folder.
+            remove_checkpoints(join(self.run_root, "train"), trial_id)
+            if trial_id in self.folders:
+                remove_checkpoints(self.run_root, self.folders[trial_id])
         except OSError as exc:  # a full or flaky store must not end the search; the files are only garbage
             print(f"warning: could not delete the checkpoints of trial {trial_id}: {exc}")
 
     def get_state(self) -> dict[str, Any]:
         return {k: (sorted(v) if isinstance(v, set) else dict(v)) for k, v in vars(self).items()
-                if k in ("best", "best_real", "last", "ended", "early", "failed", "order")}
+                if k in ("best", "best_real", "last", "ended", "early", "failed", "order", "folders")}
 
     def set_state(self, state: dict[str, Any]) -> None:
         for key, value in state.items():

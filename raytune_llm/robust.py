@@ -92,11 +92,11 @@ def summarise(picks: list[TrialRecord], runs: list[TrialRecord], info: RunInfo, 
 def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str | None) -> dict[str, Any]:
     from ray import tune
 
+    from raytune_llm.executors import make_trial, tune_checkpoints, tune_failure_retries
     from raytune_llm.placement import ReleasePlacements, start_ledger
     from raytune_llm.population import EndBoard, start_board
     from raytune_llm.progress import ProgressTable
     from raytune_llm.search import concurrency, connect, train_template
-    from raytune_llm.trial import make_driver
 
     if score not in SCORES:
         raise UserError(f"--score {score!r}: choose from {list(SCORES)}")
@@ -115,13 +115,13 @@ def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str |
     robust_dir, robust_root = run_dir / ROBUST_DIR, join(info.run_root, ROBUST_DIR)
     template = train_template(cfg, info)
     board = template.population_board = start_board(robust_root)  # the seeds of the top configs: the population
-    ledger = template.placement_ledger = start_ledger(robust_root)
-    driver = make_driver(template, cfg.train, cfg.resources, join(robust_root, "train"), cfg.run)
+    ledger = "" if cfg.resources.in_process else start_ledger(robust_root)
+    trial, resources = make_trial(template, cfg, join(robust_root, "train"), ledger)
 
     def robust_run(config: dict[str, Any]) -> None:
-        driver(config["params"])
+        trial(config["params"])
 
-    trainable = tune.with_resources(robust_run, {"cpu": cfg.resources.driver_cpus})
+    trainable = tune.with_resources(robust_run, resources)
     request = {"top_k": top_k, "seeds": seeds, "configs": [p.trial_id for p in picks]}
     if list(robust_dir.glob("experiment_state-*.json")):
         before = json.loads((robust_dir / REQUEST_FILE).read_text()) if (robust_dir / REQUEST_FILE).is_file() else {}
@@ -142,11 +142,13 @@ def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str |
         tuner = tune.Tuner(
             trainable,
             param_space={"params": tune.grid_search(grid)},
-            tune_config=tune.TuneConfig(metric=metric, mode=mode, max_concurrent_trials=concurrency(cfg, total)),
+            tune_config=tune.TuneConfig(metric=metric, mode=mode, max_concurrent_trials=concurrency(cfg, total),
+                                        reuse_actors=cfg.resources.in_process),
             run_config=tune.RunConfig(name=ROBUST_DIR, storage_path=info.run_root, verbose=0,
                                       callbacks=[ProgressTable(metric, mode, len(grid)), EndBoard(board),
-                                                 ReleasePlacements(ledger)],
-                                      failure_config=tune.FailureConfig(max_failures=0)),
+                                                 *([ReleasePlacements(ledger)] if ledger else [])],
+                                      checkpoint_config=tune_checkpoints(cfg),
+                                      failure_config=tune.FailureConfig(max_failures=tune_failure_retries(cfg))),
         )
     tuner.fit()
     robust_dir = open_run(robust_root)  # on a URI: a fresh mirror with the runs' results

@@ -76,6 +76,9 @@ def _batch_values(param: Param) -> list[int] | None:
 def resource_problems(cfg: ExperimentConfig) -> list[Problem]:
     problems = []
     res, workers = cfg.resources, cfg.resources.num_workers
+    if res.executor == "tune" and workers > 1:
+        problems.append(Problem("resources.executor", f"tune trains a trial in one process; num_workers={workers} "
+                                "needs executor: train (or auto)"))
     if workers > 1 and res.gpus_per_worker and res.gpus_per_worker != int(res.gpus_per_worker):
         problems.append(Problem("resources.gpus_per_worker", f"{res.gpus_per_worker} GPU per worker with "
                                 f"num_workers={workers}: two ranks of one trial could share a GPU, which NCCL "
@@ -149,7 +152,14 @@ def searcher_problems(cfg: ExperimentConfig) -> list[Problem]:
     return problems
 
 
+def scheduler_problems(cfg: ExperimentConfig) -> list[Problem]:
+    check = getattr(cfg.search.scheduler, "problems", None)
+    if check is None:
+        return []
+    return [Problem(path, message) for path, message in check(cfg.search.space, cfg.resources.in_process)]
+
+
 def experiment_problems(cfg: ExperimentConfig) -> list[Problem]:
     """Every cross-field problem of a schema-valid experiment."""
     return (resource_problems(cfg) + lever_problems(cfg) + data_problems(cfg) + searcher_problems(cfg)
-            + tracking_problems(cfg.tracking))
+            + scheduler_problems(cfg) + tracking_problems(cfg.tracking))

@@ -4,8 +4,9 @@ RUN_DIR = <run.storage_path>/<run.name>   (a local/shared folder, or a cloud URI
   raytune_llm.json    what every trial shares: model and tokenizer paths, labels, data sizes
   experiment.yaml     the validated experiment config
   prepared/           tokenizer/ and data/ (the Arrow cache tokenised once per search)
-  train/<trial_id>/   Ray Train runs: checkpoint_* folders of each trial
-  <trial dirs>        Ray Tune: params.json, result.json (one JSON report per line), error.txt
+  train/<trial_id>/   Ray Train runs (resources.executor train): checkpoint_* folders of each trial
+  <trial dirs>        Ray Tune: params.json, result.json (one JSON report per line), error.txt, and an
+                      in-process trial's checkpoint_* folders
 """
 
 from __future__ import annotations

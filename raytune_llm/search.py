@@ -170,17 +170,19 @@ def connect(cfg: ExperimentConfig, address: str | None) -> dict[str, float]:
     """Start or join Ray; returns the cluster's resources. Refuses trials that could never be placed."""
     import ray
 
-    from raytune_llm.trial import WORKER_ENV
+    from raytune_llm.executors import WORKER_ENV
 
     # Save the search state every second (Tune's default: every 10 s or more), so that a driver killed right
     # after a trial ends does not lose that trial's completion and re-run it on resume.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    # ... which Tune then calls excessive in a warning per trial whenever in-process trials checkpoint often.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # Tune's own console output prints a config box and a TensorBoard command for a temporary folder even when
     # silenced (verbose=0); the search prints its own table and where to look instead.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     logging.getLogger("ray.tune.tune").setLevel(logging.WARNING)  # "Wrote the latest version of all result files"
     res = cfg.resources
-    trial_cpus = res.num_workers * res.cpus_per_worker + res.driver_cpus
+    trial_cpus = res.trial_cpus
     if not ray.is_initialized():
         runtime_env: dict[str, Any] = {"env_vars": WORKER_ENV}
         if address:
@@ -190,18 +192,19 @@ def connect(cfg: ExperimentConfig, address: str | None) -> dict[str, float]:
             runtime_env["py_modules"] = [raytune_llm]
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
         else:
-            # Each trial's Tune driver only waits for its workers, yet holds `driver_cpus`: count the drivers' shares
-            # on top of the cores, so that as many 1-CPU workers run as there are cores (a 2-core laptop runs two
-            # 1-worker trials side by side, not one beside an idle core), and one whole trial always fits.
+            # A Train trial's Tune driver only waits for its workers, yet holds `driver_cpus`: count the drivers'
+            # shares on top of the cores, so that as many 1-CPU workers run as there are cores (a 2-core laptop
+            # runs two trials side by side, not one beside an idle core), and one whole trial always fits.
             cores = os.cpu_count() or 1
-            num_cpus = max(cores + math.ceil(cores * res.driver_cpus), math.ceil(trial_cpus))
+            drivers = 0 if res.in_process else math.ceil(cores * res.driver_cpus)
+            num_cpus = max(cores + drivers, math.ceil(trial_cpus))
             ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
                      runtime_env=runtime_env, log_to_driver=False)
     total = ray.cluster_resources()
     if trial_cpus > total.get("CPU", 0):
         raise UserError(f"resources: one trial needs {trial_cpus:g} CPUs, the cluster has {total.get('CPU', 0):g}; "
                         "lower resources.num_workers or resources.cpus_per_worker")
-    gpus = res.num_workers * res.gpus_per_worker
+    gpus = res.trial_gpus
     if gpus > total.get("GPU", 0):
         raise UserError(f"resources: one trial needs {gpus:g} GPUs, the cluster has {total.get('GPU', 0):g}; "
                         "set resources.gpus_per_worker: 0 or use a GPU cluster")
@@ -221,15 +224,15 @@ def concurrency(cfg: ExperimentConfig, total: dict[str, float]) -> int:
 def concurrency_and_limit(cfg: ExperimentConfig, total: dict[str, float]) -> tuple[int, str]:
     """How many trials run at once, and what limits it (said to the user: an idle machine should not be silent)."""
     res = cfg.resources
-    trial_cpus = res.num_workers * res.cpus_per_worker + res.driver_cpus
+    trial_cpus = res.trial_cpus
     # Train V2 starts all of a trial's workers at once; more drivers than fit would only wait.
     fits = int(total.get("CPU", 0) // trial_cpus)
     limit = f"CPUs: each trial takes {trial_cpus:g} of the cluster's {total.get('CPU', 0):g}"
     if res.gpus_per_worker:
-        gpu_fits = int(total.get("GPU", 0) // (res.num_workers * res.gpus_per_worker))
+        gpu_fits = int(total.get("GPU", 0) // res.trial_gpus)
         if gpu_fits < fits:
             fits = gpu_fits
-            limit = f"GPUs: each trial takes {res.num_workers * res.gpus_per_worker:g} of {total.get('GPU', 0):g}"
+            limit = f"GPUs: each trial takes {res.trial_gpus:g} of {total.get('GPU', 0):g}"
     if cfg.search.max_concurrent_trials:
         return cfg.search.max_concurrent_trials, "search.max_concurrent_trials"
     if fits >= cfg.search.num_trials:
@@ -253,17 +256,16 @@ def make_trainable(cfg: ExperimentConfig, info: RunInfo) -> Any:
     """The Tune trainable of a run; `resume` must rebuild exactly this one."""
     from ray import tune
 
+    from raytune_llm.executors import make_trial
     from raytune_llm.placement import start_ledger
     from raytune_llm.population import start_board
-    from raytune_llm.trial import make_driver
 
-    train_root = storage.join(info.run_root, "train")
     template = train_template(cfg, info)
     template.population_board = start_board(info.run_root)
-    template.placement_ledger = start_ledger(info.run_root)
-    driver = make_driver(template, cfg.train, cfg.resources, train_root, cfg.run)
-    driver.__name__ = "trial"  # names the trial folders
-    return tune.with_resources(driver, {"cpu": cfg.resources.driver_cpus})
+    ledger = "" if cfg.resources.in_process else start_ledger(info.run_root)
+    trial, resources = make_trial(template, cfg, storage.join(info.run_root, "train"), ledger)
+    trial.__name__ = "trial"  # names the trial folders
+    return tune.with_resources(trial, resources)
 
 
 def restore_tuner(run_dir: Path, info: RunInfo) -> Any:
@@ -282,30 +284,38 @@ def build_tuner(cfg: ExperimentConfig, info: RunInfo, total: dict[str, float],
     from ray import tune
 
     from raytune_llm import tracking
+    from raytune_llm.executors import tune_checkpoints, tune_failure_retries
     from raytune_llm.placement import ReleasePlacements, ledger_name
     from raytune_llm.population import EndBoard, board_name
     from raytune_llm.searchers.tell import build_search
 
     s = cfg.search
     concurrent = concurrency(cfg, total)
-    searcher = build_search(s, concurrent, tracking.journal_storage(cfg, info),
-                            tracking.study_name(cfg, info)) if s.space else None
-    scheduler = s.scheduler.build(max_eval_rounds(cfg, info.sizes["train"]))
-    callbacks = [*(callbacks or []), *tracking.callbacks(cfg, info), EndBoard(board_name(info.run_root)),
-                 ReleasePlacements(ledger_name(info.run_root))]
+    searcher, param_space = None, None
+    if s.space and not s.scheduler.uses_searcher:  # PBT: a random population, steered by the scheduler
+        from raytune_llm.schedulers.pbt import population
+
+        searcher, param_space = population(s)
+    elif s.space:
+        searcher = build_search(s, concurrent, tracking.journal_storage(cfg, info), tracking.study_name(cfg, info))
+    scheduler = s.scheduler.build(max_eval_rounds(cfg, info.sizes["train"]), s.space)
+    callbacks = [*(callbacks or []), *tracking.callbacks(cfg, info), EndBoard(board_name(info.run_root))]
+    if not cfg.resources.in_process:
+        callbacks.append(ReleasePlacements(ledger_name(info.run_root)))
     if cfg.run.prune_stopped:
         from raytune_llm.pruning import PruneStoppedCheckpoints
 
-        callbacks.append(PruneStoppedCheckpoints(storage.join(info.run_root, "train"), s.metric, s.mode))
+        callbacks.append(PruneStoppedCheckpoints(info.run_root, s.metric, s.mode))
     return tune.Tuner(
         make_trainable(cfg, info),
+        param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=s.metric, mode=s.mode, search_alg=searcher, scheduler=scheduler, num_samples=s.num_trials,
-            max_concurrent_trials=concurrent, time_budget_s=s.time_budget_s,
+            max_concurrent_trials=concurrent, time_budget_s=s.time_budget_s, reuse_actors=cfg.resources.in_process,
         ),
         run_config=tune.RunConfig(
             name=cfg.run.name, storage_path=info.run_root.rstrip("/").rsplit("/", 1)[0], verbose=0,
-            callbacks=callbacks,
-            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            callbacks=callbacks, checkpoint_config=tune_checkpoints(cfg),
+            failure_config=tune.FailureConfig(max_failures=tune_failure_retries(cfg), fail_fast=False),
         ),
     )

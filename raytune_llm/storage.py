@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 CACHE_ROOT = Path(os.environ.get("RAYTUNE_LLM_CACHE", Path(tempfile.gettempdir()) / "raytune-llm-cache"))
 _DONE = ".complete"
-# Folders a mirror leaves out: Train's checkpoints (the search's and the robustness runs') and the prepared inputs.
+# Folders a mirror leaves out: Train's checkpoints (the search's and the robustness runs') and the prepared inputs
+# (and, wherever they are, checkpoint_* folders: export fetches the one it needs).
 _NOT_MIRRORED = ("train", "prepared", "robust/train")
 
 
@@ -62,8 +63,9 @@ def upload(local_dir: Path, uri: str) -> None:
                           destination_filesystem=fs)
 
 
-def download(uri: str, local_dir: Path, skip: tuple[str, ...] = ()) -> None:
-    """Copy a remote folder into `local_dir`, leaving out the sub-folders in `skip` (paths relative to it)."""
+def download(uri: str, local_dir: Path, skip: tuple[str, ...] = (), skip_checkpoints: bool = False) -> None:
+    """Copy a remote folder into `local_dir`, leaving out the sub-folders in `skip` (paths relative to it) and,
+    with `skip_checkpoints`, every checkpoint_* folder (an in-process trial keeps them in its own folder)."""
     import pyarrow.fs
 
     fs, root = filesystem(uri)
@@ -72,6 +74,8 @@ def download(uri: str, local_dir: Path, skip: tuple[str, ...] = ()) -> None:
     for info in infos:
         rel = info.path[len(root):].lstrip("/")
         if info.type != pyarrow.fs.FileType.File or any(rel.startswith(f"{s}/") for s in skip):
+            continue
+        if skip_checkpoints and "/checkpoint_" in f"/{rel}":
             continue
         target = local_dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -112,13 +116,13 @@ def mirror(uri: str) -> Path:
         raise UserError(f"{uri}: no such run folder")
     target = _cache_dir("mirrors", uri)
     shutil.rmtree(target, ignore_errors=True)
-    download(uri, target, skip=_NOT_MIRRORED)
+    download(uri, target, skip=_NOT_MIRRORED, skip_checkpoints=True)
     return target
 
 
 def fetch_checkpoint(run_root: str, checkpoint_path: str) -> Path:
-    """A local copy of one checkpoint of a remote run. Train reports a checkpoint's path without the URI's scheme,
-    so the checkpoint is located by its path below the run folder."""
+    """A local copy of one checkpoint of a remote run. A report gives a checkpoint's path without the URI's scheme
+    (Train's, and ours for in-process trials), so the checkpoint is located by its path below the run folder."""
     name = run_root.rstrip("/").rsplit("/", 1)[-1]
     marker = f"/{name}/"
     if marker not in checkpoint_path:

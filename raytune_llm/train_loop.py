@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 import torch
 import torch.distributed as dist
 
+from raytune_llm import process_cache
 from raytune_llm.config import GenerationConfig, PeftMethod, StabilityConfig, TrainConfig
 from raytune_llm.evaluation import EvalContext, autocast_for, evaluate, gather
 from raytune_llm.levers import L2SP, Freezer, fgm_backward, first_backward_context, param_groups, reinit_top_layers
@@ -49,7 +51,6 @@ class RunSpec:
     chance_value: float | None = None  # None: worked out from the eval split
     chance_loss: float | None = None  # the eval loss of the best constant prediction, where the task has one
     population_board: str = ""  # the search's population board (raytune_llm.population); "" = none
-    placement_ledger: str = ""  # where the trial's Train controller files itself (raytune_llm.placement); "" = none
     run_id: str = ""  # which run's inputs a node's cache holds (see storage.node_copy)
     model_revision: str | None = None  # model.revision and model.trust_remote_code, for every from_pretrained
     trust_remote_code: bool = False
@@ -138,9 +139,11 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     use_bf16 = autocast["enabled"]
 
     # Data: the tokenised Arrow cache made once per search; padding per batch.
-    data = datasets.load_from_disk(spec.data_path)
+    process_cache.new_trial()
+    data = process_cache.shared("data", spec.data_path, lambda: datasets.load_from_disk(spec.data_path))
     train_ds, eval_ds = data["train"], data["eval"]
-    tokenizer = AutoTokenizer.from_pretrained(spec.tokenizer_path)
+    tokenizer = process_cache.shared("tokenizer", spec.tokenizer_path,
+                                     lambda: AutoTokenizer.from_pretrained(spec.tokenizer_path))
     task = get_task(spec.task)
     collate = task.collator(tokenizer)
     ctx = EvalContext(task, spec.label_names, tokenizer, collate, GenerationConfig.model_validate(spec.generation))
@@ -210,7 +213,8 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                        "startup_data_s": data_at - entered_at, "startup_model_s": model_at - data_at,
                        "worker_nodes": ",".join(gather(session.node_id, world)),  # where each rank ran
                        **weight_dtypes(model), "autocast": "bf16" if use_bf16 else "off",
-                       "trainable_params": trainable_params(model)}
+                       "trainable_params": trainable_params(model), "first_step_at": now, "worker_pid": os.getpid(),
+                       "startup_cached": ",".join(process_cache.hits)}
         with first_backward_context(ddp, cfg.fgm_epsilon > 0):
             loss = task_loss(batch)
             (loss + l2sp.penalty()).backward()
@@ -310,6 +314,16 @@ def _load_state(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optim
 
         set_peft_model_state_dict(model, load_file(str(ckpt / "model" / "adapter_model.safetensors")))
     state = torch.load(ckpt / STATE_FILE, weights_only=True)
+    # The optimizer's moments and the step come from the checkpoint; its hyperparameters (lr, weight decay, betas)
+    # and the schedule stay this run's: the same on a plain resume, and PBT's perturbed values when this trial
+    # continues from another trial's checkpoint.
+    chosen = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
     optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    return int(state["step"])
+    step = int(state["step"])
+    for group, values, base, factor in zip(optimizer.param_groups, chosen, scheduler.base_lrs, scheduler.lr_lambdas,
+                                           strict=True):
+        group.update(values)
+        group["lr"] = base * factor(step)
+    scheduler.last_epoch = step
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr() reports
+    return step

@@ -44,9 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.file, args.overrides)
     from raytune_llm import storage
+    from raytune_llm.executors.train import EvalHistory, build_trainer
     from raytune_llm.export import write_model
     from raytune_llm.search import connect, prepare_run, train_template
-    from raytune_llm.trial import EvalHistory, build_trainer
 
     run_dir, info = prepare_run(cfg)
     print(f"run folder: {info.run_root}")

@@ -2,8 +2,8 @@
 each; a scheduler's `build(max_t)` imports Ray Tune when the search starts, not when a config is validated.
 Time is counted in evaluation rounds (Tune's `training_iteration`: one report per `train.eval_every` steps).
 
-Adding one: a module with a `Strict` config whose `name` is a Literal and a `build(max_t)` method, then one line
-in `SCHEDULERS` below.
+Adding one: a module with a `Strict` config whose `name` is a Literal and a `build(max_t, space)` method, then one
+line in `SCHEDULERS` below. A scheduler that replaces the searcher (PBT) says so with `uses_searcher = False`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from pydantic import Discriminator, Tag
 from raytune_llm.schedulers.asha import ASHAScheduler, HyperbandScheduler
 from raytune_llm.schedulers.fifo import FIFOScheduler
 from raytune_llm.schedulers.median import MedianScheduler
+from raytune_llm.schedulers.pbt import PBTScheduler
 
 SCHEDULERS = {"asha": ASHAScheduler, "hyperband": HyperbandScheduler, "median": MedianScheduler,
-              "fifo": FIFOScheduler}
+              "fifo": FIFOScheduler, "pbt": PBTScheduler}
 DEFAULT = "asha"
 
 

@@ -5,7 +5,7 @@ too short for slow starters."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -14,12 +14,13 @@ from raytune_llm.strict import Strict
 
 class ASHAScheduler(Strict):
     name: Literal["asha"] = "asha"
+    uses_searcher: ClassVar[bool] = True
     grace_period: int = Field(1, ge=1, description="eval rounds every trial gets")
     reduction_factor: float = Field(2, gt=1)
     max_t: int | None = Field(None, ge=1, description="eval rounds; default: all of a trial's rounds")
     brackets: int = 1
 
-    def build(self, max_t: int) -> Any:
+    def build(self, max_t: int, space: dict[str, Any] | None = None) -> Any:
         from ray.tune.schedulers import AsyncHyperBandScheduler
 
         max_t = self.max_t or max_t

@@ -3,7 +3,7 @@ the median of the other trials' running averages at the same point. Gentler than
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -12,10 +12,11 @@ from raytune_llm.strict import Strict
 
 class MedianScheduler(Strict):
     name: Literal["median"] = "median"
+    uses_searcher: ClassVar[bool] = True
     grace_period: int = Field(1, ge=1, description="eval rounds before a trial can be stopped")
     min_samples_required: int = Field(3, ge=1, description="trials that must have reached a point to compare")
 
-    def build(self, max_t: int) -> Any:
+    def build(self, max_t: int, space: dict[str, Any] | None = None) -> Any:
         from ray.tune.schedulers import MedianStoppingRule
 
         return MedianStoppingRule(time_attr="training_iteration", grace_period=min(self.grace_period, max_t),

@@ -33,11 +33,11 @@ def test_search_status_export_on_a_uri(
     run_uri = f"{uri}/t"
     assert f"run folder: {run_uri}" in capsys.readouterr().out
 
-    # Everything landed in the "bucket": inputs, Tune's results, Train's checkpoints; no local run folder.
+    # Everything landed in the "bucket": inputs, Tune's results, the trials' checkpoints; no local run folder.
     remote = bucket / "runs" / "t"
     assert (remote / "prepared" / "data").is_dir() and (remote / "prepared" / "model" / "config.json").is_file()
     assert len(list(remote.glob("experiment_state-*.json"))) == 1
-    assert len(list((remote / "train").glob("*/checkpoint_*"))) >= 2
+    assert len(list(remote.glob("trial_*/checkpoint_*"))) >= 2  # in-process trials: each in its own folder
     assert not (tmp_path / "unused").exists()
 
     info = read_info(open_run(run_uri))

@@ -120,7 +120,7 @@ def test_ten_trials_under_a_cpu_hog_all_end_done_or_stopped(
     resources and 6 of 8 later trials ended `error` after a fixed 180 s wait."""
     cfg = tiny_experiment(
         tiny_bert, sentiment_dir, tmp_path / "runs",
-        **{"search.num_trials": 10, "search.max_concurrent_trials": 2,
+        **{"search.num_trials": 10, "search.max_concurrent_trials": 2, "resources.executor": "train",
            "search.scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2},
            "search.space": {"optimizer.lr": {"type": "float", "low": 1e-6, "high": 1e-3, "log": True}}},
     )
@@ -186,7 +186,7 @@ def test_a_trial_waits_for_resources_another_job_holds_then_trains(
         timer.start()
         cfg = tiny_experiment(tiny_bert, sentiment_dir, tmp_path / "runs",
                               **{"search.num_trials": 1, "search.scheduler": {"name": "fifo"},
-                                 "resources.start_timeout_s": 120})
+                                 "resources.start_timeout_s": 120, "resources.executor": "train"})
         path = tmp_path / "exp.yaml"
         path.write_text(yaml.safe_dump(cfg))
         assert main(["search", str(path)]) == 0

@@ -65,7 +65,7 @@ def test_search_status_export_in_s3(s3_env: dict[str, str], tiny_bert: Path, sen
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="bucket", Prefix="runs/t/")["Contents"]]
     assert any(k.startswith("runs/t/experiment_state-") for k in keys)
     assert any(k.startswith("runs/t/prepared/data/") for k in keys)
-    assert sum(k.endswith("/model/model.safetensors") and k.startswith("runs/t/train/") for k in keys) >= 2
+    assert sum(k.endswith("/model/model.safetensors") and k.startswith("runs/t/trial_") for k in keys) >= 2
     assert not (tmp_path / "unused").exists()  # nothing of the run on the local disk
     # Tracking files are written on the driver's disk and uploaded into the run folder when the search ends.
     assert "runs/t/optuna.journal" in keys

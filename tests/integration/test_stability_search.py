@@ -155,7 +155,7 @@ def test_a_plateau_stopped_trial_is_a_healthy_early_stop_that_exports(
     (trial,) = load_trials(run_dir)
     assert trial.outcome == "early-stopped" and trial.stop_reason == "plateau" and trial.last["step"] < 12
     assert math.isfinite(trial.last["eval_loss"]) and trial.last["eval_loss"] < 1e6  # its real score, not the worst
-    assert list((run_dir / "train" / trial.trial_id).glob("checkpoint_*"))  # kept
+    assert list(Path(trial.last["checkpoint_path"]).parent.glob("checkpoint_*"))  # kept
     out = tmp_path / "best"
     assert main(["export", str(run_dir), "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())

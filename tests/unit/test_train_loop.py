@@ -91,3 +91,17 @@ def test_zero_learning_rate_is_stopped_at_chance_level(info: RunInfo, tmp_path: 
     assert last["eval_accuracy"] == 0.0  # reported as the worst finite value, so TPE and ASHA learn from it
     assert 0.0 < last["real_eval_accuracy"] <= 1.0  # ... and the real value beside it
     assert session.checkpoints  # kept, for the fallback when no trial of a search is healthy
+
+
+def test_a_run_continued_from_another_runs_checkpoint_keeps_its_own_hyperparameters(info: RunInfo,
+                                                                                    tmp_path: Path) -> None:
+    """What PBT relies on: a trial that takes over another trial's checkpoint continues from its step and weights
+    with its own (perturbed) learning rate, not the one saved in the optimizer state."""
+    constant = {"name": "constant_with_warmup", "warmup_ratio": 0.0}
+    donor = BareSession(tmp_path / "donor")
+    run(spec_for(info, optimizer={"lr": 1e-3}, schedule=constant), donor)
+    taker = BareSession(tmp_path / "taker", restore=donor.checkpoints[0])  # saved at step 3 of 6
+    run(spec_for(info, optimizer={"lr": 2.5e-3}, schedule=constant), taker)
+    assert [r["step"] for r in taker.reports] == [6]
+    assert donor.reports[-1]["lr"] == pytest.approx(1e-3)
+    assert taker.reports[-1]["lr"] == pytest.approx(2.5e-3)

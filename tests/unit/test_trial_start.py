@@ -6,7 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from raytune_llm.config import ResourcesConfig
-from raytune_llm.trial import START_ATTEMPT_S, WORKER_ENV, placement_retries, start_failure
+from raytune_llm.executors import START_ATTEMPT_S, WORKER_ENV
+from raytune_llm.executors.train import placement_retries, start_failure
 
 
 def test_attempts_span_the_start_timeout() -> None:

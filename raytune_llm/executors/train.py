@@ -7,37 +7,23 @@ calls `fit()`; TuneReportCallback forwards rank 0's reports, which the loop has 
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pyarrow.fs
 import ray
 import ray.train
 import ray.train.torch
 import ray.tune
 import torch
 
-from raytune_llm import storage, train_loop
+from raytune_llm import storage
 from raytune_llm.config import ResourcesConfig, RunConfig, TrainConfig
+from raytune_llm.executors import START_ATTEMPT_S, worker
+from raytune_llm.executors.worker import local_checkpoint
 from raytune_llm.space import apply_params
 from raytune_llm.train_loop import RunSpec
-
-# How long one attempt to place a trial's workers waits before Train asks again (a fresh placement group). Trials
-# that could never be placed are refused up front; the rest wait for a running trial to end, and ended trials
-# give their resources back at once (raytune_llm.placement), so a wait is short unless another job holds them.
-START_ATTEMPT_S = 30
-
-# Seen by every Ray worker process (set through the runtime env at ray.init).
-WORKER_ENV = {
-    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25",  # cuts worker-group start-up by seconds per trial
-    "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": str(START_ATTEMPT_S),
-    "TRANSFORMERS_VERBOSITY": "error",
-    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
 
 
 class RayTrainSession:
@@ -66,30 +52,12 @@ class RayTrainSession:
         return answer[0]
 
     def restore_dir(self) -> Path | None:
-        checkpoint = ray.train.get_checkpoint()
-        if checkpoint is None:
-            return None
-        if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
-            return Path(checkpoint.path)  # read it in place
-        # One private copy per rank: with the default target, ranks on one node copy into the same folder at once
-        # and one of them can read a file the other is still writing (seen as a corrupt trainer_state.pt).
-        return Path(checkpoint.to_directory(tempfile.mkdtemp(prefix=f"rtl-restore-rank{self.rank}-")))
+        return local_checkpoint(ray.train.get_checkpoint(), self.rank)
 
 
 def worker_loop(config: dict[str, Any]) -> None:
     """Entry point of each DDP worker."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    spec = RunSpec(**config)
-    # A run on a cloud URI: read its inputs from this node's cached copy.
-    for field in ("model_path", "tokenizer_path", "data_path"):
-        setattr(spec, field, storage.node_copy(getattr(spec, field), spec.run_id))
-    try:
-        train_loop.run(spec, RayTrainSession())
-    except torch.cuda.OutOfMemoryError as exc:
-        # Its own reason in `status`: the fix (smaller batch or max_length, fewer trials per GPU) differs.
-        raise RuntimeError(f"CUDA out of memory: {str(exc).splitlines()[0]}") from exc
+    worker.run(RunSpec(**config), RayTrainSession())
 
 
 class EvalHistory(ray.train.UserCallback):
@@ -165,8 +133,9 @@ def build_trainer(spec: RunSpec, resources: ResourcesConfig, storage_path: str, 
 
 
 def make_driver(template: RunSpec, train: TrainConfig, resources: ResourcesConfig, train_storage: str,
-                run: RunConfig) -> Callable[[dict[str, Any]], None]:
-    """The Tune function trainable: sampled params in, one TorchTrainer run per trial."""
+                run: RunConfig, placement_ledger: str = "") -> Callable[[dict[str, Any]], None]:
+    """The Tune function trainable: sampled params in, one TorchTrainer run per trial. `placement_ledger`: where
+    each trial's Train controller files itself so that its placement groups are released when it ends."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
     def driver(params: dict[str, Any]) -> None:
@@ -175,10 +144,10 @@ def make_driver(template: RunSpec, train: TrainConfig, resources: ResourcesConfi
         spec = RunSpec(**{**template.to_dict(), "train": resolved.model_dump(mode="json"), "started_at": started})
         trial_id = ray.tune.get_context().get_trial_id()
         callbacks = [TuneReportCallback()]
-        if template.placement_ledger:
+        if placement_ledger:
             from raytune_llm.placement import RecordController
 
-            callbacks.append(RecordController(template.placement_ledger, trial_id))
+            callbacks.append(RecordController(placement_ledger, trial_id))
         trainer = build_trainer(spec, resources, train_storage, trial_id, run, callbacks)
         try:
             trainer.fit()

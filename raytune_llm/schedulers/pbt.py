@@ -1,0 +1,94 @@
+"""Population-based training (Jaderberg et al. 2017): every `perturbation_interval` evaluation rounds a trial in
+the bottom `quantile_fraction` of the population copies the latest checkpoint (weights, optimizer state, step) of
+one in the top fraction and continues with that trial's hyperparameters perturbed (x0.8 or x1.2, or drawn anew
+with `resample_probability`). The population is `search.num_trials` trials drawn at random from the space (PBT
+replaces the searcher), and each runs its full budget: PBT spends compute on schedules, not on stopping trials.
+
+A trial continues from another's checkpoint through Tune, so PBT needs the in-process executor (one worker per
+trial). Only settings that can change in the middle of a run are perturbed (`MUTABLE`); the others of the space
+(PEFT method, batch size, ...) are drawn once per trial and kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from raytune_llm.strict import Strict
+
+# Settings a running trial can take over from a checkpoint made under other values: the optimizer's and the
+# loss's hyperparameters (applied to the restored optimizer, raytune_llm.train_loop) and dropout (the model is
+# rebuilt with the new rates before the weights are loaded).
+MUTABLE = ("optimizer.lr", "optimizer.weight_decay", "optimizer.beta1", "optimizer.beta2", "optimizer.eps",
+           "grad_clip", "label_smoothing", "l2sp", "fgm_epsilon", "dropout.hidden", "dropout.attention",
+           "dropout.classifier")
+
+
+def tune_domain(param: Any) -> Any:
+    """A space param as a Ray Tune distribution (no `when:`/`by:`: PBT samples each param on its own)."""
+    from ray import tune
+
+    if param.type == "categorical":
+        return tune.choice(param.choices)
+    if param.type == "float":
+        if param.step:
+            return (tune.qloguniform if param.log else tune.quniform)(param.low, param.high, param.step)
+        return (tune.loguniform if param.log else tune.uniform)(param.low, param.high)
+    if param.log:
+        return tune.lograndint(param.low, param.high + 1)
+    return tune.qrandint(param.low, param.high, param.step)
+
+
+class PBTScheduler(Strict):
+    name: Literal["pbt"] = "pbt"
+    perturbation_interval: int = Field(2, ge=1, description="eval rounds between a trial's exploit/explore steps")
+    quantile_fraction: float = Field(0.25, gt=0, le=0.5, description="share of the population copied from / to")
+    resample_probability: float = Field(0.25, ge=0, le=1, description="chance a perturbed value is drawn anew")
+    mutate: list[str] | None = Field(None, description="params of search.space that PBT perturbs; default: every "
+                                     "one of them that can change mid-run")
+    uses_searcher: ClassVar[bool] = False  # the population is drawn at random; PBT then steers it
+
+    def mutated(self, space: dict[str, Any]) -> list[str]:
+        return list(self.mutate) if self.mutate is not None else [name for name in space if name in MUTABLE]
+
+    def build(self, max_t: int, space: dict[str, Any] | None = None) -> Any:
+        from ray.tune.schedulers import PopulationBasedTraining
+
+        space = space or {}
+        return PopulationBasedTraining(
+            time_attr="training_iteration", perturbation_interval=self.perturbation_interval,
+            quantile_fraction=self.quantile_fraction, resample_probability=self.resample_probability,
+            hyperparam_mutations={name: tune_domain(space[name]) for name in self.mutated(space) if name in space},
+        )
+
+    def problems(self, space: dict[str, Any], in_process: bool) -> list[tuple[str, str]]:
+        """(YAML path, message) for each reason this PBT cannot run on `space`."""
+        out = []
+        if not in_process:
+            out.append(("search.scheduler", "pbt continues trials from each other's checkpoints, which needs the "
+                        "in-process executor: set resources.num_workers: 1 and resources.executor: auto (or tune)"))
+        for name, param in space.items():
+            if param.when or getattr(param, "by", None):
+                out.append((f"search.space.{name}", "pbt draws each param on its own: remove `when:` and `by:` "
+                            "(or use another scheduler)"))
+        for name in self.mutate or []:
+            if name not in space:
+                out.append(("search.scheduler.mutate", f"{name!r} is not a param of search.space"))
+            elif name not in MUTABLE:
+                out.append(("search.scheduler.mutate", f"{name!r} cannot change in the middle of a run; "
+                            f"perturbable: {', '.join(MUTABLE)}"))
+        if not self.mutated(space):
+            out.append(("search.space", f"pbt has nothing to perturb: add one of {', '.join(MUTABLE)} to the "
+                        "space (e.g. optimizer.lr)"))
+        return out
+
+
+def population(search: Any) -> tuple[Any, dict[str, Any]]:
+    """What proposes PBT's population: `search.points_to_evaluate` first, then random draws from the space (seeded
+    by the searcher's seed), as Tune's basic variant generator and Tune's form of the space."""
+    from ray.tune.search import BasicVariantGenerator
+
+    generator = BasicVariantGenerator(points_to_evaluate=[dict(p) for p in search.points_to_evaluate] or None,
+                                      random_state=getattr(search.searcher, "seed", None))
+    return generator, {name: tune_domain(param) for name, param in search.space.items()}

@@ -1,0 +1,107 @@
+"""Choosing an executor, the per-process caches of the in-process one, and PBT's rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from raytune_llm import process_cache
+from raytune_llm.config import TrainConfig
+from raytune_llm.errors import ConfigError
+from raytune_llm.loading import validate_dict
+from raytune_llm.models import build_model
+from tests.unit.test_validation import problems
+
+BASE = {"model": {"name": "builtin:minilm"}, "data": {"source": "builtin:bbc_news"}}
+
+
+def experiment(**sections: Any) -> Any:
+    return validate_dict({**BASE, **sections})
+
+
+@pytest.mark.parametrize(("workers", "executor", "in_process", "cpus"),
+                         [(1, "auto", True, 1), (2, "auto", False, 2.1), (1, "train", False, 1.1),
+                          (1, "tune", True, 1)])
+def test_auto_trains_one_worker_in_process_and_more_on_ray_train(workers: int, executor: str, in_process: bool,
+                                                                  cpus: float) -> None:
+    res = experiment(resources={"num_workers": workers, "executor": executor}).resources
+    assert res.in_process is in_process
+    assert res.trial_cpus == pytest.approx(cpus)  # a Train trial's driver holds a CPU share beside its workers
+
+
+def test_the_in_process_executor_refuses_several_workers() -> None:
+    with pytest.raises(ConfigError) as exc:
+        experiment(resources={"num_workers": 2, "executor": "tune"})
+    assert "needs executor: train" in problems(exc)["resources.executor"]
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_cached_weights_are_exactly_what_a_fresh_load_gives(tiny_bert: Path) -> None:
+    """The second build in a process is served from the cache; its weights (including the newly initialised
+    classifier head) and the random state after it are those of a load from disk under the same seed."""
+    process_cache.clear()
+    train = TrainConfig()
+
+    def build(seed: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[str]]:
+        process_cache.new_trial()
+        torch.manual_seed(seed)
+        # Three labels: the checkpoint's 2-label head does not fit, so a new head is initialised at random.
+        model = build_model(str(tiny_bert), ["a", "b", "c"], train, str(tiny_bert))
+        return _weights(model), torch.rand(3), list(process_cache.hits)
+
+    fresh, after_fresh, hits = build(0)
+    assert hits == []
+    cached, after_cached, hits = build(0)
+    assert hits == ["weights"]
+    assert fresh.keys() == cached.keys() and all(torch.equal(fresh[k], cached[k]) for k in fresh)
+    assert torch.equal(after_fresh, after_cached)
+    other, _, hits = build(1)  # another seed: another head, so no cache hit
+    assert hits == [] and not torch.equal(other["classifier.weight"], fresh["classifier.weight"])
+    process_cache.clear()
+
+
+def test_a_trained_copy_never_changes_the_cached_weights(tiny_bert: Path) -> None:
+    process_cache.clear()
+    torch.manual_seed(0)
+    first = build_model(str(tiny_bert), ["neg", "pos"], TrainConfig(), str(tiny_bert))
+    with torch.no_grad():
+        for p in first.parameters():
+            p.add_(1.0)  # what training does to the trial's copy
+    torch.manual_seed(0)
+    second = build_model(str(tiny_bert), ["neg", "pos"], TrainConfig(), str(tiny_bert))
+    assert process_cache.hits[-1:] == ["weights"]
+    assert not any(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters(), strict=True))
+    process_cache.clear()
+
+
+PBT_SPACE = {"optimizer.lr": {"type": "float", "low": 1.0e-5, "high": 1.0e-3, "log": True},
+             "peft.method": {"type": "categorical", "choices": ["full", "lora"]}}
+
+
+def test_pbt_perturbs_what_can_change_mid_run_and_draws_the_rest_once() -> None:
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    cfg = experiment(search={"space": PBT_SPACE, "scheduler": {"name": "pbt"}})
+    assert cfg.search.scheduler.mutated(cfg.search.space) == ["optimizer.lr"]
+    built = cfg.search.scheduler.build(8, cfg.search.space)
+    assert type(built) is PopulationBasedTraining
+    assert list(built._hyperparam_mutations) == ["optimizer.lr"]
+
+
+def test_pbt_problems_are_all_reported_with_their_paths() -> None:
+    space = {**PBT_SPACE, "peft.lora.r": {"type": "int", "low": 4, "high": 16, "when": {"peft.method": "lora"}}}
+    with pytest.raises(ConfigError) as exc:
+        experiment(search={"space": space, "scheduler": {"name": "pbt", "mutate": ["optimizer.lr", "peft.method",
+                                                                                   "dropout.hidden"]}},
+                   resources={"num_workers": 2})
+    found = problems(exc)
+    assert "needs the in-process executor" in found["search.scheduler"]
+    assert "remove `when:`" in found["search.space.peft.lora.r"]
+    assert "'peft.method' cannot change in the middle of a run" in found["search.scheduler.mutate"]
+    assert "'dropout.hidden' is not a param of search.space" in found["search.scheduler.mutate"]
