@@ -17,6 +17,7 @@ Ray is started once before everything (its 5-7 s are not in any figure). Usage:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -34,7 +35,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from raytune_llm.bare import BareSession
 from raytune_llm.loading import validate_dict
-from raytune_llm.search import build_tuner, connect, prepare_run
+from raytune_llm.prepare import prepare_run
+from raytune_llm.search import build_tuner, connect, local_cpus
 from raytune_llm.train_loop import RunSpec, run
 
 ARMS = {"in-process, 1 worker": ("tune", 1), "Train, 1 worker": ("train", 1), "Train, 2 workers": ("train", 2)}
@@ -57,7 +59,8 @@ def experiment(storage: Path, name: str, executor: str, workers: int, args: argp
 
 
 class TrialStarts:
-    """When Tune started each trial (a Tune callback; built lazily so that this module imports without Ray)."""
+    """When Tune started and ended each trial (a Tune callback; built lazily so that this module imports without
+    Ray)."""
 
     def __new__(cls) -> Any:
         from ray.tune import Callback
@@ -65,9 +68,13 @@ class TrialStarts:
         class _Starts(Callback):
             def __init__(self) -> None:
                 self.at: dict[str, float] = {}
+                self.ended: dict[str, float] = {}
 
             def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
                 self.at.setdefault(trial.trial_id, time.time())
+
+            def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+                self.ended.setdefault(trial.trial_id, time.time())
 
         return _Starts()
 
@@ -87,8 +94,8 @@ def controller_steps(since: float) -> dict[str, float]:
     return {step: statistics.median(v) for step, v in seen.items()}
 
 
-def search(cfg: Any) -> tuple[list[dict[str, Any]], dict[str, float], float, Path]:
-    """Run a search; each trial's first report, when Tune started each trial, the wall time of fit()."""
+def search(cfg: Any) -> tuple[list[dict[str, Any]], Any, float, Path]:
+    """Run a search; each trial's first report, when Tune started and ended each trial, the wall time of fit()."""
     run_dir, info = prepare_run(cfg)
     total = connect(cfg, None)
     starts = TrialStarts()
@@ -101,21 +108,27 @@ def search(cfg: Any) -> tuple[list[dict[str, Any]], dict[str, float], float, Pat
         rows = [json.loads(line) for line in result.read_text().splitlines()]
         if rows:
             firsts.append(rows[0] | {"last": rows[-1]})
-    return sorted(firsts, key=lambda r: r["first_step_at"]), starts.at, wall, run_dir
+    return sorted(firsts, key=lambda r: r["first_step_at"]), starts, wall, run_dir
 
 
 def startup(args: argparse.Namespace, storage: Path) -> dict[str, Any]:
     out = {}
     for label, (executor, workers) in ARMS.items():
+        if label not in args.arms:
+            continue
         cfg = experiment(storage, f"startup-{executor}{workers}", executor, workers, args, args.startup_trials,
                          2 * args.eval_every, {"name": "fifo"})
         cfg.search.max_concurrent_trials = 1  # one at a time: a later trial may take over an earlier's process
         began = time.time()
         firsts, starts, _, _ = search(cfg)
-        to_first = [r["first_step_at"] - starts[r["trial_id"]] for r in firsts]
+        to_first = [r["first_step_at"] - starts.at[r["trial_id"]] for r in firsts]
+        # One trial at a time: from the end of one (Tune's on_trial_complete) to the next one's first step is
+        # what a slot loses between trials, whatever Tune counts as the trial's start.
+        handover = [b["first_step_at"] - starts.ended[a["trial_id"]] for a, b in itertools.pairwise(firsts)]
         out[label] = {
             "cold_start_to_first_step_s": to_first[0],
             "warm_start_to_first_step_s": statistics.median(to_first[1:]),
+            "previous_end_to_first_step_s": statistics.median(handover),
             "warm_launch_s": statistics.median(r["startup_launch_s"] for r in firsts[1:]),
             "warm_data_s": statistics.median(r["startup_data_s"] for r in firsts[1:]),
             "warm_model_s": statistics.median(r["startup_model_s"] for r in firsts[1:]),
@@ -144,7 +157,7 @@ def bare_in_this_process(spec_json: str) -> None:
     print(json.dumps(session.reports[-1] | {"first": session.reports[0]}))
 
 
-def hf_search(info: Any, args: argparse.Namespace, steps: int, storage: Path) -> float:
+def hf_search(info: Any, args: argparse.Namespace, steps: int, storage: Path) -> tuple[float, int]:
     """Trainer.hyperparameter_search (optuna) on the prepared data: same model, space, steps, evaluations."""
     import datasets
     import numpy as np
@@ -154,8 +167,15 @@ def hf_search(info: Any, args: argparse.Namespace, steps: int, storage: Path) ->
         AutoTokenizer,
         DataCollatorWithPadding,
         Trainer,
+        TrainerCallback,
         TrainingArguments,
     )
+
+    class StepCounter(TrainerCallback):  # optimizer steps over all trials: the work done
+        steps = 0
+
+        def on_step_end(self, *args: Any, **kwargs: Any) -> None:
+            StepCounter.steps += 1
 
     data = datasets.load_from_disk(info.data_path)
     tokenizer = AutoTokenizer.from_pretrained(info.tokenizer_path)
@@ -173,7 +193,8 @@ def hf_search(info: Any, args: argparse.Namespace, steps: int, storage: Path) ->
         report_to=[], logging_strategy="no", disable_tqdm=True, use_cpu=True, seed=0,
     )
     trainer = Trainer(model_init=model_init, args=training, train_dataset=data["train"], eval_dataset=data["eval"],
-                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=accuracy)
+                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=accuracy,
+                      callbacks=[StepCounter()])
     t = time.time()
     trainer.hyperparameter_search(
         hp_space=lambda trial: {"learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-3, log=True)},
@@ -183,24 +204,26 @@ def hf_search(info: Any, args: argparse.Namespace, steps: int, storage: Path) ->
         # ASHA's rungs: HF reports at optimizer steps, ours at evaluation rounds of `eval_every` steps
         pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=args.eval_every, reduction_factor=3),
     )
-    return time.time() - t
+    return time.time() - t, StepCounter.steps
 
 
 def searches(args: argparse.Namespace, storage: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     steps = args.rounds * args.eval_every
     asha = {"name": "asha", "grace_period": 1, "reduction_factor": 3}
-    info = None
     for label, (executor, workers) in ARMS.items():
+        if label not in args.arms or "search" not in args.parts:
+            continue
         cfg = experiment(storage, f"search-{executor}{workers}", executor, workers, args, args.trials, steps, asha)
-        firsts, _, wall, run_dir = search(cfg)
+        # As many at once as `search` would run on a Ray of its own here (this one is sized for 2-worker trials).
+        cfg.search.max_concurrent_trials = int(local_cpus(cfg.resources) // cfg.resources.trial_cpus)
+        firsts, _, wall, _ = search(cfg)
         out[label] = {"wall_s": wall, "trials": len(firsts),
                       "optimizer_steps": sum(r["last"]["step"] for r in firsts)}
-        if info is None:
-            from raytune_llm.rundir import read_info
-
-            info = read_info(run_dir)
-    out["Trainer.hyperparameter_search"] = {"wall_s": hf_search(info, args, steps, storage), "trials": args.trials}
+    if "hf" in args.parts:
+        _, info = prepare_run(experiment(storage, "hf-data", "tune", 1, args, 1, steps, asha))
+        wall, hf_steps = hf_search(info, args, steps, storage)
+        out["Trainer.hyperparameter_search"] = {"wall_s": wall, "trials": args.trials, "optimizer_steps": hf_steps}
     return out
 
 
@@ -213,6 +236,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="evaluation rounds of a full trial in the search")
     parser.add_argument("--startup-trials", type=int, default=4)
     parser.add_argument("--trials", type=int, default=20, help="trials of the search")
+    parser.add_argument("--parts", nargs="+", choices=["startup", "bare", "search", "hf"],
+                        default=["startup", "bare", "search", "hf"], help="what to measure")
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="executors to measure")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/overhead.json"))
     parser.add_argument("--bare-spec", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -223,11 +249,14 @@ def main() -> None:
     sizing = experiment(storage, "sizing", "train", 2, args, 1, args.eval_every, {"name": "fifo"})
     connect(sizing, None)  # Ray once, with room for a 2-worker trial
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "bare_spec"}
-    results: dict[str, Any] = {"args": settings, "cpu_count": os.cpu_count(), "startup": startup(args, storage)}
-    bare_cfg = experiment(storage, "bare", "tune", 1, args, 1, 2 * args.eval_every, {"name": "fifo"})
-    _, info = prepare_run(bare_cfg)
-    for threads in (1, 2):
-        results[f"bare_{threads}_threads"] = bare(info, bare_cfg, threads)["samples_per_s"]
+    results: dict[str, Any] = {"args": settings, "cpu_count": os.cpu_count()}
+    if "startup" in args.parts:
+        results["startup"] = startup(args, storage)
+    if "bare" in args.parts:
+        bare_cfg = experiment(storage, "bare", "tune", 1, args, 1, 2 * args.eval_every, {"name": "fifo"})
+        _, info = prepare_run(bare_cfg)
+        for threads in (1, 2):
+            results[f"bare_{threads}_threads"] = bare(info, bare_cfg, threads)["samples_per_s"]
     results["search"] = searches(args, storage)
     report(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -235,24 +264,41 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def report(results: dict[str, Any]) -> None:
+STARTUP_ROWS = [("trial start -> first step, first trial", "cold_start_to_first_step_s"),
+                ("trial start -> first step, later trials", "warm_start_to_first_step_s"),
+                ("previous trial's end -> first step", "previous_end_to_first_step_s"),
+                ("  of which launch (loop entered)", "warm_launch_s"), ("  data", "warm_data_s"),
+                ("  model", "warm_model_s")]
+
+
+def report_startup(results: dict[str, Any]) -> None:
     s = results["startup"]
     print(f"\n{'start-up (s)':<42}" + "".join(f"{a:>22}" for a in s))
-    for label, key in [("trial start -> first step, first trial", "cold_start_to_first_step_s"),
-                       ("trial start -> first step, later trials", "warm_start_to_first_step_s"),
-                       ("  of which launch (loop entered)", "warm_launch_s"), ("  data", "warm_data_s"),
-                       ("  model", "warm_model_s")]:
+    for label, key in STARTUP_ROWS:
         print(f"{label:<42}" + "".join(f"{s[a][key]:>22.2f}" for a in s))
     print(f"{'samples/s in trial':<42}" + "".join(f"{s[a]['samples_per_s']:>22.1f}" for a in s))
-    print(f"bare loop samples/s: 1 thread {results['bare_1_threads']:.1f}, 2 threads {results['bare_2_threads']:.1f}")
     for a in s:
         if s[a]["controller_log_s"]:
             steps = ", ".join(f"{k} {v:.2f}" for k, v in s[a]["controller_log_s"].items())
             print(f"controller log, {a} (median s): {steps}")
-    hf = results["search"]["Trainer.hyperparameter_search"]["wall_s"]
-    print(f"\n{'search of ' + str(results['args']['trials']) + ' trials, ASHA':<42}{'wall (s)':>12}{'/ HF':>8}")
-    for arm, r in results["search"].items():
-        print(f"{arm:<42}{r['wall_s']:>12.1f}{r['wall_s'] / hf:>8.2f}")
+
+
+def report(results: dict[str, Any]) -> None:
+    if "startup" in results:
+        report_startup(results)
+    if "bare_1_threads" in results:
+        print(f"bare loop samples/s: 1 thread {results['bare_1_threads']:.1f}, "
+              f"2 threads {results['bare_2_threads']:.1f}")
+    runs = results["search"]
+    hf = runs.get("Trainer.hyperparameter_search")
+    print(f"\n{'search of ' + str(results['args']['trials']) + ' trials, ASHA':<42}{'wall (s)':>10}{'steps':>7}"
+          + (f"{'/ HF':>7}{'s per step / HF':>17}" if hf else ""))
+    for arm, r in runs.items():
+        line = f"{arm:<42}{r['wall_s']:>10.1f}{r['optimizer_steps']:>7}"
+        if hf:
+            per_step = (r["wall_s"] / r["optimizer_steps"]) / (hf["wall_s"] / hf["optimizer_steps"])
+            line += f"{r['wall_s'] / hf['wall_s']:>7.2f}{per_step:>17.2f}"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,9 @@ from ray.tune import Callback
 
 from raytune_llm.builtins import minilm
 from raytune_llm.loading import validate_dict
+from raytune_llm.prepare import prepare_run
 from raytune_llm.results import load_trials, outcome_counts
-from raytune_llm.search import build_tuner, connect, prepare_run
+from raytune_llm.search import build_tuner, connect
 
 
 def du(path: Path) -> int:

@@ -28,9 +28,10 @@ os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "300")
 
 from raytune_llm.errors import UserError
 from raytune_llm.loading import validate_dict
+from raytune_llm.prepare import prepare_run
 from raytune_llm.results import TrialRecord, best_result, load_trials, outcome_counts
 from raytune_llm.robust import run_robust
-from raytune_llm.search import build_tuner, connect, prepare_run
+from raytune_llm.search import build_tuner, connect
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = {

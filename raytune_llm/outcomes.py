@@ -88,3 +88,26 @@ def searcher_verdict(errored: bool, last: dict[str, Any], metric: str) -> str:
     if kind == "early-stopped" and last.get("stop_reason") not in EARLY_STOP_REASONS:
         return "pruned"
     return "complete"
+
+
+class BestSoFar:
+    """Each trial's best value so far as export counts it (`results.TrialRecord.best_row`): the best finite value
+    of its reports, healthy early stops included; a trial the guard stopped as failing has none from then on.
+    For the callbacks that show a best while the search runs (the live table, TensorBoard, MLflow)."""
+
+    def __init__(self, metric: str, mode: str) -> None:
+        self.metric, self.mode = metric, mode
+        self.values: dict[str, float] = {}
+        self.failed: set[str] = set()
+
+    def add(self, trial_id: str, result: dict[str, Any]) -> None:
+        value = result.get(self.metric)
+        if is_failure(str(result.get("stop_reason") or "")):
+            self.failed.add(trial_id)
+            self.values.pop(trial_id, None)
+        elif trial_id not in self.failed and is_finite(value) and better(value, self.values.get(trial_id),
+                                                                           self.mode):
+            self.values[trial_id] = value
+
+    def get(self, trial_id: str) -> float | None:
+        return self.values.get(trial_id)

@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from raytune_llm.outcomes import best_of, better, is_failure, is_finite
+from raytune_llm.outcomes import BestSoFar, best_of, is_failure
 
 
 def _fmt(value: Any) -> str:
@@ -31,6 +31,7 @@ class ProgressTable(Callback):
         self._started = time.monotonic()
         self._printed_at = 0.0
         self.stops = StopPattern()
+        self.best = BestSoFar(metric, mode)
 
     def _row(self, trial: Any) -> dict[str, Any]:
         params = trial.config.get("params", trial.config)  # robustness runs nest their params
@@ -46,12 +47,11 @@ class ProgressTable(Callback):
         value, reason = result.get(self.metric), result.get("stop_reason", "")
         row.update(iter=result.get("training_iteration", 0), last=value)
         row["finished"] = result.get("step") == result.get("total_steps")
+        self.best.add(trial.trial_id, result)
+        row["best"] = self.best.get(trial.trial_id)  # a failed trial never counts as best
         if is_failure(reason):
             row["state"] = f"UNSTABLE({reason})"
-            row["best"] = None  # a failed trial never counts as best
             self.stops.note(trial.trial_id, reason, result)
-        elif is_finite(value) and better(value, row["best"], self.mode):
-            row["best"] = value
         if reason and not is_failure(reason):
             row["state"] = f"STOPPED({reason})"
         if time.monotonic() - self._printed_at > self.every_s and not row["finished"]:

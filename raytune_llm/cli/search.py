@@ -23,8 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.file, args.overrides)  # every config problem surfaces before Ray starts
     from raytune_llm import tracking
+    from raytune_llm.prepare import prepare_run
     from raytune_llm.progress import ProgressTable
-    from raytune_llm.search import build_tuner, concurrency_and_limit, connect, prepare_run
+    from raytune_llm.search import build_tuner, concurrency_and_limit, connect
 
     _, info = prepare_run(cfg)
     run_root = info.run_root

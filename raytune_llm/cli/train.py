@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from raytune_llm import storage
     from raytune_llm.executors.train import EvalHistory, build_trainer
     from raytune_llm.export import write_model
-    from raytune_llm.search import connect, prepare_run, train_template
+    from raytune_llm.prepare import prepare_run
+    from raytune_llm.search import connect, train_template
 
     run_dir, info = prepare_run(cfg)
     print(f"run folder: {info.run_root}")

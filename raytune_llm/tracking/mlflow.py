@@ -7,23 +7,20 @@ from typing import Any
 
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-from raytune_llm.outcomes import better, is_failed_outcome, is_finite, outcome
+from raytune_llm.outcomes import BestSoFar, is_failed_outcome, is_finite, outcome
 
 
 class MLflowTracking(MLflowLoggerCallback):
     def __init__(self, tracking_uri: str, experiment: str, metric: str, mode: str) -> None:
         super().__init__(tracking_uri, experiment_name=experiment, tags={"raytune_llm.metric": metric})
         self.metric, self.mode = metric, mode
-        self._best: dict[str, float] = {}
+        self._best = BestSoFar(metric, mode)
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
         # Scalars only: per-step traces are lists, and Tune's bookkeeping keys are not metrics.
         scalars = {k: v for k, v in result.items() if is_finite(v) and k not in ("timestamp", "pid", "done")}
         scalars["training_iteration"] = result.get("training_iteration", iteration)
-        value = result.get(self.metric)
-        if is_finite(value) and not result.get("stop_reason") and better(value, self._best.get(trial.trial_id),
-                                                                          self.mode):
-            self._best[trial.trial_id] = value
+        self._best.add(trial.trial_id, result)
         super().log_trial_result(iteration, trial, scalars)
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
@@ -31,6 +28,6 @@ class MLflowTracking(MLflowLoggerCallback):
         client = self.mlflow_util._get_client()
         kind = outcome("ERROR" if failed else "TERMINATED", dict(trial.last_result or {}))
         client.set_tag(run_id, "outcome", kind)
-        if trial.trial_id in self._best and not is_failed_outcome(kind):
-            client.log_metric(run_id, f"best_{self.metric}", self._best[trial.trial_id])
+        if (best := self._best.get(trial.trial_id)) is not None and not is_failed_outcome(kind):
+            client.log_metric(run_id, f"best_{self.metric}", best)
         super().log_trial_end(trial, failed)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from raytune_llm.outcomes import better, is_failed_outcome, is_finite, outcome, real_value
+from raytune_llm.outcomes import BestSoFar, is_failed_outcome, is_finite, outcome, real_value
 from raytune_llm.results import step_trace
 
 
@@ -25,7 +25,7 @@ class TensorBoardCallback(Callback):
     def __init__(self, folder: str, metric: str, mode: str) -> None:
         self.folder, self.metric, self.mode = folder, metric, mode
         self._writers: dict[str, Any] = {}
-        self._best: dict[str, float] = {}
+        self._best = BestSoFar(metric, mode)
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks with the experiment: no open files
         return {**self.__dict__, "_writers": {}}
@@ -46,17 +46,15 @@ class TensorBoardCallback(Callback):
         for key, name in (("step_losses", "train_loss_per_step"), ("step_grad_norms", "grad_norm_per_step")):
             for at, value in step_trace(result, key):
                 writer.add_scalar(name, value, at)
-        value = result.get(self.metric)
-        healthy = is_finite(value) and not result.get("stop_reason")
-        if healthy and better(value, self._best.get(trial.trial_id), self.mode):
-            self._best[trial.trial_id] = value
+        self._best.add(trial.trial_id, result)
 
     def _end(self, trial: Any, errored: bool) -> None:
         writer = self._writer(trial)
         last = dict(trial.last_result or {})
         kind = outcome("ERROR" if errored else "TERMINATED", last)
         failed = is_failed_outcome(kind)
-        best = math.nan if failed else self._best.get(trial.trial_id, math.nan)
+        best = self._best.get(trial.trial_id)
+        best = math.nan if failed or best is None else best
         real = real_value(last, self.metric)
         writer.add_hparams({k: _hparam(v) for k, v in (trial.evaluated_params or trial.config or {}).items()},
                            {f"hparam/best_{self.metric}": best, "hparam/failed": float(failed),

@@ -18,7 +18,8 @@ def test_a_bf16_gpu_trial_is_checked_on_the_gpu_and_its_predictions_reproduce(
     from raytune_llm.config import TrainConfig
     from raytune_llm.export import check_device, predict, write_model
     from raytune_llm.loading import validate_dict
-    from raytune_llm.search import prepare_run, train_template
+    from raytune_llm.prepare import prepare_run
+    from raytune_llm.search import train_template
     from raytune_llm.train_loop import run
 
     cfg = validate_dict({

@@ -109,6 +109,8 @@ def test_driver_sigkill_then_resume(tiny_bert: Path, sentiment_dir: Path, tmp_pa
     assert resumed[-1] == 200
     steps = [r["step"] for r in after[in_flight]]
     assert len(steps) == len(set(steps))  # no step reported twice
+    # These were in-process trials (one worker, executor auto): the checkpoint resumed from was Tune's own.
+    assert Path(after[in_flight][-1]["checkpoint_path"]).parent.parent == run_dir
     assert main(["export", str(run_dir), "--out", str(tmp_path / "best")]) == 0
 
 

@@ -102,7 +102,7 @@ def test_a_checkpoint_with_another_head_size_gets_a_new_head(tiny_bert: Path) ->
 
 def test_a_failed_search_never_deletes_a_folder_it_did_not_create(tmp_path: Path) -> None:
     from raytune_llm.loading import validate_dict
-    from raytune_llm.search import prepare_run
+    from raytune_llm.prepare import prepare_run
 
     theirs = tmp_path / "runs" / "mine"
     theirs.mkdir(parents=True)

@@ -185,3 +185,21 @@ def test_export_by_robust_tells_a_user_who_ran_robust_to_continue_it(tmp_path: A
     (tmp_path / "robust" / "experiment_state-2026.json").write_text("{}")
     with pytest.raises(UserError, match=r"did not finish .* run `raytune-llm robust .*` again to continue"):
         robust_choice(tmp_path)
+
+
+def test_best_so_far_counts_what_export_counts() -> None:
+    from raytune_llm.outcomes import BestSoFar
+    from raytune_llm.results import TrialRecord
+
+    rows = {"a": [{"eval_accuracy": 0.6, "stop_reason": ""}, {"eval_accuracy": 0.7, "stop_reason": "plateau"}],
+            "b": [{"eval_accuracy": 0.9, "stop_reason": ""},
+                  {"eval_accuracy": 0.0, "real_eval_accuracy": 0.5, "stop_reason": "loss_spike"}]}
+    best = BestSoFar("eval_accuracy", "max")
+    for tid, reports in rows.items():
+        for r in reports:
+            best.add(tid, r)
+    assert best.get("a") == 0.7  # a healthy early stop (plateau) keeps its score
+    assert best.get("b") is None  # a trial the guard stopped as failing never counts
+    for tid, reports in rows.items():  # ... exactly as export reads the trials afterwards
+        row = TrialRecord(tid, {}, "TERMINATED", reports).best_row("eval_accuracy", "max")
+        assert (row or {}).get("eval_accuracy") == best.get(tid)

@@ -15,7 +15,8 @@ from raytune_llm.bare import BareSession
 from raytune_llm.config import TrainConfig
 from raytune_llm.export import predict, write_model
 from raytune_llm.loading import validate_dict
-from raytune_llm.search import prepare_run, train_template
+from raytune_llm.prepare import prepare_run
+from raytune_llm.search import train_template
 from raytune_llm.train_loop import run
 
 RELOAD = """
