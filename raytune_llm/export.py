@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from raytune_llm.checkpoint import PREDICTIONS_FILE
 from raytune_llm.config import ExperimentConfig, PeftMethod, ResourcesConfig, TrainConfig
 from raytune_llm.errors import UserError
 from raytune_llm.evaluation import autocast_for
@@ -22,7 +23,6 @@ from raytune_llm.results import Choice, choose, fallback_advice, load_trials, ou
 from raytune_llm.rundir import RunInfo, read_info
 from raytune_llm.space import apply_params
 from raytune_llm.storage import fetch_checkpoint, is_uri, node_copy
-from raytune_llm.train_loop import PREDICTIONS_FILE
 
 
 def best_config(cfg: ExperimentConfig, train: TrainConfig) -> ExperimentConfig:

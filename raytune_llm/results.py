@@ -87,6 +87,14 @@ def _read_state(run_dir: Path) -> dict[str, Any]:
     raise UserError(f"{run_dir}: the search state ({states[0].name}) cannot be read; is the disk full?")
 
 
+def _params(meta: dict[str, Any]) -> dict[str, Any]:
+    """A trial's searched params as they are now: what the searcher proposed, with the values Tune holds for them
+    since (PBT changes a trial's config when it copies another trial; for other schedulers they are the same)."""
+    config = meta.get("config") or {}
+    evaluated = meta.get("evaluated_params") or config
+    return {name: config.get(name, value) for name, value in evaluated.items()}
+
+
 def load_trials(run_dir: Path) -> list[TrialRecord]:
     state = _read_state(run_dir)
     trials = []
@@ -102,7 +110,7 @@ def load_trials(run_dir: Path) -> list[TrialRecord]:
                 error = lines[-1] if lines else "see " + str(err_file)
         trials.append(
             TrialRecord(
-                trial_id=meta["trial_id"], params=meta.get("evaluated_params") or meta.get("config") or {},
+                trial_id=meta["trial_id"], params=_params(meta),
                 status=meta["status"], rows=_read_rows(trial_dir / "result.json"), error=error,
                 error_text=error_text,
             )

@@ -168,7 +168,7 @@ def build_tuner(cfg: ExperimentConfig, info: RunInfo, total: dict[str, float],
     if s.space and not s.scheduler.uses_searcher:  # PBT: a random population, steered by the scheduler
         from raytune_llm.schedulers.pbt import population
 
-        searcher, param_space = population(s)
+        searcher, param_space = population(s, concurrent)
     elif s.space:
         searcher = build_search(s, concurrent, tracking.journal_storage(cfg, info), tracking.study_name(cfg, info))
     scheduler = s.scheduler.build(max_eval_rounds(cfg, info.sizes["train"]), s.space)

@@ -6,10 +6,8 @@ process; the caller passes a `Session` that says who this worker is and where re
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -20,17 +18,15 @@ import torch
 import torch.distributed as dist
 
 from raytune_llm import process_cache
-from raytune_llm.config import GenerationConfig, PeftMethod, StabilityConfig, TrainConfig
+from raytune_llm.checkpoint import load_state, report_with_checkpoint
+from raytune_llm.config import GenerationConfig, StabilityConfig, TrainConfig
 from raytune_llm.evaluation import EvalContext, autocast_for, evaluate, gather
 from raytune_llm.levers import L2SP, Freezer, fgm_backward, first_backward_context, param_groups, reinit_top_layers
 from raytune_llm.metrics import worst_value
-from raytune_llm.models import build_model, hub_kwargs, save_trainable, trainable_params, unwrap, weight_dtypes
+from raytune_llm.models import build_model, hub_kwargs, trainable_params, weight_dtypes
 from raytune_llm.outcomes import REAL_PREFIX, is_failure
 from raytune_llm.stability import StabilityGuard
 from raytune_llm.tasks import get_task
-
-STATE_FILE = "trainer_state.pt"
-PREDICTIONS_FILE = "eval_predictions.json"
 
 
 @dataclass
@@ -174,7 +170,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     scheduler = _scheduler(cfg, optimizer, warmup_steps, total_steps)
     step = 0
     if (restore := session.restore_dir()) is not None:
-        step = _load_state(restore, model, optimizer, scheduler, cfg.peft.method)
+        step = load_state(restore, model, optimizer, scheduler, cfg.peft.method)
 
     # The stability guard; chance level = what the task scores when nothing was learnt (e.g. the majority class).
     baseline, chance_metric, chance_loss = spec.chance_value, spec.chance_metric, spec.chance_loss
@@ -278,52 +274,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                 # The searcher sees the worst value; the real one stays beside it, with this checkpoint, so a
                 # search whose every trial the guard stopped still has something to show and export.
                 last.update({spec.metric: worst, REAL_PREFIX + spec.metric: last[spec.metric]})
-            _report_with_checkpoint(session, last, model, optimizer, scheduler, step, preds)
+            report_with_checkpoint(session, last, model, optimizer, scheduler, step, preds)
             if verdict:
                 return last
     return last
-
-
-# ---------------------------------------------------------------- checkpoints
-
-
-def _report_with_checkpoint(session: Session, metrics: dict[str, Any], model: torch.nn.Module,
-                            optimizer: torch.optim.Optimizer, scheduler: Any, step: int, preds: list[int]) -> None:
-    # Only rank 0 writes; every rank reports, because a report is also a barrier across workers.
-    if session.rank != 0:
-        session.report(metrics, None)
-        return
-    with tempfile.TemporaryDirectory(prefix="rtl-ckpt-") as tmp:
-        out = Path(tmp)
-        save_trainable(model, out / "model")
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step},
-                   out / STATE_FILE)
-        (out / PREDICTIONS_FILE).write_text(json.dumps(preds))
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        session.report(metrics, out)
-
-
-def _load_state(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                method: PeftMethod) -> int:
-    from safetensors.torch import load_file, load_model
-
-    if method == PeftMethod.full:
-        load_model(unwrap(model), str(ckpt / "model" / "model.safetensors"))
-    else:
-        from peft import set_peft_model_state_dict
-
-        set_peft_model_state_dict(model, load_file(str(ckpt / "model" / "adapter_model.safetensors")))
-    state = torch.load(ckpt / STATE_FILE, weights_only=True)
-    # The optimizer's moments and the step come from the checkpoint; its hyperparameters (lr, weight decay, betas)
-    # and the schedule stay this run's: the same on a plain resume, and PBT's perturbed values when this trial
-    # continues from another trial's checkpoint.
-    chosen = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
-    optimizer.load_state_dict(state["optimizer"])
-    step = int(state["step"])
-    for group, values, base, factor in zip(optimizer.param_groups, chosen, scheduler.base_lrs, scheduler.lr_lambdas,
-                                           strict=True):
-        group.update(values)
-        group["lr"] = base * factor(step)
-    scheduler.last_epoch = step
-    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr() reports
-    return step

@@ -47,19 +47,30 @@ class PBTScheduler(Strict):
     resample_probability: float = Field(0.25, ge=0, le=1, description="chance a perturbed value is drawn anew")
     mutate: list[str] | None = Field(None, description="params of search.space that PBT perturbs; default: every "
                                      "one of them that can change mid-run")
+    synch: bool = Field(False, description="wait for the whole population at each perturbation (reproducible, "
+                        "slower: the fastest trials idle) instead of perturbing each trial as it gets there")
     uses_searcher: ClassVar[bool] = False  # the population is drawn at random; PBT then steers it
 
     def mutated(self, space: dict[str, Any]) -> list[str]:
         return list(self.mutate) if self.mutate is not None else [name for name in space if name in MUTABLE]
 
     def build(self, max_t: int, space: dict[str, Any] | None = None) -> Any:
-        from ray.tune.schedulers import PopulationBasedTraining
+        from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
+
+        class UntilTheLastReport(PopulationBasedTraining):
+            # Tune's PBT also exploits at a trial's last report: the trial would then take over another's final
+            # checkpoint with nothing left to train, and keep new hyperparameters its results never ran with.
+            def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+                if result.get("step") is not None and result.get("step") == result.get("total_steps"):
+                    return TrialScheduler.CONTINUE
+                return super().on_trial_result(tune_controller, trial, result)
 
         space = space or {}
-        return PopulationBasedTraining(
+        return UntilTheLastReport(
             time_attr="training_iteration", perturbation_interval=self.perturbation_interval,
             quantile_fraction=self.quantile_fraction, resample_probability=self.resample_probability,
             hyperparam_mutations={name: tune_domain(space[name]) for name in self.mutated(space) if name in space},
+            synch=self.synch,
         )
 
     def problems(self, space: dict[str, Any], in_process: bool) -> list[tuple[str, str]]:
@@ -84,11 +95,12 @@ class PBTScheduler(Strict):
         return out
 
 
-def population(search: Any) -> tuple[Any, dict[str, Any]]:
+def population(search: Any, concurrent: int) -> tuple[Any, dict[str, Any]]:
     """What proposes PBT's population: `search.points_to_evaluate` first, then random draws from the space (seeded
     by the searcher's seed), as Tune's basic variant generator and Tune's form of the space."""
     from ray.tune.search import BasicVariantGenerator
 
+    # Tune ignores max_concurrent_trials for a generator: it is told here.
     generator = BasicVariantGenerator(points_to_evaluate=[dict(p) for p in search.points_to_evaluate] or None,
-                                      random_state=getattr(search.searcher, "seed", None))
+                                      random_state=getattr(search.searcher, "seed", None), max_concurrent=concurrent)
     return generator, {name: tune_domain(param) for name, param in search.space.items()}

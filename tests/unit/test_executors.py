@@ -85,13 +85,16 @@ PBT_SPACE = {"optimizer.lr": {"type": "float", "low": 1.0e-5, "high": 1.0e-3, "l
 
 
 def test_pbt_perturbs_what_can_change_mid_run_and_draws_the_rest_once() -> None:
-    from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
     cfg = experiment(search={"space": PBT_SPACE, "scheduler": {"name": "pbt"}})
     assert cfg.search.scheduler.mutated(cfg.search.space) == ["optimizer.lr"]
     built = cfg.search.scheduler.build(8, cfg.search.space)
-    assert type(built) is PopulationBasedTraining
+    assert isinstance(built, PopulationBasedTraining)
     assert list(built._hyperparam_mutations) == ["optimizer.lr"]
+    # A trial's last report never starts an exploit: there would be nothing left to train with the new values.
+    last = {"step": 8, "total_steps": 8, "training_iteration": 4, "eval_loss": 0.1}
+    assert built.on_trial_result(None, object(), last) == TrialScheduler.CONTINUE
 
 
 def test_pbt_problems_are_all_reported_with_their_paths() -> None:

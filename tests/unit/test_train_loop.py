@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from raytune_llm.bare import BareSession
+from raytune_llm.checkpoint import PREDICTIONS_FILE
 from raytune_llm.config import PeftMethod, TrainConfig
 from raytune_llm.export import predict, write_model
 from raytune_llm.rundir import RunInfo
-from raytune_llm.train_loop import PREDICTIONS_FILE, run
+from raytune_llm.train_loop import run
 from tests.unit.conftest import spec_for
 
 

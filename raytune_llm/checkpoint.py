@@ -1,0 +1,69 @@
+"""A training run's checkpoint: what the loop writes with each evaluation report and reads back to continue.
+
+    model/               the trainable weights (the adapter only, for PEFT methods), safetensors
+    trainer_state.pt     optimizer and scheduler state, and the step
+    eval_predictions.json  the evaluation's predictions (export checks the exported model against them)
+    metrics.json         the report the checkpoint was made with
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from raytune_llm.config import PeftMethod
+from raytune_llm.models import save_trainable, unwrap
+
+if TYPE_CHECKING:
+    from raytune_llm.train_loop import Session
+
+STATE_FILE = "trainer_state.pt"
+PREDICTIONS_FILE = "eval_predictions.json"
+
+
+def report_with_checkpoint(session: Session, metrics: dict[str, Any], model: torch.nn.Module,
+                           optimizer: torch.optim.Optimizer, scheduler: Any, step: int, preds: list[int]) -> None:
+    """Report `metrics` with a checkpoint of this moment (rank 0's; every rank reports, because a report is also
+    a barrier across workers)."""
+    if session.rank != 0:
+        session.report(metrics, None)
+        return
+    with tempfile.TemporaryDirectory(prefix="rtl-ckpt-") as tmp:
+        out = Path(tmp)
+        save_trainable(model, out / "model")
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step},
+                   out / STATE_FILE)
+        (out / PREDICTIONS_FILE).write_text(json.dumps(preds))
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        session.report(metrics, out)
+
+
+def load_state(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+               method: PeftMethod) -> int:
+    """Load a checkpoint into a freshly built run; returns the step to continue from."""
+    from safetensors.torch import load_file, load_model
+
+    if method == PeftMethod.full:
+        load_model(unwrap(model), str(ckpt / "model" / "model.safetensors"))
+    else:
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(str(ckpt / "model" / "adapter_model.safetensors")))
+    state = torch.load(ckpt / STATE_FILE, weights_only=True)
+    # The optimizer's moments and the step come from the checkpoint; its hyperparameters (lr, weight decay, betas)
+    # and the schedule stay this run's: the same on a plain resume, and PBT's perturbed values when this trial
+    # continues from another trial's checkpoint.
+    chosen = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    optimizer.load_state_dict(state["optimizer"])
+    step = int(state["step"])
+    for group, values, base, factor in zip(optimizer.param_groups, chosen, scheduler.base_lrs, scheduler.lr_lambdas,
+                                           strict=True):
+        group.update(values)
+        group["lr"] = base * factor(step)
+    scheduler.last_epoch = step
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr() reports
+    return step
