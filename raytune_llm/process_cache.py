@@ -1,7 +1,9 @@
 """What a process that runs trial after trial (the in-process executor) keeps between them.
 
 Only what no trial changes: the tokenizer, the memory-mapped data, and the pretrained weights as loaded (on CPU).
-A process that runs one trial (a Ray Train worker) pays nothing for it: every lookup is a first one.
+Keeping the tokenizer and the data costs nothing. Keeping the weights costs a CPU copy of the model, so only a
+process that will run further trials keeps them (`keep_weights()`, called by the in-process executor): a Ray Train
+worker runs one trial and ends.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ WEIGHTS_LIMIT_MB = float(os.environ.get("RAYTUNE_LLM_WEIGHT_CACHE_MB", "4096"))
 _objects: dict[tuple[str, Hashable], Any] = {}
 _weights: dict[str, Any] = {}  # one entry: {"key": ..., "model": ..., "rng_after": ...}
 hits: list[str] = []  # what the current trial found cached (reported in its start-up figures)
+_keep_weights = False
+
+
+def keep_weights() -> None:
+    """This process runs trial after trial: keep the pretrained weights between them."""
+    global _keep_weights
+    _keep_weights = True
 
 
 def new_trial() -> None:
@@ -46,6 +55,8 @@ def pretrained(key: Hashable, load: Callable[[], Any]) -> Any:
         return copy.deepcopy(_weights["model"])
     _weights.clear()
     model = load()
+    if not _keep_weights:
+        return model
     size_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
     if size_mb <= WEIGHTS_LIMIT_MB:
         _weights.update(key=full_key, model=copy.deepcopy(model), rng_after=torch.get_rng_state())
@@ -53,6 +64,8 @@ def pretrained(key: Hashable, load: Callable[[], Any]) -> Any:
 
 
 def clear() -> None:
+    global _keep_weights
+    _keep_weights = False
     _objects.clear()
     _weights.clear()
     hits.clear()

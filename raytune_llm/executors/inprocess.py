@@ -19,6 +19,7 @@ import ray
 import ray.tune
 import torch
 
+from raytune_llm import process_cache
 from raytune_llm.config import TrainConfig
 from raytune_llm.executors import worker
 from raytune_llm.space import apply_params
@@ -74,6 +75,7 @@ def make_inprocess_trial(template: RunSpec, train: TrainConfig) -> Callable[[dic
     """The Tune function trainable: sampled params in, the training loop run right here."""
     def trial(params: dict[str, Any]) -> None:
         started = time.time()
+        process_cache.keep_weights()
         resolved = apply_params(train, params)
         spec = RunSpec(**{**template.to_dict(), "train": resolved.model_dump(mode="json"), "started_at": started})
         session = TuneSession(use_gpu=bool(ray.get_gpu_ids()))

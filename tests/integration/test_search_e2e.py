@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -29,6 +31,19 @@ with torch.no_grad():
     preds = model(**enc).logits.argmax(-1).tolist()
 print(json.dumps({"preds": preds, "labels": model.config.id2label}))
 """
+
+
+def assert_checkpoints_bounded(trials: list, folder_of: Callable[[Any], Path]) -> str:
+    """Disk stays bounded: best + last checkpoint per finished trial; none for early-stopped trials unless best.
+    Returns the best trial's id. `folder_of(trial)`: where that trial's checkpoint_* folders are."""
+    best_id = min(trials, key=lambda t: t.best_row("eval_loss", "min")["eval_loss"]).trial_id
+    for t in trials:
+        kept = [p for p in folder_of(t).glob("checkpoint_*") if p.is_dir()]
+        if t.outcome == "early-stopped" and t.trial_id != best_id:
+            assert kept == [], t.trial_id
+        else:
+            assert 1 <= len(kept) <= 2, (t.trial_id, kept)
+    return best_id
 
 
 def test_search_stops_a_trial_and_exports_a_model_that_reloads(
@@ -59,14 +74,7 @@ def test_search_stops_a_trial_and_exports_a_model_that_reloads(
     for t in trials:  # every report was all-reduced over both DDP workers and is finite
         assert all(r["eval_loss"] < 1e6 for r in t.rows)
 
-    # Disk stays bounded: best + last checkpoint per finished trial; none for early-stopped trials unless best.
-    best_id = min(trials, key=lambda t: t.best_row("eval_loss", "min")["eval_loss"]).trial_id
-    for t in trials:
-        kept = [p for p in (run_dir / "train" / t.trial_id).glob("checkpoint_*") if p.is_dir()]
-        if t.outcome == "early-stopped" and t.trial_id != best_id:
-            assert kept == [], t.trial_id
-        else:
-            assert 1 <= len(kept) <= 2, (t.trial_id, kept)
+    assert_checkpoints_bounded(trials, lambda t: run_dir / "train" / t.trial_id)  # Train trials: under train/
 
     out = tmp_path / "best"
     assert main(["export", str(run_dir), "--out", str(out)]) == 0

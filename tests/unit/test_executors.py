@@ -46,6 +46,7 @@ def test_cached_weights_are_exactly_what_a_fresh_load_gives(tiny_bert: Path) -> 
     """The second build in a process is served from the cache; its weights (including the newly initialised
     classifier head) and the random state after it are those of a load from disk under the same seed."""
     process_cache.clear()
+    process_cache.keep_weights()  # what the in-process executor does
     train = TrainConfig()
 
     def build(seed: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[str]]:
@@ -68,6 +69,7 @@ def test_cached_weights_are_exactly_what_a_fresh_load_gives(tiny_bert: Path) -> 
 
 def test_a_trained_copy_never_changes_the_cached_weights(tiny_bert: Path) -> None:
     process_cache.clear()
+    process_cache.keep_weights()
     torch.manual_seed(0)
     first = build_model(str(tiny_bert), ["neg", "pos"], TrainConfig(), str(tiny_bert))
     with torch.no_grad():
