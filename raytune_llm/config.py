@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveInt, model_validator
 
 from raytune_llm.search_config import (  # noqa: F401 - re-exported: the search section's models live there
     COST_METRICS,
@@ -163,6 +163,10 @@ class TrainConfig(Strict):
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(None, ge=1, description="overrides epochs when set")
     batch_size: int = Field(16, ge=1, description="global batch per optimizer step, split over workers")
+    micro_batch_size: PositiveInt | Literal["auto"] | None = Field(
+        None, description="rows a worker computes at once (gradient accumulation up to its batch_size/num_workers "
+        "rows, the last micro-batch may be smaller); auto: the whole share, halved on out-of-memory "
+        "(single-worker trials); null: no accumulation")
     eval_batch_size: int = Field(64, ge=1)
     eval_every: int = Field(50, ge=1, description="steps between evaluations (one Tune iteration)")
     seed: int = 42

@@ -97,6 +97,20 @@ def resource_problems(cfg: ExperimentConfig) -> list[Problem]:
             problems.append(Problem("search.space.batch_size", f"every sampled batch must divide over "
                                     f"resources.num_workers={workers} ({bad} does not); use choices that are "
                                     f"multiples of {workers}, or step: {workers}"))
+    return problems + micro_batch_problems(cfg)
+
+
+def micro_batch_problems(cfg: ExperimentConfig) -> list[Problem]:
+    micro, workers, problems = cfg.train.micro_batch_size, cfg.resources.num_workers, []
+    if micro is None:
+        return problems
+    if micro == "auto" and workers > 1:
+        problems.append(Problem("train.micro_batch_size", f"auto halves a worker's micro-batch when it runs out of "
+                                f"memory, which one DDP rank of num_workers={workers} cannot do alone; give a "
+                                "number, or use num_workers: 1"))
+    if cfg.train.fgm_epsilon or "fgm_epsilon" in cfg.search.space:
+        problems.append(Problem("train.micro_batch_size", "FGM's adversarial pass needs the whole batch's gradient "
+                                "at once; remove micro_batch_size or fgm_epsilon"))
     return problems
 
 

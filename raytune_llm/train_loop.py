@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from raytune_llm import process_cache
+from raytune_llm.accumulation import MicroBatches, loss_weights, sum_over_workers
 from raytune_llm.checkpoint import load_state, report_with_checkpoint
 from raytune_llm.config import GenerationConfig, StabilityConfig, TrainConfig
 from raytune_llm.evaluation import EvalContext, autocast_for, evaluate, gather
@@ -83,14 +84,6 @@ def _mean_over_workers(value: torch.Tensor) -> float:
         dist.all_reduce(value)
         value /= dist.get_world_size()
     return float(value)
-
-
-def _sum_over_workers(value: float, device: torch.device) -> float:
-    if dist.is_available() and dist.is_initialized():
-        t = torch.tensor(value, dtype=torch.float64, device=device)
-        dist.all_reduce(t)
-        return float(t)
-    return value
 
 
 def _short(value: float) -> float:
@@ -181,18 +174,18 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                            spec.mode, chance_metric, chance_loss, len(eval_ds))
     worst = worst_value(spec.metric, spec.mode)
 
-    def task_loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def task_loss(batch: dict[str, torch.Tensor], weight: float) -> torch.Tensor:
+        """The batch's mean loss times `weight` (accumulation.loss_weights)."""
         with torch.autocast(**autocast):
             logits = ddp(**{k: v for k, v in batch.items() if k != "labels"}).logits
-        loss = task.loss(logits, batch["labels"], cfg.label_smoothing)
-        if task.token_level and world > 1:  # DDP averages the ranks' means: weigh each by its share of the tokens
-            terms = task.loss_terms(batch["labels"])
-            share = terms * world / max(_sum_over_workers(terms, device), 1.0)
-            loss = loss * share if terms else logits.float().sum() * 0.0  # no tokens here: the mean is NaN
-        return loss
+        if not weight:  # no loss terms here (the mean is NaN), but DDP needs a backward through every parameter
+            return logits.float().sum() * 0.0
+        return task.loss(logits, batch["labels"], cfg.label_smoothing) * weight
 
     # Train.
     max_norm = cfg.grad_clip if cfg.grad_clip is not None else float("inf")
+    micro = MicroBatches(cfg.batch_size // world, cfg.micro_batch_size, world)
+    fgm = cfg.fgm_epsilon > 0
     window = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0, "samples": 0, "time": 0.0}
     # Every step's loss and pre-clipping gradient norm since the last report: what the step detectors saw, kept
     # in the report so that a guard verdict can be checked (and replayed) after the fact.
@@ -211,11 +204,11 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                        **weight_dtypes(model), "autocast": "bf16" if use_bf16 else "off",
                        "trainable_params": trainable_params(model), "first_step_at": now, "worker_pid": os.getpid(),
                        "startup_cached": ",".join(process_cache.hits)}
-        with first_backward_context(ddp, cfg.fgm_epsilon > 0):
-            loss = task_loss(batch)
-            (loss + l2sp.penalty()).backward()
-        if cfg.fgm_epsilon > 0:
-            fgm_backward(model, cfg.fgm_epsilon, lambda b=batch: task_loss(b))
+        loss = micro.backward(batch, ddp, task_loss, l2sp.penalty, task, world, device,
+                              lambda: first_backward_context(ddp, fgm))
+        if fgm:  # one micro-batch per step (rules): the adversarial pass is the whole batch's
+            fgm_backward(model, cfg.fgm_epsilon,
+                         lambda b=batch: task_loss(b, loss_weights(task, [b], world, device)[0]))
         freezer.drop_frozen_grads(step)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, max_norm))
         loss_value = _mean_over_workers(loss)
@@ -249,10 +242,11 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                 "grad_norm": window["grad_norm"] / n,
                 "grad_norm_max": window["grad_norm_max"],
                 "lr": max(scheduler.get_last_lr()),  # the head's: layer-wise decay only lowers the others
-                "samples_per_s": _sum_over_workers(window["samples"] / max(window["time"], 1e-9), device),
+                "samples_per_s": sum_over_workers(window["samples"] / max(window["time"], 1e-9), device),
                 "step": step,
                 "total_steps": total_steps,
                 "epoch": step / len(loader),
+                "micro_batch_size": micro.size,
                 "chance_value": baseline,
                 "stop_reason": "",
                 **trace,
