@@ -59,12 +59,14 @@ class MicroBatches:
 
     def backward(self, batch: Batch, ddp: torch.nn.Module, loss_of: Callable[[Batch, float], torch.Tensor],
                  penalty: Callable[[], torch.Tensor | float], task: Task, world: int, device: torch.device,
-                 sync_last: Callable[[], Any] = nullcontext) -> torch.Tensor:
+                 sync_last: Callable[[], Any] = nullcontext,
+                 scale: Callable[[torch.Tensor], torch.Tensor] = lambda loss: loss) -> torch.Tensor:
         """Accumulate the step's gradients; returns this worker's (weighted) batch loss. `sync_last` is the context
-        of the last backward (FGM's: no all-reduce yet); the ones before it never all-reduce."""
+        of the last backward (FGM's: no all-reduce yet); the ones before it never all-reduce. `scale`: fp16's loss
+        scaling (precision.LossScaler)."""
         while True:
             try:
-                return self._accumulate(batch, ddp, loss_of, penalty, task, world, device, sync_last)
+                return self._accumulate(batch, ddp, loss_of, penalty, task, world, device, sync_last, scale)
             except torch.OutOfMemoryError:
                 if not self.adaptive or self.size == 1:
                     raise
@@ -72,7 +74,7 @@ class MicroBatches:
 
     def _accumulate(self, batch: Batch, ddp: torch.nn.Module, loss_of: Callable[[Batch, float], torch.Tensor],
                     penalty: Callable[[], torch.Tensor | float], task: Task, world: int, device: torch.device,
-                    sync_last: Callable[[], Any]) -> torch.Tensor:
+                    sync_last: Callable[[], Any], scale: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         parts = split(batch, self.size)
         weights = loss_weights(task, parts, world, device)
         total = torch.zeros((), device=device)
@@ -80,7 +82,7 @@ class MicroBatches:
             last = i == len(parts) - 1
             with sync_last() if last else (ddp.no_sync() if hasattr(ddp, "no_sync") else nullcontext()):
                 loss = loss_of(part, weight)
-                (loss + penalty() if last else loss).backward()  # the step's L2-SP penalty counts once
+                scale(loss + penalty() if last else loss).backward()  # the step's L2-SP penalty counts once
             total += loss.detach().float()
         return total
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from raytune_llm.search_config import (  # noqa: F401 - re-exported: the search section's models live there
     COST_METRICS,
@@ -163,14 +163,17 @@ class TrainConfig(Strict):
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(None, ge=1, description="overrides epochs when set")
     batch_size: int = Field(16, ge=1, description="global batch per optimizer step, split over workers")
-    micro_batch_size: PositiveInt | Literal["auto"] | None = Field(
+    micro_batch_size: int | Literal["auto"] | None = Field(
         None, description="rows a worker computes at once (gradient accumulation up to its batch_size/num_workers "
         "rows, the last micro-batch may be smaller); auto: the whole share, halved on out-of-memory "
         "(single-worker trials); null: no accumulation")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward: far less "
+                                         "activation memory for about a third more compute per step")
     eval_batch_size: int = Field(64, ge=1)
     eval_every: int = Field(50, ge=1, description="steps between evaluations (one Tune iteration)")
     seed: int = 42
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="autocast: auto = bf16 on a GPU that has it, else fp32; fp16 with loss scaling")
     grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm; null disables clipping")
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
@@ -184,6 +187,13 @@ class TrainConfig(Strict):
     freeze_bottom_layers: int = Field(0, ge=0, description="embeddings + bottom N layers stay frozen")
     unfreeze_every: int | None = Field(None, ge=1, description="gradual unfreezing: steps per layer, top down")
     fgm_epsilon: float = Field(0.0, ge=0, description="FGM adversarial perturbation of the embeddings")
+
+    @field_validator("micro_batch_size", mode="before")
+    @classmethod
+    def _micro_batch_size(cls, value: object) -> object:
+        if value is None or value == "auto" or (type(value) is int and value >= 1):
+            return value
+        raise ValueError(f"must be a number of rows (1 or more), auto, or null; got {value!r}")
 
 
 # ---------------------------------------------------------------- stability guard

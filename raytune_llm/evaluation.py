@@ -25,12 +25,6 @@ def gather(obj: Any, world_size: int) -> list[Any]:
     return out
 
 
-def autocast_for(precision: str, device: torch.device) -> dict[str, Any]:
-    """torch.autocast arguments: bf16 when asked for, or by default on a GPU; fp32 otherwise."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    return {"device_type": device.type, "dtype": torch.bfloat16, "enabled": use_bf16}
-
-
 @dataclass
 class EvalContext:
     """What evaluation needs besides the model and the data."""

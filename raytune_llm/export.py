@@ -15,10 +15,10 @@ from typing import Any
 from raytune_llm.checkpoint import PREDICTIONS_FILE
 from raytune_llm.config import ExperimentConfig, PeftMethod, ResourcesConfig, TrainConfig
 from raytune_llm.errors import UserError
-from raytune_llm.evaluation import autocast_for
 from raytune_llm.loading import dump_config
 from raytune_llm.outcomes import is_finite, real_value
 from raytune_llm.pareto import choose_for
+from raytune_llm.precision import autocast_for
 from raytune_llm.results import Choice, choose, fallback_advice, load_trials, outcome_counts
 from raytune_llm.rundir import RunInfo, read_info
 from raytune_llm.space import apply_params

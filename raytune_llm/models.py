@@ -132,19 +132,20 @@ def _pretrained(task: str, model_path: str, label_names: list[str], dtype: Any =
 
 
 def build_model(model_path: str, label_names: list[str], train: TrainConfig, tokenizer_path: str,
-                task: str = "sequence_classification", pad_token_id: int | None = None, frozen_bf16: bool = False,
+                task: str = "sequence_classification", pad_token_id: int | None = None,
+                frozen_dtype: torch.dtype | None = None,
                 **hub: Any) -> torch.nn.Module:
     """The task's pretrained model with dropout overrides and the configured PEFT method applied.
 
-    Trainable parameters are always fp32 (bf16 happens only inside autocast): AdamW updates on bf16 weights lose
-    most small updates. With `frozen_bf16` (PEFT on a bf16-capable GPU) the frozen base stays bf16, which halves
-    its memory and changes nothing it computes under bf16 autocast."""
+    Trainable parameters are always fp32 (bf16/fp16 happen only inside autocast): AdamW updates on half-precision
+    weights lose most small updates. With `frozen_dtype` (PEFT under bf16 or fp16 autocast) the frozen base is held
+    in that dtype, which halves its memory and changes nothing it computes under that autocast."""
     import torch
 
     from raytune_llm.tasks import get_task
 
     method = train.peft.method
-    dtype = torch.bfloat16 if frozen_bf16 and method != PeftMethod.full else torch.float32
+    dtype = frozen_dtype if frozen_dtype is not None and method != PeftMethod.full else torch.float32
     kwargs = {**dropout_overrides(model_path, train, **hub), **hub}
     key = (task, model_path, tuple(label_names), str(dtype), tuple(sorted(kwargs.items())))
     model = process_cache.pretrained(key, lambda: _pretrained(task, model_path, label_names, dtype, **kwargs))
@@ -154,6 +155,12 @@ def build_model(model_path: str, label_names: list[str], train: TrainConfig, tok
 
             pad_token_id = AutoTokenizer.from_pretrained(tokenizer_path).pad_token_id
         model.config.pad_token_id = pad_token_id
+    if train.gradient_checkpointing:
+        if not model.supports_gradient_checkpointing:
+            raise UserError(f"train.gradient_checkpointing: {type(model).__name__} does not support it; set it to "
+                            "false (or micro_batch_size to save activation memory instead)")
+        # Non-reentrant: works with PEFT's frozen inputs without enable_input_require_grads, and under DDP.
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if method != PeftMethod.full:
         peft_config = peft_methods.get(method.value)(train.peft, model.config.model_type, tokenizer_path,
                                                      get_task(task).peft_task_type)

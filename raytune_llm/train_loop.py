@@ -21,12 +21,13 @@ from raytune_llm import process_cache
 from raytune_llm.accumulation import MicroBatches, loss_weights, sum_over_workers
 from raytune_llm.checkpoint import load_state, report_with_checkpoint
 from raytune_llm.config import GenerationConfig, StabilityConfig, TrainConfig
-from raytune_llm.evaluation import EvalContext, autocast_for, evaluate, gather
+from raytune_llm.evaluation import EvalContext, evaluate, gather
 from raytune_llm.levers import L2SP, Freezer, fgm_backward, first_backward_context, param_groups, reinit_top_layers
 from raytune_llm.metrics import worst_value
 from raytune_llm.models import build_model, hub_kwargs, trainable_params, weight_dtypes
 from raytune_llm.outcomes import REAL_PREFIX, is_failure
-from raytune_llm.stability import StabilityGuard
+from raytune_llm.precision import OVERFLOW_PATIENCE, LossScaler, autocast_for, resolve
+from raytune_llm.stability import StabilityGuard, Verdict
 from raytune_llm.tasks import get_task
 
 
@@ -124,8 +125,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
         torch.set_num_threads(spec.torch_threads)
     torch.manual_seed(cfg.seed)  # identical initial weights on every worker
     device, rank, world = session.device, session.rank, session.world_size
-    autocast = autocast_for(cfg.precision, device)
-    use_bf16 = autocast["enabled"]
+    autocast, precision = autocast_for(cfg.precision, device), resolve(cfg.precision, device)
 
     # Data: the tokenised Arrow cache made once per search; padding per batch.
     process_cache.new_trial()
@@ -148,7 +148,8 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
 
     # Model with its stability levers, optimizer, schedule.
     model = build_model(spec.model_path, spec.label_names, cfg, spec.tokenizer_path, spec.task,
-                        tokenizer.pad_token_id, frozen_bf16=use_bf16,
+                        tokenizer.pad_token_id,
+                        frozen_dtype=autocast["dtype"] if autocast["enabled"] else None,
                         **hub_kwargs(spec.model_revision, spec.trust_remote_code))
     task.init_head(model, train_ds)
     reinit_top_layers(model, cfg.reinit_top_layers)
@@ -185,6 +186,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     # Train.
     max_norm = cfg.grad_clip if cfg.grad_clip is not None else float("inf")
     micro = MicroBatches(cfg.batch_size // world, cfg.micro_batch_size, world)
+    scaler = LossScaler(precision, device)
     fgm = cfg.fgm_epsilon > 0
     window = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0, "samples": 0, "time": 0.0}
     # Every step's loss and pre-clipping gradient norm since the last report: what the step detectors saw, kept
@@ -201,20 +203,26 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
             startup = {"startup_s": now - spec.started_at, "startup_launch_s": entered_at - spec.started_at,
                        "startup_data_s": data_at - entered_at, "startup_model_s": model_at - data_at,
                        "worker_nodes": ",".join(gather(session.node_id, world)),  # where each rank ran
-                       **weight_dtypes(model), "autocast": "bf16" if use_bf16 else "off",
+                       **weight_dtypes(model), "autocast": precision if autocast["enabled"] else "off",
                        "trainable_params": trainable_params(model), "first_step_at": now, "worker_pid": os.getpid(),
                        "startup_cached": ",".join(process_cache.hits)}
         loss = micro.backward(batch, ddp, task_loss, l2sp.penalty, task, world, device,
-                              lambda: first_backward_context(ddp, fgm))
+                              lambda: first_backward_context(ddp, fgm), scaler.scale)
         if fgm:  # one micro-batch per step (rules): the adversarial pass is the whole batch's
             fgm_backward(model, cfg.fgm_epsilon,
-                         lambda b=batch: task_loss(b, loss_weights(task, [b], world, device)[0]))
+                         lambda b=batch: scaler.scale(task_loss(b, loss_weights(task, [b], world, device)[0])))
         freezer.drop_frozen_grads(step)
+        scaler.unscale(optimizer)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, max_norm))
         loss_value = _mean_over_workers(loss)
         trace["step_losses"].append(_short(loss_value))
         trace["step_grad_norms"].append(_short(grad_norm))
-        if verdict := guard.check_step(step, loss_value, grad_norm):  # never apply this step's update
+        if scaler.skips(loss_value, grad_norm):  # fp16 overflow: the scaler skips the update and lowers its scale
+            verdict = Verdict("non_finite", f"fp16: the gradients overflowed in {OVERFLOW_PATIENCE} steps in a row "
+                              "however far the loss scale fell") if scaler.overflow_persists else Verdict()
+        else:
+            verdict = guard.check_step(step, loss_value, grad_norm)
+        if verdict:  # never apply this step's update
             optimizer.zero_grad(set_to_none=True)
             # `step` counts completed steps; the trace ends with this one, step + 1 (results.step_trace)
             last = {spec.metric: worst, "stop_reason": verdict.reason, "stop_detail": verdict.detail, "step": step,
@@ -222,7 +230,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                     **{f"stop_{k}": v for k, v in verdict.values.items()}}
             session.report(last, None)
             return last
-        optimizer.step()
+        scaler.step(optimizer)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
@@ -247,6 +255,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                 "total_steps": total_steps,
                 "epoch": step / len(loader),
                 "micro_batch_size": micro.size,
+                **scaler.report(),
                 "chance_value": baseline,
                 "stop_reason": "",
                 **trace,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from raytune_llm.bare import BareSession
-from raytune_llm.config import ExperimentConfig
+from raytune_llm.config import ExperimentConfig, TrainConfig
 from raytune_llm.rules import experiment_problems
 from raytune_llm.rundir import RunInfo
 from raytune_llm.train_loop import RunSpec, run
@@ -72,8 +72,9 @@ def test_auto_halves_the_micro_batch_on_out_of_memory(info: RunInfo, monkeypatch
 
 def test_rules_for_micro_batches(tiny_bert: Path, sentiment_dir: Path) -> None:
     def problems(train: dict[str, Any], workers: int = 1) -> list[str]:
-        cfg = ExperimentConfig.model_validate({"model": {"name": str(tiny_bert)}, "data": {"source": str(sentiment_dir)},
-                                               "train": train, "resources": {"num_workers": workers}})
+        cfg = ExperimentConfig.model_validate({"model": {"name": str(tiny_bert)},
+                                               "data": {"source": str(sentiment_dir)}, "train": train,
+                                               "resources": {"num_workers": workers}})
         return [f"{p.path}: {p.message}" for p in experiment_problems(cfg)]
 
     assert problems({"micro_batch_size": 4}, workers=2) == []
@@ -84,3 +85,6 @@ def test_rules_for_micro_batches(tiny_bert: Path, sentiment_dir: Path) -> None:
     assert problems({"micro_batch_size": 2, "fgm_epsilon": 0.1}) == [
         "train.micro_batch_size: FGM's adversarial pass needs the whole batch's gradient at once; remove "
         "micro_batch_size or fgm_epsilon"]
+    for bad in (0, -2, "half", 2.5, True):
+        with pytest.raises(ValueError, match=r"must be a number of rows \(1 or more\), auto, or null"):
+            TrainConfig.model_validate({"micro_batch_size": bad})

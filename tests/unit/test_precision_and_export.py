@@ -79,15 +79,18 @@ def test_a_bf16_decoder_without_pad_token_trains_in_fp32_and_exports_for_batches
 
 
 def test_peft_keeps_a_bf16_base_only_where_asked_and_trains_its_adapter_in_fp32(bf16_llama: Path) -> None:
+    import torch
+
     from raytune_llm.models import build_model, weight_dtypes
 
     lora = TrainConfig.model_validate({"peft": {"method": "lora"}})
-    on_gpu = build_model(str(bf16_llama), ["neg", "pos"], lora, str(bf16_llama), pad_token_id=0, frozen_bf16=True)
+    on_gpu = build_model(str(bf16_llama), ["neg", "pos"], lora, str(bf16_llama), pad_token_id=0,
+                         frozen_dtype=torch.bfloat16)
     assert weight_dtypes(on_gpu) == {"trainable_dtype": "float32", "frozen_dtype": "bfloat16"}
     on_cpu = build_model(str(bf16_llama), ["neg", "pos"], lora, str(bf16_llama), pad_token_id=0)
     assert weight_dtypes(on_cpu) == {"trainable_dtype": "float32", "frozen_dtype": "float32"}
     full = build_model(str(bf16_llama), ["neg", "pos"], TrainConfig(), str(bf16_llama), pad_token_id=0,
-                       frozen_bf16=True)
+                       frozen_dtype=torch.bfloat16)
     assert weight_dtypes(full)["trainable_dtype"] == "float32"  # nothing is frozen: nothing stays bf16
 
 
