@@ -254,6 +254,9 @@ class ResourcesConfig(Strict):
     start_timeout_s: float | None = Field(
         900, gt=0, description="how long a trial may wait for its workers' resources (asking again every 30 s) "
         "before it errors; null = for as long as the search runs")
+    memory_check: Literal["error", "warn", "off"] = Field(
+        "error", description="before a search: a PEFT variant whose estimated memory per worker exceeds what a "
+        "worker has is an error (warn: a warning)")
     executor: Literal["auto", "tune", "train"] = Field(
         "auto", description="where a trial trains: tune = inside its Tune trial's process, which is reused for the "
         "next trial (one worker; fast start); train = a Ray Train DDP job of num_workers processes; auto = tune for "

@@ -159,8 +159,7 @@ def build_model(model_path: str, label_names: list[str], train: TrainConfig, tok
         if not model.supports_gradient_checkpointing:
             raise UserError(f"train.gradient_checkpointing: {type(model).__name__} does not support it; set it to "
                             "false (or micro_batch_size to save activation memory instead)")
-        # Non-reentrant: works with PEFT's frozen inputs without enable_input_require_grads, and under DDP.
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        checkpointing(model, True)
     if method != PeftMethod.full:
         peft_config = peft_methods.get(method.value)(train.peft, model.config.model_type, tokenizer_path,
                                                      get_task(task).peft_task_type)
@@ -172,6 +171,20 @@ def build_model(model_path: str, label_names: list[str], train: TrainConfig, tok
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()
     return model
+
+
+def checkpointing(model: Any, on: bool) -> None:
+    """Activation checkpointing on or off, non-reentrant (it works with PEFT's frozen inputs without
+    enable_input_require_grads, and under DDP). transformers 5.x renamed the methods; older 5.x has only the old."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        if on:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.activation_checkpointing_disable()
+    elif on:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_disable()
 
 
 def weight_dtypes(model: torch.nn.Module) -> dict[str, str]:
@@ -217,9 +230,10 @@ def wrap_peft(model: Any, peft_config: Any) -> Any:
 
 
 def preflight(model_path: str, label_names: list[str], trains: list[TrainConfig], tokenizer_path: str,
-              task: str = "sequence_classification", **hub: Any) -> None:
+              task: str = "sequence_classification", **hub: Any) -> list[torch.nn.Module]:
     """Build each PEFT variant the search can sample on the meta device (no weights, milliseconds), so a method
-    that does not fit the model is an error before any trial starts, not a failed trial later."""
+    that does not fit the model is an error before any trial starts, not a failed trial later. Returns the
+    variants (for the memory estimate), in the order of `trains`."""
     import torch
     from transformers import AutoConfig
 
@@ -230,18 +244,20 @@ def preflight(model_path: str, label_names: list[str], trains: list[TrainConfig]
         config = AutoConfig.from_pretrained(model_path, **t.model_kwargs(label_names), **hub)
     except (OSError, ValueError) as exc:
         raise UserError(f"model.name: cannot load {model_path!r}: {str(exc).splitlines()[0]}") from None
+    models = []
     for train in trains:
-        if train.peft.method == PeftMethod.full:
-            continue
         with torch.device("meta"):
             model = t.auto_class().from_config(config, trust_remote_code=hub.get("trust_remote_code", False))
-        peft_config = peft_methods.get(train.peft.method.value)(train.peft, config.model_type, tokenizer_path,
-                                                                t.peft_task_type)
-        try:
-            wrap_peft(model, peft_config)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise UserError(f"train.peft: {train.peft.method.value} does not fit {config.model_type!r} models: "
-                            f"{str(exc).splitlines()[0]}") from None
+        if train.peft.method != PeftMethod.full:
+            peft_config = peft_methods.get(train.peft.method.value)(train.peft, config.model_type, tokenizer_path,
+                                                                    t.peft_task_type)
+            try:
+                model = wrap_peft(model, peft_config)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                raise UserError(f"train.peft: {train.peft.method.value} does not fit {config.model_type!r} models: "
+                                f"{str(exc).splitlines()[0]}") from None
+        models.append(model)
+    return models
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

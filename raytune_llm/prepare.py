@@ -10,7 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-from raytune_llm import data, storage
+from raytune_llm import data, memory, storage
 from raytune_llm.config import CLASSIFICATION_TASKS, PER_CLASS_PREFIXES, ExperimentConfig, TrainConfig
 from raytune_llm.errors import UserError
 from raytune_llm.gguf import convert as convert_gguf
@@ -83,9 +83,10 @@ def check_metric_labels(cfg: ExperimentConfig, label_names: list[str]) -> None:
             raise UserError(f"search.metric: {metric!r} names no label; the labels are {label_names}")
 
 
-def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
-    """Create the run folder, save the tokenizer and the tokenised data once for all trials. Returns the local
-    folder the run can be read from and the run's info (info.run_root: where the run lives)."""
+def prepare_run(cfg: ExperimentConfig, address: str | None = None) -> tuple[Path, RunInfo]:
+    """Create the run folder, save the tokenizer and the tokenised data once for all trials, and check that each
+    PEFT variant fits a worker's memory (this machine's, unless the search runs on the cluster at `address`).
+    Returns the local folder the run can be read from and the run's info (info.run_root: where the run lives)."""
     from transformers import AutoTokenizer
 
     root = run_root_for(cfg)
@@ -113,8 +114,11 @@ def prepare_run(cfg: ExperimentConfig) -> tuple[Path, RunInfo]:
         rows = ", ".join(f"{split} {n}" for split, n in prepared.sizes.items())
         print(f"tokenised and saved ({rows} rows) in {time.monotonic() - started:.1f} s")
         check_metric_labels(cfg, prepared.label_names)
-        preflight(model_path, prepared.label_names, peft_variants(cfg), str(tokenizer_dir), cfg.task.value,
-                  **hub_kwargs(cfg.model.revision, cfg.model.trust_remote_code))
+        variants = peft_variants(cfg)
+        models = preflight(model_path, prepared.label_names, variants, str(tokenizer_dir), cfg.task.value,
+                           **hub_kwargs(cfg.model.revision, cfg.model.trust_remote_code))
+        for line in memory.plan(cfg, variants, models, local=address is None):
+            print(line)
     except BaseException:
         # Nothing half-written is left behind, and nothing of the user's is touched: a folder that was there
         # before loses only what this call wrote into it.

@@ -73,6 +73,15 @@ def _batch_values(param: Param) -> list[int] | None:
     return None
 
 
+def batch_values(cfg: ExperimentConfig) -> list[int]:
+    """The global batch sizes a trial can get (a log-scaled range: its largest, the one that matters for memory)."""
+    batch = cfg.search.space.get("batch_size")
+    if batch is None or isinstance(batch, FloatParam):
+        return [cfg.train.batch_size]
+    values = _batch_values(batch)
+    return [int(v) for v in values] if values is not None else [int(batch.high)]
+
+
 def resource_problems(cfg: ExperimentConfig) -> list[Problem]:
     problems = []
     res, workers = cfg.resources, cfg.resources.num_workers

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from raytune_llm.progress import ProgressTable
     from raytune_llm.search import build_tuner, concurrency_and_limit, connect
 
-    _, info = prepare_run(cfg)
+    _, info = prepare_run(cfg, args.address)
     run_root = info.run_root
     print(f"run folder: {run_root}")
     total = connect(cfg, args.address)

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from raytune_llm.prepare import prepare_run
     from raytune_llm.search import connect, train_template
 
-    run_dir, info = prepare_run(cfg)
+    run_dir, info = prepare_run(cfg, args.address)
     print(f"run folder: {info.run_root}")
     connect(cfg, args.address)
     history = storage.join(info.run_root, HISTORY_FILE)
