@@ -7,9 +7,10 @@ Outcomes:
 - `done`: ran its whole budget.
 - `early-stopped`: stopped while healthy (by the scheduler, a time budget, or the guard's `plateau` rule):
   keeps its real score and its checkpoints, and can be the best.
-- `unstable:<reason>`: stopped by the stability guard as failing (`FAILURE_REASONS`). The searcher was told the
-  worst value; the real one is kept beside it (`real_<metric>`) for the fallback when nothing healthy exists.
-- `error` / `error:oom`: the trial raised.
+- `unstable:<reason>`: stopped by the stability guard as failing (`FAILURE_REASONS`), or out of memory in a
+  single-worker trial (`out_of_memory`: a failure of its params too). The searcher was told the worst value; the
+  real one is kept beside it (`real_<metric>`) for the fallback when nothing healthy exists.
+- `error` / `error:oom`: the trial raised (a multi-worker trial out of memory: one rank cannot report alone).
 - `running` / `pending` / `paused`: not ended yet.
 """
 
@@ -19,7 +20,7 @@ import math
 from typing import Any
 
 # Stop reasons of trials that failed; they report the worst finite objective and win only as a last resort.
-FAILURE_REASONS = ("non_finite", "loss_spike", "grad_explosion", "chance_level")
+FAILURE_REASONS = ("non_finite", "loss_spike", "grad_explosion", "chance_level", "out_of_memory")
 # Stop reasons of healthy trials that the guard ended early; they keep their score like a scheduler stop.
 EARLY_STOP_REASONS = ("plateau",)
 # Beside the worst value a failed trial reports, its real value of the objective: REAL_PREFIX + metric.

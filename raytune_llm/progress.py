@@ -94,6 +94,7 @@ RELAX = {
     "loss_spike": "stability.loss_spike.factor (higher), or a lower learning rate / more warmup",
     "grad_explosion": "stability.grad_explosion.factor (higher), or train.grad_clip",
     "non_finite": "a lower learning rate, train.grad_clip, or train.precision: fp32",
+    "out_of_memory": "train.micro_batch_size (or auto), train.gradient_checkpointing: true, or fewer trials per GPU",
 }
 
 

@@ -159,6 +159,8 @@ def fallback_advice(trial: TrialRecord) -> str:
         "loss_spike": "lower the learning rate, add warmup or grad_clip, or raise stability.loss_spike.factor",
         "grad_explosion": "set train.grad_clip, lower the learning rate, or raise stability.grad_explosion.factor",
         "non_finite": "lower the learning rate, set train.grad_clip, or use precision: fp32",
+        "out_of_memory": "set train.micro_batch_size (or auto), train.gradient_checkpointing: true, precision: "
+                         "bf16, or give each trial more of a GPU (resources.gpus_per_worker)",
     }
     return advice.get(trial.stop_reason, "see `raytune-llm status` for each trial's stop reason")
 

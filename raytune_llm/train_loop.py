@@ -195,89 +195,99 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     startup: dict[str, float] = {}
     last: dict[str, Any] = {}
     batches = _batches(loader, step)
-    while step < total_steps:
-        t = time.perf_counter()
-        batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-        if not startup:
-            now = time.time()
-            startup = {"startup_s": now - spec.started_at, "startup_launch_s": entered_at - spec.started_at,
-                       "startup_data_s": data_at - entered_at, "startup_model_s": model_at - data_at,
-                       "worker_nodes": ",".join(gather(session.node_id, world)),  # where each rank ran
-                       **weight_dtypes(model), "autocast": precision if autocast["enabled"] else "off",
-                       "trainable_params": trainable_params(model), "first_step_at": now, "worker_pid": os.getpid(),
-                       "startup_cached": ",".join(process_cache.hits)}
-        loss = micro.backward(batch, ddp, task_loss, l2sp.penalty, task, world, device,
-                              lambda: first_backward_context(ddp, fgm), scaler.scale)
-        if fgm:  # one micro-batch per step (rules): the adversarial pass is the whole batch's
-            fgm_backward(model, cfg.fgm_epsilon,
-                         lambda b=batch: scaler.scale(task_loss(b, loss_weights(task, [b], world, device)[0])))
-        freezer.drop_frozen_grads(step)
-        scaler.unscale(optimizer)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, max_norm))
-        loss_value = _mean_over_workers(loss)
-        trace["step_losses"].append(_short(loss_value))
-        trace["step_grad_norms"].append(_short(grad_norm))
-        if scaler.skips(loss_value, grad_norm):  # fp16 overflow: the scaler skips the update and lowers its scale
-            verdict = Verdict("non_finite", f"fp16: the gradients overflowed in {OVERFLOW_PATIENCE} steps in a row "
-                              "however far the loss scale fell") if scaler.overflow_persists else Verdict()
-        else:
-            verdict = guard.check_step(step, loss_value, grad_norm)
-        if verdict:  # never apply this step's update
-            optimizer.zero_grad(set_to_none=True)
-            # `step` counts completed steps; the trace ends with this one, step + 1 (results.step_trace)
-            last = {spec.metric: worst, "stop_reason": verdict.reason, "stop_detail": verdict.detail, "step": step,
-                    "total_steps": total_steps, **trace, "trace_last_step": step + 1,
-                    **{f"stop_{k}": v for k, v in verdict.values.items()}}
-            session.report(last, None)
-            return last
-        scaler.step(optimizer)
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        window["loss"] += loss_value
-        window["grad_norm"] += grad_norm
-        window["grad_norm_max"] = max(window["grad_norm_max"], grad_norm)
-        window["steps"] += 1
-        window["samples"] += len(batch["labels"])
-        window["time"] += time.perf_counter() - t
-
-        if step % cfg.eval_every == 0 or step == total_steps:
-            eval_metrics, preds = evaluate(model, eval_ds, ctx, cfg, session, autocast)
-            n = window["steps"]
-            last = {
-                **eval_metrics,
-                "train_loss": window["loss"] / n,
-                "grad_norm": window["grad_norm"] / n,
-                "grad_norm_max": window["grad_norm_max"],
-                "lr": max(scheduler.get_last_lr()),  # the head's: layer-wise decay only lowers the others
-                "samples_per_s": sum_over_workers(window["samples"] / max(window["time"], 1e-9), device),
-                "step": step,
-                "total_steps": total_steps,
-                "epoch": step / len(loader),
-                "micro_batch_size": micro.size,
-                **scaler.report(),
-                "chance_value": baseline,
-                "stop_reason": "",
-                **trace,
-                **startup,
-            }
-            window = dict.fromkeys(window, 0.0) | {"steps": 0, "samples": 0}
-            trace = {k: [] for k in trace}
-            if not math.isfinite(last.get(spec.metric, 0.0)):  # guard off: keep the report finite anyway
-                last.update({spec.metric: worst, "objective_non_finite": True})
-            peers = None
-            if guard.wants_population:
-                above = eval_metrics.get(chance_metric, baseline) > baseline + guard.chance_margin
-                peers = session.peers_learnt(spec.population_board, step / total_steps, above)
-            verdict = guard.check_eval(step, {**eval_metrics, "train_loss": last["train_loss"]}, last[spec.metric],
-                                       peers_learnt=peers)
-            if verdict:
-                last.update(stop_reason=verdict.reason, stop_detail=verdict.detail)
-            if is_failure(verdict.reason):
-                # The searcher sees the worst value; the real one stays beside it, with this checkpoint, so a
-                # search whose every trial the guard stopped still has something to show and export.
-                last.update({spec.metric: worst, REAL_PREFIX + spec.metric: last[spec.metric]})
-            report_with_checkpoint(session, last, model, optimizer, scheduler, step, preds)
-            if verdict:
+    try:
+        while step < total_steps:
+            t = time.perf_counter()
+            batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+            if not startup:
+                now = time.time()
+                startup = {"startup_s": now - spec.started_at, "startup_launch_s": entered_at - spec.started_at,
+                           "startup_data_s": data_at - entered_at, "startup_model_s": model_at - data_at,
+                           "worker_nodes": ",".join(gather(session.node_id, world)),  # where each rank ran
+                           **weight_dtypes(model), "autocast": precision if autocast["enabled"] else "off",
+                           "trainable_params": trainable_params(model), "first_step_at": now, "worker_pid": os.getpid(),
+                           "startup_cached": ",".join(process_cache.hits)}
+            loss = micro.backward(batch, ddp, task_loss, l2sp.penalty, task, world, device,
+                                  lambda: first_backward_context(ddp, fgm), scaler.scale)
+            if fgm:  # one micro-batch per step (rules): the adversarial pass is the whole batch's
+                fgm_backward(model, cfg.fgm_epsilon,
+                             lambda b=batch: scaler.scale(task_loss(b, loss_weights(task, [b], world, device)[0])))
+            freezer.drop_frozen_grads(step)
+            scaler.unscale(optimizer)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, max_norm))
+            loss_value = _mean_over_workers(loss)
+            trace["step_losses"].append(_short(loss_value))
+            trace["step_grad_norms"].append(_short(grad_norm))
+            if scaler.skips(loss_value, grad_norm):  # fp16 overflow: the scaler skips the update and lowers its scale
+                verdict = Verdict("non_finite", f"fp16: the gradients overflowed in {OVERFLOW_PATIENCE} steps in a row "
+                                  "however far the loss scale fell") if scaler.overflow_persists else Verdict()
+            else:
+                verdict = guard.check_step(step, loss_value, grad_norm)
+            if verdict:  # never apply this step's update
+                optimizer.zero_grad(set_to_none=True)
+                # `step` counts completed steps; the trace ends with this one, step + 1 (results.step_trace)
+                last = {spec.metric: worst, "stop_reason": verdict.reason, "stop_detail": verdict.detail, "step": step,
+                        "total_steps": total_steps, **trace, "trace_last_step": step + 1,
+                        **{f"stop_{k}": v for k, v in verdict.values.items()}}
+                session.report(last, None)
                 return last
+            scaler.step(optimizer)
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            window["loss"] += loss_value
+            window["grad_norm"] += grad_norm
+            window["grad_norm_max"] = max(window["grad_norm_max"], grad_norm)
+            window["steps"] += 1
+            window["samples"] += len(batch["labels"])
+            window["time"] += time.perf_counter() - t
+
+            if step % cfg.eval_every == 0 or step == total_steps:
+                eval_metrics, preds = evaluate(model, eval_ds, ctx, cfg, session, autocast)
+                n = window["steps"]
+                last = {
+                    **eval_metrics,
+                    "train_loss": window["loss"] / n,
+                    "grad_norm": window["grad_norm"] / n,
+                    "grad_norm_max": window["grad_norm_max"],
+                    "lr": max(scheduler.get_last_lr()),  # the head's: layer-wise decay only lowers the others
+                    "samples_per_s": sum_over_workers(window["samples"] / max(window["time"], 1e-9), device),
+                    "step": step,
+                    "total_steps": total_steps,
+                    "epoch": step / len(loader),
+                    "micro_batch_size": micro.size,
+                    **scaler.report(),
+                    "chance_value": baseline,
+                    "stop_reason": "",
+                    **trace,
+                    **startup,
+                }
+                window = dict.fromkeys(window, 0.0) | {"steps": 0, "samples": 0}
+                trace = {k: [] for k in trace}
+                if not math.isfinite(last.get(spec.metric, 0.0)):  # guard off: keep the report finite anyway
+                    last.update({spec.metric: worst, "objective_non_finite": True})
+                peers = None
+                if guard.wants_population:
+                    above = eval_metrics.get(chance_metric, baseline) > baseline + guard.chance_margin
+                    peers = session.peers_learnt(spec.population_board, step / total_steps, above)
+                verdict = guard.check_eval(step, {**eval_metrics, "train_loss": last["train_loss"]}, last[spec.metric],
+                                           peers_learnt=peers)
+                if verdict:
+                    last.update(stop_reason=verdict.reason, stop_detail=verdict.detail)
+                if is_failure(verdict.reason):
+                    # The searcher sees the worst value; the real one stays beside it, with this checkpoint, so a
+                    # search whose every trial the guard stopped still has something to show and export.
+                    last.update({spec.metric: worst, REAL_PREFIX + spec.metric: last[spec.metric]})
+                report_with_checkpoint(session, last, model, optimizer, scheduler, step, preds)
+                if verdict:
+                    return last
+    except torch.OutOfMemoryError as exc:
+        if world > 1:  # one rank cannot report alone (the others wait in a collective): Ray Train ends the group
+            raise
+        # A failure of these params, told to the searcher like a guard stop (the worst value, with the reason),
+        # so that it steers away: an error would be ignored by TPE and the region tried again.
+        optimizer.zero_grad(set_to_none=True)
+        last = {spec.metric: worst, "stop_reason": "out_of_memory", "stop_detail": str(exc).splitlines()[0][:300],
+                "step": step, "total_steps": total_steps, "micro_batch_size": micro.size}
+        session.report(last, None)
     return last

@@ -11,6 +11,7 @@ import torch
 
 from raytune_llm.bare import BareSession
 from raytune_llm.config import ExperimentConfig, TrainConfig
+from raytune_llm.outcomes import outcome, searcher_verdict
 from raytune_llm.rules import experiment_problems
 from raytune_llm.rundir import RunInfo
 from raytune_llm.train_loop import RunSpec, run
@@ -66,8 +67,13 @@ def test_auto_halves_the_micro_batch_on_out_of_memory(info: RunInfo, monkeypatch
     assert auto.reports[-1]["step"] == 6 and auto.reports[-1]["micro_batch_size"] == 2
     losses, norms = _steps(fixed.reports)  # the failed attempts left no gradients behind
     assert _steps(auto.reports) == (pytest.approx(losses, rel=1e-5), pytest.approx(norms, rel=1e-5))
-    with pytest.raises(torch.OutOfMemoryError):  # a fixed size is the user's choice: it fails, and says so
-        run(spec_for(info, micro_batch_size=4, **train), BareSession(None, device="cpu"))
+    # A fixed size is the user's choice: the trial fails as out of memory, a failure of its params that the
+    # searcher is told like a guard stop (the worst value), so that it steers away from them.
+    failed = run(spec_for(info, micro_batch_size=4, **train), BareSession(None, device="cpu"))
+    assert failed["stop_reason"] == "out_of_memory" and "Tried to allocate" in failed["stop_detail"]
+    assert failed["step"] == 0 and failed["eval_accuracy"] == 0.0
+    assert outcome("TERMINATED", failed) == "unstable:out_of_memory"
+    assert searcher_verdict(False, failed, "eval_accuracy") == "complete"
 
 
 def test_rules_for_micro_batches(tiny_bert: Path, sentiment_dir: Path) -> None:
