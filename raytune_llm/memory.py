@@ -10,7 +10,8 @@
                  saved twice (a layer input kept by its q, k and v projections) counted once. Plus TRANSIENT for
                  what lives only during backward (gradients of activations, temporaries). Under bf16/fp16
                  autocast most activations are half the size (halved here: the meta device has no autocast).
-                 With gradient checkpointing: the checkpoints plus one layer recomputed in backward.
+                 With gradient checkpointing: each layer's input instead of what the layer keeps (attributed to
+                 the layers by forward hooks), plus one layer's recomputed in backward.
 
 Against the measured peak of a CPU process training BERT shapes from 256x4 to 768x2 at 64-512 tokens, the
 estimate came to 81-111% (tests/unit/test_memory.py asserts 70-130% for the two largest). Weights, gradients and
@@ -27,7 +28,6 @@ from torch.overrides import TorchFunctionMode
 
 from raytune_llm.config import ExperimentConfig, PeftMethod, TrainConfig
 from raytune_llm.errors import UserError
-from raytune_llm.models import checkpointing
 
 TRANSIENT = 0.25
 GIB = 1024**3
@@ -74,29 +74,47 @@ class _AsFused(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def _saved_bytes(model: torch.nn.Module, rows: int, seq_len: int, vocab: int) -> int:
+def _layer_stack(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The transformer's repeated layers: the longest ModuleList of one module class."""
+    best: list[torch.nn.Module] = []
+    for m in model.modules():
+        if isinstance(m, torch.nn.ModuleList) and len(m) > len(best) and len({type(c) for c in m}) == 1:
+            best = list(m)
+    return best
+
+
+def _saved_bytes(model: torch.nn.Module, rows: int, seq_len: int, vocab: int) -> tuple[int, list[int]]:
+    """Bytes autograd keeps for backward in one forward pass: in all, and inside each of the repeated layers."""
     storages: dict[int, int] = {}
     weights = {p.untyped_storage()._cdata for p in model.parameters()}  # a matmul keeps its weight: counted apart
+    layers = _layer_stack(model)
+    per_layer, inside = [0] * len(layers), [-1]
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         # By storage: a layer's input saved by its q, k and v projections (or a tensor and its view) is kept once.
         storage = t.untyped_storage()
-        if storage._cdata not in weights:
+        if storage._cdata not in weights and storage._cdata not in storages:
             storages[storage._cdata] = storage.nbytes()
+            if inside[0] >= 0:
+                per_layer[inside[0]] += storage.nbytes()
         return t
 
+    hooks = []
+    for i, layer in enumerate(layers):
+        hooks.append(layer.register_forward_pre_hook(lambda *_, i=i: inside.__setitem__(0, i)))
+        hooks.append(layer.register_forward_hook(lambda *_: inside.__setitem__(0, -1)))
     model.train()
     # No attention mask: building one reads its values (`.item()`), which the meta device has none of; a full
     # mask costs the same memory as none.
     ids = torch.zeros(rows, seq_len, dtype=torch.long, device="meta").clamp_(max=vocab - 1)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _AsFused():
-        logits = model(input_ids=ids).logits
-        logits.float().logsumexp(-1).mean()  # the loss keeps fp32 logits (and their softmax) like cross-entropy
-    return sum(storages.values())
-
-
-def _layers(config: Any) -> int:
-    return int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0) or 1)
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _AsFused():
+            logits = model(input_ids=ids).logits
+            logits.float().logsumexp(-1).mean()  # the loss keeps fp32 logits (and their softmax) like cross-entropy
+    finally:
+        for h in hooks:
+            h.remove()
+    return sum(storages.values()), per_layer
 
 
 def estimate(model: torch.nn.Module, train: TrainConfig, rows: int, seq_len: int, half: bool) -> Estimate:
@@ -104,14 +122,13 @@ def estimate(model: torch.nn.Module, train: TrainConfig, rows: int, seq_len: int
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     peft = train.peft.method != PeftMethod.full
-    vocab = int(getattr(model.config, "vocab_size", 2))
-    inner = getattr(model, "get_base_model", lambda: model)()
-    full_acts = _saved_bytes(model, rows, seq_len, vocab)
-    acts = full_acts
-    if train.gradient_checkpointing and inner.supports_gradient_checkpointing:
-        checkpointing(inner, True)
-        acts = _saved_bytes(model, rows, seq_len, vocab) + full_acts // _layers(model.config)
-        checkpointing(inner, False)
+    config = model.config
+    acts, per_layer = _saved_bytes(model, rows, seq_len, int(getattr(config, "vocab_size", 2)))
+    if train.gradient_checkpointing and per_layer:
+        # Checkpointing keeps each layer's input (fp32 residual stream) instead of its insides, and recomputes one
+        # layer's insides at a time in backward.
+        hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0) or config.d_model)
+        acts = acts - sum(per_layer) + len(per_layer) * rows * seq_len * hidden * 4 + max(per_layer)
     acts = int(acts * (0.5 if half else 1.0) * (1 + TRANSIENT))
     return Estimate(train.peft.method.value, weights=trainable * 4 + frozen * (2 if half and peft else 4),
                     gradients=trainable * 4, optimizer=trainable * 8, activations=acts)
