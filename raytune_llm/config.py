@@ -167,6 +167,7 @@ class TrainConfig(Strict):
         None, description="rows a worker computes at once (gradient accumulation up to its batch_size/num_workers "
         "rows, the last micro-batch may be smaller); auto: the whole share, halved on out-of-memory "
         "(single-worker trials); null: no accumulation")
+    group_by_length: bool = Field(False, description="batch rows of similar length together: less padding")
     gradient_checkpointing: bool = Field(False, description="recompute activations in backward: far less "
                                          "activation memory for about a third more compute per step")
     eval_batch_size: int = Field(64, ge=1)

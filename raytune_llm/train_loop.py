@@ -19,6 +19,7 @@ import torch.distributed as dist
 
 from raytune_llm import process_cache
 from raytune_llm.accumulation import MicroBatches, loss_weights, sum_over_workers
+from raytune_llm.batching import padding, train_loader
 from raytune_llm.checkpoint import load_state, report_with_checkpoint
 from raytune_llm.config import GenerationConfig, StabilityConfig, TrainConfig
 from raytune_llm.evaluation import EvalContext, evaluate, gather
@@ -136,10 +137,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     task = get_task(spec.task)
     collate = task.collator(tokenizer)
     ctx = EvalContext(task, spec.label_names, tokenizer, collate, GenerationConfig.model_validate(spec.generation))
-    sampler = torch.utils.data.DistributedSampler(train_ds, world, rank, shuffle=True, seed=cfg.seed, drop_last=True)
-    loader = torch.utils.data.DataLoader(
-        train_ds, batch_size=cfg.batch_size // world, sampler=sampler, collate_fn=collate, drop_last=True
-    )
+    loader = train_loader(train_ds, cfg, world, rank, collate, spec.data_path)
     if len(loader) == 0:
         raise ValueError(f"train split has {len(train_ds)} rows, fewer than one batch of {cfg.batch_size}")
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * len(loader)))
@@ -188,7 +186,8 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     micro = MicroBatches(cfg.batch_size // world, cfg.micro_batch_size, world)
     scaler = LossScaler(precision, device)
     fgm = cfg.fgm_epsilon > 0
-    window = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0, "samples": 0, "time": 0.0}
+    window = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0, "samples": 0, "time": 0.0,
+              "padding": 0, "tokens": 0}
     # Every step's loss and pre-clipping gradient norm since the last report: what the step detectors saw, kept
     # in the report so that a guard verdict can be checked (and replayed) after the fact.
     trace: dict[str, list[float]] = {"step_losses": [], "step_grad_norms": []}
@@ -240,6 +239,9 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
             window["grad_norm_max"] = max(window["grad_norm_max"], grad_norm)
             window["steps"] += 1
             window["samples"] += len(batch["labels"])
+            pads, tokens = padding(batch)
+            window["padding"] += pads
+            window["tokens"] += tokens
             window["time"] += time.perf_counter() - t
 
             if step % cfg.eval_every == 0 or step == total_steps:
@@ -255,6 +257,8 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                     "step": step,
                     "total_steps": total_steps,
                     "epoch": step / len(loader),
+                    "padding_share": sum_over_workers(window["padding"], device)
+                    / max(sum_over_workers(window["tokens"], device), 1),
                     "micro_batch_size": micro.size,
                     **scaler.report(),
                     "chance_value": baseline,
