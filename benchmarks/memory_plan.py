@@ -5,7 +5,7 @@ GPU: a few seconds on any machine), per PEFT method and setting.
     python benchmarks/memory_plan.py [--seq 1024] [--rows 4] [--out benchmarks/results/memory_plan.json]
 
 The estimate is 81-111% of the measured peak of CPU processes (tests/unit/test_memory.py); on a GPU add the CUDA
-context (about 0.5 GiB) and the caching allocator's slack. Quantised base weights are not among the settings yet.
+context (about 0.5 GiB) and the caching allocator's slack.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "lora, bf16": ({"peft": {"method": "lora", "lora": {"targets": "all-linear"}}}, True),
     "lora, bf16, checkpointing": ({"peft": {"method": "lora", "lora": {"targets": "all-linear"}},
                                    "gradient_checkpointing": True}, True),
+    "qlora (4-bit), checkpointing": ({"peft": {"method": "lora", "lora": {"targets": "all-linear"},
+                                               "quantization": {"bits": 4}}, "gradient_checkpointing": True}, True),
 }
 
 

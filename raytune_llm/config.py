@@ -150,11 +150,22 @@ class PrefixTuningConfig(Strict):
     projection: bool = False
 
 
+class QuantizationConfig(Strict):
+    """The frozen base model's weights in 4 or 8 bits (bitsandbytes; QLoRA with bits 4, nf4, double_quant)."""
+
+    bits: Literal[4, 8] = 4
+    quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type")
+    double_quant: bool = Field(True, description="quantise the quantisation constants too (~0.4 bit/param less)")
+    compute_dtype: Literal["bf16", "fp16"] = Field("bf16", description="what the quantised layers compute in")
+
+
 class PeftConfig(Strict):
     method: PeftMethod = PeftMethod.full
     lora: LoraConfig = LoraConfig()
     prompt_tuning: PromptTuningConfig = PromptTuningConfig()
     prefix_tuning: PrefixTuningConfig = PrefixTuningConfig()
+    quantization: QuantizationConfig | None = Field(
+        None, description="PEFT methods: the frozen base in 4/8 bits on a CUDA GPU (pip install raytune-llm[quant])")
 
 
 class TrainConfig(Strict):

@@ -199,6 +199,9 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, b
             "fallback": {"stop_reason": trial.stop_reason, "real_value": choice.score(metric),
                          "advice": fallback_advice(trial)} if choice.fallback else None,
         }
+        if (q := train.peft.quantization) is not None:
+            metrics["quantized_base"] = {**q.model_dump(), "self_check": "the adapter on the full-precision base "
+                                         "(as exported); the trial's own base was quantised"}
         if "test" in info.unlabelled_splits:
             metrics["test_predictions"] = write_predictions(model, info, train, "test", staging)
         elif "test" in info.sizes:

@@ -1,6 +1,7 @@
 """A training step's peak memory per worker, estimated before a search starts, for each PEFT method it can sample.
 
-    weights      trainable parameters in fp32; a PEFT method's frozen base in the autocast dtype (fp32 without)
+    weights      trainable parameters in fp32; a PEFT method's frozen base in the autocast dtype (fp32 without), or
+                 in 4/8 bits plus its quantisation constants (train.peft.quantization)
     gradients    fp32, trainable parameters only
     optimizer    AdamW's two fp32 moments per trainable parameter
     activations  what autograd keeps for backward at the largest micro-batch and the longest sequence, measured
@@ -130,7 +131,12 @@ def estimate(model: torch.nn.Module, train: TrainConfig, rows: int, seq_len: int
         hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0) or config.d_model)
         acts = acts - sum(per_layer) + len(per_layer) * rows * seq_len * hidden * 4 + max(per_layer)
     acts = int(acts * (0.5 if half else 1.0) * (1 + TRANSIENT))
-    return Estimate(train.peft.method.value, weights=trainable * 4 + frozen * (2 if half and peft else 4),
+    frozen_bytes = 4.0
+    if peft and train.peft.quantization is not None:  # double quantisation: ~0.127 bit/param of constants
+        frozen_bytes = train.peft.quantization.bits / 8 + (0.016 if train.peft.quantization.double_quant else 0.0625)
+    elif peft and half:
+        frozen_bytes = 2.0
+    return Estimate(train.peft.method.value, weights=int(trainable * 4 + frozen * frozen_bytes),
                     gradients=trainable * 4, optimizer=trainable * 8, activations=acts)
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from raytune_llm import process_cache
 from raytune_llm.config import PeftConfig, PeftMethod, TrainConfig
 from raytune_llm.errors import UserError
+from raytune_llm.quantization import is_quantized, quantized
 from raytune_llm.registry import Registry
 
 if TYPE_CHECKING:
@@ -147,15 +148,18 @@ def build_model(model_path: str, label_names: list[str], train: TrainConfig, tok
     method = train.peft.method
     dtype = frozen_dtype if frozen_dtype is not None and method != PeftMethod.full else torch.float32
     kwargs = {**dropout_overrides(model_path, train, **hub), **hub}
-    key = (task, model_path, tuple(label_names), str(dtype), tuple(sorted(kwargs.items())))
-    model = process_cache.pretrained(key, lambda: _pretrained(task, model_path, label_names, dtype, **kwargs))
+    if train.peft.quantization is not None and method != PeftMethod.full:
+        model = quantized(task, model_path, label_names, train, **kwargs)  # not cached: it lives on the GPU
+    else:
+        key = (task, model_path, tuple(label_names), str(dtype), tuple(sorted(kwargs.items())))
+        model = process_cache.pretrained(key, lambda: _pretrained(task, model_path, label_names, dtype, **kwargs))
     if model.config.pad_token_id is None:
         if pad_token_id is None:
             from transformers import AutoTokenizer
 
             pad_token_id = AutoTokenizer.from_pretrained(tokenizer_path).pad_token_id
         model.config.pad_token_id = pad_token_id
-    if train.gradient_checkpointing:
+    if train.gradient_checkpointing and not is_quantized(model):  # (a quantised model: prepared above)
         if not model.supports_gradient_checkpointing:
             raise UserError(f"train.gradient_checkpointing: {type(model).__name__} does not support it; set it to "
                             "false (or micro_batch_size to save activation memory instead)")

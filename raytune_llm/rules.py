@@ -123,6 +123,26 @@ def micro_batch_problems(cfg: ExperimentConfig) -> list[Problem]:
     return problems
 
 
+def quantization_problems(cfg: ExperimentConfig) -> list[Problem]:
+    if cfg.train.peft.quantization is None:
+        return []
+    import importlib.util
+
+    problems = []
+    if PeftMethod.full in _methods(cfg):
+        where = "search.space.peft.method" if "peft.method" in cfg.search.space else "train.peft.method"
+        problems.append(Problem(where, "full fine-tuning trains the weights train.peft.quantization freezes in "
+                                f"{cfg.train.peft.quantization.bits} bits; use PEFT methods only, or remove "
+                                "the quantization"))
+    if not cfg.resources.gpus_per_worker:
+        problems.append(Problem("train.peft.quantization", "bitsandbytes' 4-/8-bit weights run on CUDA GPUs; set "
+                                "resources.gpus_per_worker, or remove the quantization"))
+    if importlib.util.find_spec("bitsandbytes") is None:
+        problems.append(Problem("train.peft.quantization", "needs bitsandbytes, which is not installed: "
+                                "pip install 'raytune-llm[quant]'"))
+    return problems
+
+
 def data_problems(cfg: ExperimentConfig) -> list[Problem]:
     problems = []
     if cfg.data.eval_split == cfg.data.train_split:
@@ -184,5 +204,6 @@ def scheduler_problems(cfg: ExperimentConfig) -> list[Problem]:
 
 def experiment_problems(cfg: ExperimentConfig) -> list[Problem]:
     """Every cross-field problem of a schema-valid experiment."""
-    return (resource_problems(cfg) + lever_problems(cfg) + data_problems(cfg) + searcher_problems(cfg)
+    return (resource_problems(cfg) + lever_problems(cfg) + quantization_problems(cfg) + data_problems(cfg)
+            + searcher_problems(cfg)
             + scheduler_problems(cfg) + tracking_problems(cfg.tracking))

@@ -28,6 +28,7 @@ from raytune_llm.metrics import worst_value
 from raytune_llm.models import build_model, hub_kwargs, trainable_params, weight_dtypes
 from raytune_llm.outcomes import REAL_PREFIX, is_failure
 from raytune_llm.precision import OVERFLOW_PATIENCE, LossScaler, autocast_for, resolve
+from raytune_llm.quantization import is_quantized
 from raytune_llm.stability import StabilityGuard, Verdict
 from raytune_llm.tasks import get_task
 
@@ -151,7 +152,9 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                         **hub_kwargs(spec.model_revision, spec.trust_remote_code))
     task.init_head(model, train_ds)
     reinit_top_layers(model, cfg.reinit_top_layers)
-    model.to(device).train()
+    if not is_quantized(model):
+        model.to(device)
+    model.train()
     model_at = time.time()
     trainable = [p for p in model.parameters() if p.requires_grad]
     freezer = Freezer(model, cfg.freeze_bottom_layers, cfg.unfreeze_every)
