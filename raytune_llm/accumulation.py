@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from raytune_llm.sharding import no_sync
 from raytune_llm.tasks import Task
 
 Batch = dict[str, torch.Tensor]
@@ -80,7 +81,7 @@ class MicroBatches:
         total = torch.zeros((), device=device)
         for i, (part, weight) in enumerate(zip(parts, weights)):
             last = i == len(parts) - 1
-            with sync_last() if last else (ddp.no_sync() if hasattr(ddp, "no_sync") else nullcontext()):
+            with sync_last() if last else no_sync(ddp):
                 loss = loss_of(part, weight)
                 scale(loss + penalty() if last else loss).backward()  # the step's L2-SP penalty counts once
             total += loss.detach().float()

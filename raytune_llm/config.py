@@ -266,6 +266,9 @@ class ResourcesConfig(Strict):
     start_timeout_s: float | None = Field(
         900, gt=0, description="how long a trial may wait for its workers' resources (asking again every 30 s) "
         "before it errors; null = for as long as the search runs")
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="how a multi-worker trial splits the work: ddp replicates the model on every worker, "
+        "fsdp shards weights, gradients and optimizer state over them (full fine-tuning of large models)")
     memory_check: Literal["error", "warn", "off"] = Field(
         "error", description="before a search: a PEFT variant whose estimated memory per worker exceeds what a "
         "worker has is an error (warn: a warning)")

@@ -3,6 +3,7 @@ the precision settings evaluation shares with training. Used by the training loo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,7 @@ import torch
 import torch.distributed as dist
 
 from raytune_llm.config import GenerationConfig, TrainConfig
+from raytune_llm.sharding import is_sharded
 from raytune_llm.tasks import MODEL_COLUMNS, Task
 from raytune_llm.tasks.base import INDEX
 
@@ -36,6 +38,10 @@ class EvalContext:
     generation: GenerationConfig
 
 
+def _to(inputs: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in inputs.items()}
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, dataset: Any, ctx: EvalContext, cfg: TrainConfig, session: Session,
              autocast: dict[str, Any]) -> tuple[dict[str, float], list[Any]]:
@@ -44,11 +50,18 @@ def evaluate(model: torch.nn.Module, dataset: Any, ctx: EvalContext, cfg: TrainC
     rank, world = session.rank, session.world_size
     indices = list(range(rank, len(dataset), world))
     preds, refs, loss_sum, count = [], [], 0.0, 0
-    for start in range(0, len(indices), cfg.eval_batch_size):
+    batches = range(0, len(indices), cfg.eval_batch_size)
+    if is_sharded(model):  # every rank runs as many forward passes: FSDP's all-gathers need them all
+        batches = range(0, math.ceil(len(dataset) / world), cfg.eval_batch_size)
+    for start in batches:
         chunk = indices[start : start + cfg.eval_batch_size]
+        if not chunk:  # this rank's rows are done: a forward pass all the same, its result discarded
+            rows = [{**dataset[0], INDEX: 0}]
+            ctx.task.eval_batch(model, _to(ctx.collate([{k: rows[0][k] for k in MODEL_COLUMNS if k in rows[0]}]),
+                                           session.device), rows, autocast, ctx.tokenizer, ctx.generation)
+            continue
         rows = [{**row, INDEX: i} for i, row in zip(chunk, dataset.select(chunk))]
-        inputs = ctx.collate([{k: r[k] for k in MODEL_COLUMNS if k in r} for r in rows])
-        batch = {k: v.to(session.device) for k, v in inputs.items()}
+        batch = _to(ctx.collate([{k: r[k] for k in MODEL_COLUMNS if k in r} for r in rows]), session.device)
         out = ctx.task.eval_batch(model, batch, rows, autocast, ctx.tokenizer, ctx.generation)
         preds += out.preds
         refs += out.refs

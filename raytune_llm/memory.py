@@ -1,7 +1,9 @@
 """A training step's peak memory per worker, estimated before a search starts, for each PEFT method it can sample.
 
     weights      trainable parameters in fp32; a PEFT method's frozen base in the autocast dtype (fp32 without), or
-                 in 4/8 bits plus its quantisation constants (train.peft.quantization)
+                 in 4/8 bits plus its quantisation constants (train.peft.quantization); under FSDP a worker's
+                 shard (weights, gradients, optimizer state over num_workers) plus the gathered weights of one
+                 layer and of the root unit (embeddings, head)
     gradients    fp32, trainable parameters only
     optimizer    AdamW's two fp32 moments per trainable parameter
     activations  what autograd keeps for backward at the largest micro-batch and the longest sequence, measured
@@ -29,6 +31,7 @@ from torch.overrides import TorchFunctionMode
 
 from raytune_llm.config import ExperimentConfig, PeftMethod, TrainConfig
 from raytune_llm.errors import UserError
+from raytune_llm.sharding import layer_stack
 
 TRANSIENT = 0.25
 GIB = 1024**3
@@ -75,20 +78,11 @@ class _AsFused(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def _layer_stack(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """The transformer's repeated layers: the longest ModuleList of one module class."""
-    best: list[torch.nn.Module] = []
-    for m in model.modules():
-        if isinstance(m, torch.nn.ModuleList) and len(m) > len(best) and len({type(c) for c in m}) == 1:
-            best = list(m)
-    return best
-
-
 def _saved_bytes(model: torch.nn.Module, rows: int, seq_len: int, vocab: int) -> tuple[int, list[int]]:
     """Bytes autograd keeps for backward in one forward pass: in all, and inside each of the repeated layers."""
     storages: dict[int, int] = {}
     weights = {p.untyped_storage()._cdata for p in model.parameters()}  # a matmul keeps its weight: counted apart
-    layers = _layer_stack(model)
+    layers = layer_stack(model)
     per_layer, inside = [0] * len(layers), [-1]
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -118,8 +112,11 @@ def _saved_bytes(model: torch.nn.Module, rows: int, seq_len: int, vocab: int) ->
     return sum(storages.values()), per_layer
 
 
-def estimate(model: torch.nn.Module, train: TrainConfig, rows: int, seq_len: int, half: bool) -> Estimate:
-    """The estimate for a model built on the meta device (PEFT-wrapped where the method is not full)."""
+def estimate(model: torch.nn.Module, train: TrainConfig, rows: int, seq_len: int, half: bool,
+             shards: int = 1) -> Estimate:
+    """The estimate for a model built on the meta device (PEFT-wrapped where the method is not full). `shards`:
+    the workers FSDP spreads weights, gradients and optimizer state over (each also gathers one layer's weights
+    at a time)."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     peft = train.peft.method != PeftMethod.full
@@ -136,8 +133,13 @@ def estimate(model: torch.nn.Module, train: TrainConfig, rows: int, seq_len: int
         frozen_bytes = train.peft.quantization.bits / 8 + (0.016 if train.peft.quantization.double_quant else 0.0625)
     elif peft and half:
         frozen_bytes = 2.0
-    return Estimate(train.peft.method.value, weights=int(trainable * 4 + frozen * frozen_bytes),
-                    gradients=trainable * 4, optimizer=trainable * 8, activations=acts)
+    weights = trainable * 4 + frozen * frozen_bytes
+    gathered = 0.0
+    if shards > 1:  # a layer's weights are gathered while it runs, the root unit's (embeddings, head) likewise
+        layers = [sum(p.numel() for p in layer.parameters()) for layer in layer_stack(model)] or [0]
+        gathered = 4.0 * (trainable + frozen - sum(layers) + max(layers))
+    return Estimate(train.peft.method.value, weights=int(weights / shards + gathered),
+                    gradients=trainable * 4 // shards, optimizer=trainable * 8 // shards, activations=acts)
 
 
 def available(gpus_per_worker: float, concurrent: int) -> tuple[int, str] | None:
@@ -200,7 +202,9 @@ def plan(cfg: ExperimentConfig, trains: list[TrainConfig], models: list[torch.nn
     else:
         half = resolve(cfg.train.precision, torch.device("cuda" if res.gpus_per_worker > 0 else "cpu")) != "fp32"
     try:
-        estimates = [estimate(m, t, rows, cfg.model.max_length, half) for t, m in zip(trains, models, strict=True)]
+        shards = res.num_workers if res.strategy == "fsdp" else 1
+        estimates = [estimate(m, t, rows, cfg.model.max_length, half, shards)
+                     for t, m in zip(trains, models, strict=True)]
     except Exception as exc:  # an architecture whose forward pass needs real values: say so, do not guess
         return [f"memory per worker: not estimated ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"]
     concurrent = cfg.search.max_concurrent_trials or max(1, int((os.cpu_count() or 1) // res.trial_cpus))

@@ -268,9 +268,10 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "module", model)  # DDP keeps the real model in .module
 
 
-def save_trainable(model: torch.nn.Module, out: Path) -> None:
-    """Full weights, or only the adapter for PEFT models; safetensors either way."""
-    unwrap(model).save_pretrained(str(out), safe_serialization=True)
+def save_trainable(model: torch.nn.Module, out: Path, state_dict: dict | None = None) -> None:
+    """Full weights, or only the adapter for PEFT models; safetensors either way. `state_dict`: the gathered
+    state of a sharded model (its own parameters are shards)."""
+    unwrap(model).save_pretrained(str(out), safe_serialization=True, state_dict=state_dict)
 
 
 def load_trained(

@@ -123,6 +123,37 @@ def micro_batch_problems(cfg: ExperimentConfig) -> list[Problem]:
     return problems
 
 
+# Levers that hold or change parameters in ways FSDP's sharded parameters do not support (yet), with why.
+_UNSHARDABLE = {
+    "fgm_epsilon": "FGM perturbs the whole embedding table along its gradient, which FSDP holds in shards",
+    "l2sp": "L2-SP keeps a copy of every pretrained weight beside the sharded one",
+    "freeze_bottom_layers": "frozen layers inside FSDP shard units are not supported here",
+    "unfreeze_every": "gradual unfreezing changes which sharded parameters train mid-run",
+}
+
+
+def sharding_problems(cfg: ExperimentConfig) -> list[Problem]:
+    if cfg.resources.strategy != "fsdp":
+        return []
+    problems = []
+    if cfg.resources.num_workers < 2:
+        problems.append(Problem("resources.strategy", "fsdp shards a trial over its workers; with num_workers=1 "
+                                "there is nothing to shard over: use ddp, or num_workers >= 2"))
+    if any(m != PeftMethod.full for m in _methods(cfg)):
+        where = "search.space.peft.method" if "peft.method" in cfg.search.space else "train.peft.method"
+        problems.append(Problem(where, "resources.strategy: fsdp shards full fine-tuning; a PEFT method trains a "
+                                "sliver of the weights and fits with ddp (or quantization for a large base)"))
+    for lever, why in _UNSHARDABLE.items():
+        if _is_on(lever, getattr(cfg.train, lever)) or lever in cfg.search.space:
+            problems.append(Problem(f"train.{lever}", f"does not work with resources.strategy: fsdp: {why}; "
+                                    "turn it off or use strategy: ddp"))
+    if cfg.task.value == "causal_lm" and cfg.generation.eval_samples:
+        problems.append(Problem("generation.eval_samples", "generated answers differ in length from worker to "
+                                "worker, which FSDP's lock-step forward passes cannot follow; set it to 0 with "
+                                "resources.strategy: fsdp (eval loss and perplexity are still measured)"))
+    return problems
+
+
 def quantization_problems(cfg: ExperimentConfig) -> list[Problem]:
     if cfg.train.peft.quantization is None:
         return []
@@ -204,6 +235,7 @@ def scheduler_problems(cfg: ExperimentConfig) -> list[Problem]:
 
 def experiment_problems(cfg: ExperimentConfig) -> list[Problem]:
     """Every cross-field problem of a schema-valid experiment."""
-    return (resource_problems(cfg) + lever_problems(cfg) + quantization_problems(cfg) + data_problems(cfg)
+    return (resource_problems(cfg) + lever_problems(cfg) + quantization_problems(cfg) + sharding_problems(cfg)
+            + data_problems(cfg)
             + searcher_problems(cfg)
             + scheduler_problems(cfg) + tracking_problems(cfg.tracking))

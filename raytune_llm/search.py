@@ -121,7 +121,7 @@ def train_template(cfg: ExperimentConfig, info: RunInfo) -> RunSpec:
                    stability=cfg.stability.model_dump(mode="json"), task=cfg.task.value,
                    chance_metric=info.chance_metric, chance_value=info.chance_value, chance_loss=info.chance_loss,
                    model_revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
-                   run_id=info.run_id,
+                   run_id=info.run_id, strategy=cfg.resources.strategy,
                    generation=cfg.generation.model_dump(mode="json"))
 
 

@@ -29,6 +29,7 @@ from raytune_llm.models import build_model, hub_kwargs, trainable_params, weight
 from raytune_llm.outcomes import REAL_PREFIX, is_failure
 from raytune_llm.precision import OVERFLOW_PATIENCE, LossScaler, autocast_for, resolve
 from raytune_llm.quantization import is_quantized
+from raytune_llm.sharding import shard
 from raytune_llm.stability import StabilityGuard, Verdict
 from raytune_llm.tasks import get_task
 
@@ -51,6 +52,7 @@ class RunSpec:
     chance_value: float | None = None  # None: worked out from the eval split
     chance_loss: float | None = None  # the eval loss of the best constant prediction, where the task has one
     population_board: str = ""  # the search's population board (raytune_llm.population); "" = none
+    strategy: str = "ddp"  # resources.strategy: how several workers split the work (ddp | fsdp)
     run_id: str = ""  # which run's inputs a node's cache holds (see storage.node_copy)
     model_revision: str | None = None  # model.revision and model.trust_remote_code, for every from_pretrained
     trust_remote_code: bool = False
@@ -159,7 +161,11 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     trainable = [p for p in model.parameters() if p.requires_grad]
     freezer = Freezer(model, cfg.freeze_bottom_layers, cfg.unfreeze_every)
     l2sp = L2SP(model, cfg.l2sp, cfg.reinit_top_layers)
-    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    if world > 1 and spec.strategy == "fsdp":
+        ddp = shard(model)  # sharded in place: the parameters are new (DTensor) objects
+        trainable = [p for p in model.parameters() if p.requires_grad]
+    else:
+        ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     opt = cfg.optimizer
     optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps)
     scheduler = _scheduler(cfg, optimizer, warmup_steps, total_steps)
@@ -208,7 +214,8 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                            "worker_nodes": ",".join(gather(session.node_id, world)),  # where each rank ran
                            **weight_dtypes(model), "autocast": precision if autocast["enabled"] else "off",
                            "trainable_params": trainable_params(model), "first_step_at": now, "worker_pid": os.getpid(),
-                           "startup_cached": ",".join(process_cache.hits)}
+                           "startup_cached": ",".join(process_cache.hits),
+                           "strategy": spec.strategy if world > 1 else "single"}
             loss = micro.backward(batch, ddp, task_loss, l2sp.penalty, task, world, device,
                                   lambda: first_backward_context(ddp, fgm), scaler.scale)
             if fgm:  # one micro-batch per step (rules): the adversarial pass is the whole batch's

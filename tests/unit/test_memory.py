@@ -120,3 +120,13 @@ def test_a_search_plans_every_peft_variant(tiny_bert: Path, sentiment_dir: Path)
     assert estimate(models[0], variants[0], 32, 32, False).total > estimate(models[0], variants[0], 8, 32, False).total
     off = cfg.model_copy(update={"resources": cfg.resources.model_copy(update={"memory_check": "off"})})
     assert plan(off, variants, models, local=True) == [] and plan(small, variants, models, local=True)
+
+
+def test_fsdp_divides_the_states_over_the_workers() -> None:
+    one = estimate(_meta_bert(256, 4, TrainConfig()), TrainConfig(), 8, 64, half=False)
+    four = estimate(_meta_bert(256, 4, TrainConfig()), TrainConfig(), 8, 64, half=False, shards=4)
+    assert four.optimizer == one.optimizer // 4 and four.gradients == one.gradients // 4
+    # Each worker also holds one layer's and the root unit's weights whole while they run (a small BERT's
+    # embeddings are most of its weights), so the saving is in the gradients and optimizer state here.
+    assert four.weights > one.weights / 4 and four.activations == one.activations
+    assert four.total - four.activations < (one.total - one.activations) / 2
