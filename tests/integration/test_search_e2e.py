@@ -98,3 +98,22 @@ def test_search_stops_a_trial_and_exports_a_model_that_reloads(
             if f.is_file() and f.stat().st_size < 5_000_000:
                 assert secret.encode() not in f.read_bytes(), f
     assert not list(out.rglob("*.bin")) and not list(out.rglob("*.pt"))  # safetensors only
+
+
+def test_fsdp_trials_on_ray_train_search_and_export(ray_session: None, tiny_bert: Path, sentiment_dir: Path,
+                                                     tmp_path: Path) -> None:
+    """resources.strategy: fsdp through the real stack: two-worker Ray Train trials shard the model, checkpoint the
+    gathered model, and export reloads it with the trial's own predictions."""
+    cfg = tiny_experiment(tiny_bert, sentiment_dir, tmp_path / "runs",
+                          **{"train.max_steps": 4, "train.eval_every": 2, "resources.num_workers": 2,
+                             "resources.strategy": "fsdp", "search.num_trials": 2, "search.max_concurrent_trials": 1,
+                             "search.scheduler": {"name": "fifo"}})
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["search", str(path)]) == 0
+    trials = load_trials(tmp_path / "runs" / "t")
+    assert [t.outcome for t in trials] == ["done", "done"]
+    assert all(r["strategy"] == "fsdp" for t in trials for r in t.rows)
+    out = tmp_path / "best"
+    assert main(["export", str(tmp_path / "runs" / "t"), "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["eval_prediction_mismatches"] == 0
