@@ -106,13 +106,12 @@ def test_fsdp_trials_on_ray_train_search_and_export(ray_session: None, tiny_bert
     gathered model, and export reloads it with the trial's own predictions."""
     cfg = tiny_experiment(tiny_bert, sentiment_dir, tmp_path / "runs",
                           **{"train.max_steps": 4, "train.eval_every": 2, "resources.num_workers": 2,
-                             "resources.strategy": "fsdp", "search.num_trials": 2, "search.max_concurrent_trials": 1,
-                             "search.scheduler": {"name": "fifo"}})
+                             "resources.strategy": "fsdp", "search.num_trials": 1, "search.scheduler": {"name": "fifo"}})
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(cfg))
     assert main(["search", str(path)]) == 0
     trials = load_trials(tmp_path / "runs" / "t")
-    assert [t.outcome for t in trials] == ["done", "done"]
+    assert [t.outcome for t in trials] == ["done"]
     assert all(r["strategy"] == "fsdp" for t in trials for r in t.rows)
     out = tmp_path / "best"
     assert main(["export", str(tmp_path / "runs" / "t"), "--out", str(out)]) == 0
