@@ -17,8 +17,11 @@ Per arm, over the search seeds: compute until the best healthy score so far reac
 at budget B (B = 12 full trials; "C/B", median, and the share of seeds within B/3; "s/B" the same in seconds:
 the recorded wall time per step plus STARTUP_S per trial, which many short ASHA trials pay again and again), the
 share of compute spent on runs that ended failed, the guard's precision/recall against the recordings' labels
-and how often it stopped a run of the task's top 10%, and the best score at budget B. (The recordings hold eval
-scores only: the selected config's test score is not available here.)
+and how often it stopped a run of the task's top 10%, the best score at budget B, and the held-out score of what
+the search would export at B: the picked run's checkpoint at the picked evaluation, scored on the test split
+(`record_curves.py --test-scores` adds these to the recordings; the command names any picked run still without).
+`benchmarks/live_search.py` runs the real product on sst2 for two of the arms and puts each live search beside its
+simulation.
 
     python benchmarks/search_efficiency.py [--seeds 10] [--tasks synthetic,sst2,bbc_news,paraphrase_imbalanced]
                                            [--out benchmarks/results/search_efficiency.json]
@@ -43,9 +46,11 @@ from guard_quality import OFF, replay  # noqa: E402
 from raytune_llm.config import SearchConfig  # noqa: E402
 
 BUDGET_TRIALS = 12  # B: random search's budget, in full trials
-# A trial's fixed start-up cost in this product (benchmarks/overhead.py: 8.6-10.2 s on 2 cores): what many short
-# ASHA trials pay again and again, so compute in seconds counts it; steps do not.
-STARTUP_S = 9.0
+# A trial's fixed start-up cost in this product with single-worker trials in-process (benchmarks/overhead.py, 2 cores:
+# 3.2 s for a process's first trial, 0.06-0.08 s for each later one; about 0.3 s a trial over a 36-trial search with
+# two processes): what many short ASHA trials pay again and again, so compute in seconds counts it; steps do not.
+# (Ray Train trials pay 10.8-13.1 s: benchmarks/README.md.)
+STARTUP_S = 0.3
 MAX_TRIALS = 3 * BUDGET_TRIALS  # every arm may run up to 3 B of compute
 CONCURRENT = 2
 SPACE = {"peft.method": {"type": "categorical", "choices": ["full", "lora"]},
@@ -89,7 +94,8 @@ def synthetic() -> SimpleNamespace:
 
 def simulate(arm: dict[str, Any], rec: SimpleNamespace, seed: int, concurrent: int = CONCURRENT,
              max_trials: int = MAX_TRIALS) -> dict:
-    """One search: returns its timeline of (steps used, best healthy score so far) and its trials."""
+    """One search: returns its timeline of (steps used, best healthy score so far, the run and evaluation round it
+    came from: what export would ship) and its trials."""
     from ray.tune.schedulers import TrialScheduler
 
     from raytune_llm.searchers.tell import build_search
@@ -108,8 +114,8 @@ def simulate(arm: dict[str, Any], rec: SimpleNamespace, seed: int, concurrent: i
     rounds = len(runs[0]["evals"])
     scheduler = cfg.scheduler.build(rounds)
     scheduler.set_search_properties(metric, "max")
-    used, started, trials, running, timeline = 0, 0, [], [], [(0, None)]
-    seconds, clock = 0.0, [(0.0, None)]  # the same, in seconds of compute (start-up included)
+    used, started, trials, running, timeline = 0, 0, [], [], [(0, None, None)]
+    seconds, clock = 0.0, [(0.0, None, None)]  # the same, in seconds of compute (start-up included)
     board: dict[int, float] = {}  # the search's population board, as the guard's chance-level rule consults it
     while started < max_trials or running:
         while len(running) < concurrent and started < max_trials:
@@ -148,23 +154,42 @@ def simulate(arm: dict[str, Any], rec: SimpleNamespace, seed: int, concurrent: i
                 search.on_trial_complete(trial["id"], result)
                 scheduler.on_trial_complete(None, SimpleNamespace(trial_id=trial["id"]), result)
                 running.remove(trial)
-            best = max((s for t in trials for s in t["scores"]), default=None)
-            timeline.append((used, best))
-            clock.append((seconds, best))
+            # A trial's scores count until the guard stops it (its checkpoints are then not what a user exports).
+            scored = [(s, t["run"], i) for t in trials for i, s in enumerate(t["scores"])]
+            best, pick_run, pick_round = max(scored, key=lambda c: c[0], default=(None, None, 0))
+            pick = (pick_run, pick_round) if pick_run is not None else None
+            timeline.append((used, best, pick))
+            clock.append((seconds, best, pick))
     return {"timeline": timeline, "clock": clock, "trials": trials}
 
 
-def best_at(timeline: list[tuple[int, float | None]], steps: float) -> float | None:
-    best = None
-    for used, b in timeline:
+Timeline = list[tuple[float, float | None, tuple[dict, int] | None]]  # (compute used, best so far, its run + round)
+
+
+def at(timeline: Timeline, steps: float) -> tuple[float | None, tuple[dict, int] | None]:
+    """The best score within `steps` of compute, and the run and round it came from."""
+    best, pick = None, None
+    for used, b, p in timeline:
         if used > steps:
             break
-        best = b
-    return best
+        best, pick = b, p
+    return best, pick
 
 
-def to_target(timeline: list[tuple[int, float | None]], target: float) -> float:
-    return next((used for used, b in timeline if b is not None and b >= target), math.inf)
+def best_at(timeline: Timeline, steps: float) -> float | None:
+    return at(timeline, steps)[0]
+
+
+def test_score(pick: tuple[dict, int] | None) -> float | None:
+    """The held-out score of what the search would export at that moment: the picked run's checkpoint at the
+    picked round, scored on the test split (benchmarks/record_curves.py --test-scores; None where not recorded)."""
+    if pick is None or "test_scores" not in pick[0]:
+        return None
+    return pick[0]["test_scores"][pick[1]]
+
+
+def to_target(timeline: Timeline, target: float) -> float:
+    return next((used for used, b, _ in timeline if b is not None and b >= target), math.inf)
 
 
 def main() -> None:
@@ -192,12 +217,15 @@ def main() -> None:
         # B in seconds: what random search's 12 full trials took, on average over the seeds.
         budget_s = statistics.fmean(s["clock"][-1][0] * BUDGET_TRIALS / MAX_TRIALS
                                     for s in results["random (full trials)"])
-        rows = {}
+        rows, needed = {}, set()
         for name, sims in results.items():
             ratios = [to_target(s["timeline"], target) / budget for s in sims]
             median = statistics.median(ratios)
             median_s = statistics.median(to_target(s["clock"], target) / budget_s for s in sims)
             at_b = [b for s in sims if (b := best_at(s["timeline"], budget)) is not None]
+            picks = [at(s["timeline"], budget)[1] for s in sims]
+            tests = [t for p in picks if (t := test_score(p)) is not None]
+            needed.update(p[0]["config"].get("seed", -1) for p in picks if p is not None and test_score(p) is None)
             steps_failed = steps_all = stopped = true_stops = failed_runs = top_stopped = failed_cut = 0
             for s in sims:
                 for t in s["trials"]:
@@ -220,14 +248,16 @@ def main() -> None:
                 "failed_runs_cut_short": failed_cut / failed_runs if failed_runs else None,
                 "top10_runs_stopped": top_stopped,
                 "best_at_B_mean": statistics.fmean(at_b) if at_b else None,
+                "test_at_B_mean": statistics.fmean(tests) if tests else None, "test_at_B_seeds": len(tests),
                 "ratios": [round(r, 3) if r < math.inf else None for r in ratios],
             }
         report["tasks"][task] = {"metric": metric, "target": target, "budget_steps": budget,
-                                 "budget_seconds": budget_s, "arms": rows}
+                                 "budget_seconds": budget_s, "arms": rows,
+                                 "picked_runs_without_test_score": sorted(needed)}
         print(f"\n{task}: target = random search's expected best {metric} at B = {target:.3f} "
               f"(B = {BUDGET_TRIALS} full trials = {budget} steps; {args.seeds} search seeds per arm)")
         print(f"{'arm':52} {'C/B med':>8} {'s/B med':>8} {'<=B/3':>6} {'failed%':>8} {'cut':>5} {'g.prec':>7} "
-              f"{'g.rec':>6} {'top10x':>6} {'best@B':>7}")
+              f"{'g.rec':>6} {'top10x':>6} {'best@B':>7} {'test@B':>7}")
         for name, row in rows.items():
             def fmt(v: float | None) -> str:
                 return "-" if v is None else f"{v:.3f}"
@@ -235,7 +265,11 @@ def main() -> None:
                   f"{row['seeds_within_B/3']:>3}/{args.seeds:<2} {100 * row['failed_compute_share']:7.1f}% "
                   f"{fmt(row['failed_runs_cut_short']):>5} "
                   f"{fmt(row['guard_precision']):>7} {fmt(row['guard_recall']):>6} {row['top10_runs_stopped']:>6} "
-                  f"{fmt(row['best_at_B_mean']):>7}")
+                  f"{fmt(row['best_at_B_mean']):>7} {fmt(row['test_at_B_mean']):>7}")
+        if task != "synthetic" and needed:
+            seeds = ",".join(map(str, sorted(needed)))
+            print(f"  (no test score recorded for the picked runs with seeds {seeds}: "
+                  f"python benchmarks/record_curves.py --test-scores --tasks {task} --only {seeds})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {args.out}")

@@ -106,7 +106,8 @@ def test_fsdp_trials_on_ray_train_search_and_export(ray_session: None, tiny_bert
     gathered model, and export reloads it with the trial's own predictions."""
     cfg = tiny_experiment(tiny_bert, sentiment_dir, tmp_path / "runs",
                           **{"train.max_steps": 4, "train.eval_every": 2, "resources.num_workers": 2,
-                             "resources.strategy": "fsdp", "search.num_trials": 1, "search.scheduler": {"name": "fifo"}})
+                             "resources.strategy": "fsdp", "search.num_trials": 1,
+                             "search.scheduler": {"name": "fifo"}})
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(cfg))
     assert main(["search", str(path)]) == 0

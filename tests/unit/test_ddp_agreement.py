@@ -5,8 +5,6 @@ instead of leaving one waiting in a collective."""
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from raytune_llm.bare import BareSession
 from raytune_llm.config import DataConfig, ModelConfig, TrainConfig
 from raytune_llm.data import prepare
 from raytune_llm.train_loop import RunSpec, run
+from tests.unit.ranks import spawn_two
 
 NO_DROPOUT = {"hidden": 0.0, "attention": 0.0, "classifier": 0.0}  # identical forward passes in 1 and 2 processes
 
@@ -26,9 +25,10 @@ class RankSession(BareSession):
         self.rank, self.world_size = rank, world
 
 
-def _worker(rank: int, world: int, port: int, spec: dict[str, Any], out: str, nan_at_call: int | None) -> None:
+def _worker(rank: int, port: int, spec: dict[str, Any], out: str, nan_at_call: int | None) -> None:
     import torch.distributed as dist
 
+    world = 2
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     if nan_at_call is not None and rank == 1:  # this rank's loss turns NaN at one call; the other's stays finite
         from raytune_llm.tasks import get_task
@@ -49,21 +49,7 @@ def _worker(rank: int, world: int, port: int, spec: dict[str, Any], out: str, na
 
 
 def _run_two(spec: RunSpec, tmp_path: Path, nan_at_call: int | None = None) -> list[dict[str, Any]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(r, 2, port, spec.to_dict(), str(tmp_path), nan_at_call))
-             for r in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=240)
-    alive = [p for p in procs if p.is_alive()]
-    for p in alive:
-        p.kill()
-    assert not alive, "a rank hung in a collective"
-    assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
+    spawn_two(_worker, spec.to_dict(), str(tmp_path), nan_at_call)
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
 
 

@@ -6,8 +6,6 @@ more than its rows need (FSDP's all-gathers need every rank)."""
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from raytune_llm.checkpoint import PREDICTIONS_FILE
 from raytune_llm.config import DataConfig, ModelConfig, PeftMethod, TrainConfig
 from raytune_llm.data import prepare
 from raytune_llm.train_loop import RunSpec, run
+from tests.unit.ranks import spawn_two
 from tests.unit.test_ddp_agreement import NO_DROPOUT
 
 
@@ -39,22 +38,8 @@ def _worker(rank: int, port: int, spec: dict[str, Any], out: str, restore: str |
 
 
 def _run_two(spec: RunSpec, out: Path, restore: Path | None = None) -> list[dict[str, Any]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     out.mkdir(parents=True, exist_ok=True)
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(r, port, spec.to_dict(), str(out), str(restore) if restore else None))
-             for r in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=240)
-    alive = [p for p in procs if p.is_alive()]
-    for p in alive:
-        p.kill()
-    assert not alive, "a rank hung in a collective"
-    assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
+    spawn_two(_worker, spec.to_dict(), str(out), str(restore) if restore else None)
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
 
 
