@@ -19,6 +19,11 @@ can be stopped and started again). Re-record everything:
     python benchmarks/record_curves.py --runs 14 [--tasks sst2,bbc_news,paraphrase_imbalanced] [--workers 2]
     python benchmarks/record_curves.py --runs 14 --tasks sst2,bbc_news --divergent   # + 3 runs that blow up
 
+Add the test-split score of every evaluation's checkpoint to recorded runs (what a search that picked the run at
+that evaluation would ship; benchmarks/search_efficiency.py names the runs it picked that lack one):
+
+    python benchmarks/record_curves.py --test-scores --tasks sst2 --only 0,1,3
+
 Writes benchmarks/recordings/<task>.json (small: traces rounded to 5 significant digits).
 """
 
@@ -123,22 +128,30 @@ def prepare_task(name: str, work: Path) -> tuple[Any, dict[str, Any]]:
     return prepared, meta
 
 
-def record_one(meta: dict[str, Any], config: dict[str, Any], verbose: bool = False) -> dict[str, Any]:
-    """One run to the end (or to its first NaN); every evaluation and every step's loss and gradient norm."""
-    import torch
-
-    from raytune_llm.bare import BareSession
+def run_spec(meta: dict[str, Any], config: dict[str, Any]) -> tuple[Any, Any]:
+    """The seeded run of `config`, as recorded: (RunSpec, TrainConfig)."""
     from raytune_llm.config import TrainConfig
     from raytune_llm.space import apply_params
-    from raytune_llm.train_loop import RunSpec, run
+    from raytune_llm.train_loop import RunSpec
 
-    torch.set_num_threads(1)
     params = {k: v for k, v in config.items() if k != "seed"}
     train = apply_params(TrainConfig.model_validate({**meta["train"], "seed": config["seed"]}), params)
     spec = RunSpec(model_path=meta["model_path"], tokenizer_path=meta["model_path"], data_path=meta["data_path"],
                    label_names=meta["label_names"], train=train.model_dump(mode="json"), metric=meta["objective"],
                    stability=ONLY_NON_FINITE, chance_metric=meta["chance_metric"], chance_value=meta["chance_value"],
                    chance_loss=meta["chance_loss"], torch_threads=1)
+    return spec, train
+
+
+def record_one(meta: dict[str, Any], config: dict[str, Any], verbose: bool = False) -> dict[str, Any]:
+    """One run to the end (or to its first NaN); every evaluation and every step's loss and gradient norm."""
+    import torch
+
+    from raytune_llm.bare import BareSession
+    from raytune_llm.train_loop import run
+
+    torch.set_num_threads(1)
+    spec, _ = run_spec(meta, config)
     session = BareSession(None, device="cpu")
     if verbose:
         session.report = lambda m, c, r=session.reports: (r.append(m), print(  # type: ignore[method-assign]
@@ -153,6 +166,63 @@ def record_one(meta: dict[str, Any], config: dict[str, Any], verbose: bool = Fal
     return {"config": config, "evals": evals, "step_loss": losses, "step_grad_norm": norms,
             "total_steps": last["total_steps"], "diverged": last.get("stop_reason") == "non_finite",
             "wall_s": round(time.time() - start, 1)}
+
+
+def score_test(meta: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Runs a recorded config again (seeded: the same run) and scores the checkpoint of every evaluation on the
+    test split, as export scores the checkpoint it ships: what a search that picked this run at that evaluation
+    would deliver on held-out data. Returns the test scores and the eval scores of this run, to check it is
+    the recorded one."""
+    import datasets
+    import torch
+    from transformers import AutoTokenizer
+
+    from raytune_llm.bare import BareSession
+    from raytune_llm.config import GenerationConfig
+    from raytune_llm.evaluation import EvalContext, evaluate
+    from raytune_llm.models import load_trained
+    from raytune_llm.precision import autocast_for
+    from raytune_llm.tasks import get_task
+    from raytune_llm.train_loop import run
+
+    torch.set_num_threads(1)
+    spec, train = run_spec(meta, config)
+    test = datasets.load_from_disk(meta["data_path"])["test"]
+    tokenizer = AutoTokenizer.from_pretrained(meta["model_path"])
+    task = get_task("sequence_classification")
+    ctx = EvalContext(task, meta["label_names"], tokenizer, task.collator(tokenizer), GenerationConfig())
+    session = BareSession(None, device="cpu")
+    evals, tests, keep = [], [], session.report
+
+    def report(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        keep(metrics, None)
+        if checkpoint_dir is None or "eval_loss" not in metrics:
+            return
+        # Building the model draws from torch's RNG (a new head's init): the run's own draws must not move.
+        with torch.random.fork_rng(devices=[]):
+            model = load_trained(meta["model_path"], checkpoint_dir / "model", train.peft.method, meta["label_names"],
+                                 pad_token_id=tokenizer.pad_token_id)
+            scores, _ = evaluate(model, test, ctx, train, session, autocast_for(train.precision, session.device))
+        evals.append(metrics[meta["objective"]])
+        tests.append(scores[meta["objective"]])
+
+    session.report = report  # type: ignore[method-assign]
+    run(spec, session)
+    return {"evals": evals, "tests": tests}
+
+
+def add_test_scores(run: dict[str, Any], result: dict[str, Any], metric: str) -> None:
+    """The test scores, one per recorded evaluation, once the re-run is known to be the recorded run (CPU, one
+    thread, seeded: the same eval scores)."""
+    recorded = [e[metric] for e in run["evals"]]
+    if len(result["evals"]) != len(recorded):
+        raise RuntimeError(f"run {run['config']} re-ran with {len(result['evals'])} evaluations, "
+                           f"recorded {len(recorded)}: not the recorded run")
+    diff = max(abs(a - b) for a, b in zip(recorded, result["evals"]))
+    if diff > 1e-6:
+        raise RuntimeError(f"run {run['config']} re-ran with eval scores up to {diff:.4f} off the recording: "
+                           "not the recorded run (the training code changed since it was recorded?)")
+    run["test_scores"] = [float(f"{t:.5g}") for t in result["tests"]]
 
 
 def key(config: dict[str, Any]) -> str:
@@ -180,6 +250,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the config sample")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--divergent", action="store_true", help="also record 3 runs at learning rates that blow up")
+    parser.add_argument("--test-scores", action="store_true",
+                        help="instead of recording: add each recorded run's test score at every evaluation")
+    parser.add_argument("--only", default="", help="with --test-scores: these config seeds (comma-separated)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="rtl-record-"))
@@ -190,6 +263,11 @@ def main() -> None:
         path = args.out / f"{name}.json"
         old = json.loads(path.read_text())["runs"] if path.is_file() else []
         recorded[name] = {key(r["config"]): r for r in old}
+        if args.test_scores:
+            only = {int(x) for x in args.only.split(",") if x}
+            jobs += [(name, r["config"]) for r in old
+                     if "test_scores" not in r and (not only or r["config"]["seed"] in only)]
+            continue
         configs = sample_configs(args.runs, args.seed) + (divergent_configs() if args.divergent else [])
         jobs += [(name, c) for c in configs if key(c) not in recorded[name]]
     print(f"{len(jobs)} runs to record ({sum(map(len, recorded.values()))} already recorded)", flush=True)
@@ -198,15 +276,24 @@ def main() -> None:
         meta = {k: v for k, v in metas[name].items() if k not in ("data_path", "model_path")}
         runs = sorted(recorded[name].values(), key=lambda r: r["config"]["seed"])
         label_runs(meta, runs)
-        meta["command"] = (f"python benchmarks/record_curves.py --runs {args.runs} --tasks {name}"
-                           + (" --divergent" if any(r["config"]["seed"] >= 1000 for r in runs) else ""))
+        if not args.test_scores:
+            meta["command"] = (f"python benchmarks/record_curves.py --runs {args.runs} --tasks {name}"
+                               + (" --divergent" if any(r["config"]["seed"] >= 1000 for r in runs) else ""))
+        else:
+            meta["command"] = json.loads((args.out / f"{name}.json").read_text())["meta"]["command"]
         (args.out / f"{name}.json").write_text(json.dumps({"meta": meta, "runs": runs}, separators=(",", ":")))
 
     with ProcessPoolExecutor(args.workers) as pool:
-        futures = {pool.submit(record_one, metas[n], c): (n, c) for n, c in jobs}
+        work = score_test if args.test_scores else record_one
+        futures = {pool.submit(work, metas[n], c): (n, c) for n, c in jobs}
         for done, future in enumerate(as_completed(futures), 1):
             name, config = futures[future]
             result = future.result()
+            if args.test_scores:
+                add_test_scores(recorded[name][key(config)], result, metas[name]["objective"])
+                save(name)
+                print(f"[{done}/{len(jobs)}] {name} {config}: test {result['tests'][-1:]} ", flush=True)
+                continue
             recorded[name][key(config)] = result
             save(name)
             final = result["evals"][-1] if result["evals"] else {}
