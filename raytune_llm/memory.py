@@ -196,6 +196,10 @@ def plan(cfg: ExperimentConfig, trains: list[TrainConfig], models: list[torch.nn
         return []
     share = max(batch_values(cfg)) // res.num_workers
     micro = cfg.train.micro_batch_size
+    searched = cfg.search.space.get("micro_batch_size")
+    choices = [c for c in getattr(searched, "choices", []) if isinstance(c, int) and not isinstance(c, bool)]
+    if choices and len(choices) == len(searched.choices):  # a searched micro-batch: its largest
+        micro = max(choices)
     rows = min(micro, share) if isinstance(micro, int) else share
     if res.gpus_per_worker > 0 and not torch.cuda.is_available():  # planned on a machine without the GPU
         half = cfg.train.precision != "fp32"

@@ -147,6 +147,9 @@ def sharding_problems(cfg: ExperimentConfig) -> list[Problem]:
         if _is_on(lever, getattr(cfg.train, lever)) or lever in cfg.search.space:
             problems.append(Problem(f"train.{lever}", f"does not work with resources.strategy: fsdp: {why}; "
                                     "turn it off or use strategy: ddp"))
+    if cfg.train.precision == "fp16" or "precision" in cfg.search.space:
+        problems.append(Problem("train.precision", "fp16's gradient scaler is not wired for FSDP's sharded gradients "
+                                "here; use bf16 (or auto) with resources.strategy: fsdp, and do not search it"))
     if cfg.task.value == "causal_lm" and cfg.generation.eval_samples:
         problems.append(Problem("generation.eval_samples", "generated answers differ in length from worker to "
                                 "worker, which FSDP's lock-step forward passes cannot follow; set it to 0 with "

@@ -107,3 +107,4 @@ def test_rules_for_fsdp(tiny_bert: Path, sentiment_dir: Path) -> None:
     assert problems({}, workers=1) == ["resources.strategy"]
     assert problems({"peft": {"method": "lora"}}) == ["train.peft.method"]
     assert problems({"l2sp": 0.01, "fgm_epsilon": 0.1}) == ["train.fgm_epsilon", "train.l2sp"]
+    assert problems({"precision": "fp16"}) == ["train.precision"]
