@@ -93,8 +93,8 @@ def simulated(arm: dict[str, Any], rec: Any, seed: int, trials: int) -> dict[str
     sim = bench.simulate(arm, rec, seed, max_trials=trials)
     best, pick = bench.at(sim["timeline"], math.inf)
     return {"steps": sum(t["step"] for t in sim["trials"]), "best_eval": best, "test": bench.test_score(pick),
-            "trials": [{"params": {k: t["run"]["config"][k] for k in bench.SPACE}, "steps": t["step"],
-                        "end": t["end"]} for t in sim["trials"]]}
+            "trials": [{"params": t["params"], "replayed": {k: t["run"]["config"][k] for k in bench.SPACE},
+                        "steps": t["step"], "end": t["end"]} for t in sim["trials"]]}
 
 
 def surrogate_error(rec: Any, trial: dict[str, Any]) -> float | None:

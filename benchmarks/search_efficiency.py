@@ -120,12 +120,14 @@ def simulate(arm: dict[str, Any], rec: SimpleNamespace, seed: int, concurrent: i
     while started < max_trials or running:
         while len(running) < concurrent and started < max_trials:
             tid = f"t{started}"
-            run = rec.run_for(search.suggest(tid))
+            params = search.suggest(tid)
+            run = rec.run_for(params)
             scheduler.on_trial_add(None, SimpleNamespace(trial_id=tid))
             # Where the guard would stop this run, given the trials started before it (the replay knows their whole
             # runs: a slight advantage over a live board, which knows only how far they got).
             stop = replay(run, rec.meta, arm["guard"], board) if arm["guard"] is not None else ("", 0)
-            trial = {"id": tid, "run": run, "round": 0, "step": 0, "stop": stop, "scores": [], "end": None}
+            trial = {"id": tid, "params": params, "run": run, "round": 0, "step": 0, "stop": stop, "scores": [],
+                     "end": None}
             trials.append(trial)
             running.append(trial)
             started += 1
