@@ -120,7 +120,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="rtl-live-"))
     report: dict[str, Any] = {"task": TASK, "space": bench.SPACE, "arms": {}}
     print(f"{'arm':22} {'seed':>4} | {'live: steps':>11} {'best':>6} {'test':>6} {'wall s':>7} | "
-          f"{'sim: steps':>10} {'best':>6} {'test':>6} | {'same configs':>12} {'surrogate err':>13}")
+          f"{'sim: steps':>10} {'best':>6} {'test':>6} | {'same configs':>12} {'same stop':>9} {'surrogate err':>13}")
     done = json.loads(args.out.read_text())["arms"] if args.resimulate else {}
     report["arms"] = {name: [] for name in ARMS}
     seeds = min(len(runs) for runs in done.values()) if done else args.seeds
@@ -129,16 +129,22 @@ def main() -> None:
             trials = args.random_trials if arm["searcher"] == "random" else args.tpe_trials
             real = done[name][seed]["live"] if done else live(arm, seed, trials, work)
             sim = simulated(arm, rec, seed, trials)
-            proposed = [(t["params"]["peft.method"], round(t["params"]["optimizer.lr"], 12)) for t in sim["trials"]]
-            same = sum((t["params"]["peft.method"], round(t["params"]["optimizer.lr"], 12)) in proposed
-                       for t in real["trials"])
+            def key(t: dict) -> tuple:
+                return t["params"]["peft.method"], round(t["params"]["optimizer.lr"], 12)
+
+            sim_steps = {key(t): t["steps"] for t in sim["trials"]}
+            same = sum(key(t) in sim_steps for t in real["trials"])
+            # Of those, stopped after as many steps live as in the simulation (ASHA, the guard, or the end).
+            same_stop = sum(sim_steps.get(key(t)) == t["steps"] for t in real["trials"])
             errors = [e for t in real["trials"] if (e := surrogate_error(rec, t)) is not None]
             err = statistics.fmean(errors) if errors else None
             report["arms"][name].append({"seed": seed, "trials": trials, "live": real, "simulated": sim,
-                                         "same_configs": same, "surrogate_mean_abs_error": err})
+                                         "same_configs": same, "same_stop": same_stop,
+                                         "surrogate_mean_abs_error": err})
             print(f"{name:22} {seed:>4} | {real['steps']:>11} {real['best_eval']:6.3f} {real['test']:6.3f} "
                   f"{real['wall_s']:7.0f} | {sim['steps']:>10} {sim['best_eval']:6.3f} "
                   f"{'-' if sim['test'] is None else format(sim['test'], '6.3f'):>6} | {same:>5}/{trials:<6} "
+                  f"{same_stop:>5}/{same:<3} "
                   f"{'-' if err is None else format(err, '.3f'):>13}", flush=True)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=2))
