@@ -18,9 +18,10 @@ from raytune_llm.memory import GIB, Estimate, check, estimate
 from raytune_llm.models import preflight
 
 # One process: a random-init BERT of the given shape trains three AdamW steps; its peak resident memory above what
-# it held with the model built is the training's own (gradients, optimizer, activations), plus the weights.
+# it held with the model built is the training's own (gradients, optimizer, activations), plus the weights. The
+# peak is Linux's VmHWM, reset just before training (clear_refs 5), so that the imports' own peak cannot hide it.
 MEASURE = """
-import json, resource, sys, torch
+import json, sys, torch
 from transformers import BertConfig, BertForSequenceClassification
 torch.set_num_threads(1)
 hidden, layers, rows, seq = map(int, sys.argv[1:5])
@@ -29,12 +30,15 @@ cfg = BertConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_hea
 model = BertForSequenceClassification(cfg).train()
 ids, labels = torch.randint(0, cfg.vocab_size, (rows, seq)), torch.randint(0, 2, (rows,))
 opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def status(key):
+    return int(next(line for line in open("/proc/self/status") if line.startswith(key)).split()[1]) * 1024
+open("/proc/self/clear_refs", "w").write("5")
+before = status("VmRSS:")
 for _ in range(3):
     model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+after = status("VmHWM:")
 weights = sum(p.numel() * 4 for p in model.parameters())
 print(json.dumps({"peak": after - before + weights}))
 """
