@@ -12,6 +12,7 @@ from typing import Any
 
 from raytune_llm.config import TrainConfig
 from raytune_llm.errors import UserError
+from raytune_llm.precision import HALF
 
 
 def quantized(task: str, model_path: str, label_names: list[str], train: TrainConfig, **kwargs: Any) -> Any:
@@ -30,7 +31,7 @@ def quantized(task: str, model_path: str, label_names: list[str], train: TrainCo
     from peft import prepare_model_for_kbit_training
     from transformers import BitsAndBytesConfig
 
-    compute = {"bf16": torch.bfloat16, "fp16": torch.float16}[q.compute_dtype]
+    compute = HALF[q.compute_dtype]
     bnb = BitsAndBytesConfig(load_in_4bit=q.bits == 4, load_in_8bit=q.bits == 8, bnb_4bit_quant_type=q.quant_type,
                              bnb_4bit_use_double_quant=q.double_quant, bnb_4bit_compute_dtype=compute)
     from raytune_llm.models import _pretrained

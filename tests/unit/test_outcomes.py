@@ -67,7 +67,9 @@ class Pruner:
         from raytune_llm import pruning
 
         self.removed: list[str] = []
-        monkeypatch.setattr(pruning, "remove_checkpoints", lambda root, tid: self.removed.append(tid))
+        # Deleted trials are swept again later (late writes): record each trial once, in the order first deleted.
+        monkeypatch.setattr(pruning, "remove_checkpoints",
+                            lambda root, tid: tid in self.removed or self.removed.append(tid))
         self.cb = pruning.PruneStoppedCheckpoints("/unused", "eval_accuracy", mode)
 
     def result(self, tid: str, value: float, step: int, reason: str = "", real: float | None = None) -> None:
@@ -100,6 +102,35 @@ def test_an_early_stopped_trial_is_pruned_once_an_ended_healthy_trial_beats_it(
     p.result("c", 0.85, 10)
     p.complete("c")  # c ran to the end with a better value: a can never be exported now
     assert p.removed == ["a"]
+
+
+def test_a_checkpoint_written_after_its_trial_was_pruned_is_deleted_too(tmp_path: Any) -> None:
+    """A stopped Train trial's workers can finish writing a checkpoint after Tune reported the trial complete
+    (CI saw one survive); it goes at the next trial's end, and what lands later still at the search's end."""
+    from raytune_llm import pruning
+
+    cb = pruning.PruneStoppedCheckpoints(str(tmp_path), "eval_accuracy", "max")
+    folder = tmp_path / "train" / "a"
+
+    def report(tid: str, value: float, step: int) -> None:
+        cb.on_trial_start(0, [], SimpleNamespace(trial_id=tid, storage=SimpleNamespace(trial_dir_name=tid)))
+        cb.on_trial_result(0, [], SimpleNamespace(trial_id=tid),
+                           {"eval_accuracy": value, "step": step, "total_steps": 10, "stop_reason": ""})
+        cb.on_trial_complete(0, [], SimpleNamespace(trial_id=tid))
+
+    report("c", 0.9, 10)
+    (folder / "checkpoint_1").mkdir(parents=True)
+    report("a", 0.8, 2)  # stopped early, beaten by c: pruned
+    assert not list(folder.glob("checkpoint_*"))
+    (folder / "checkpoint_2").mkdir()  # its worker was still writing
+    report("d", 0.85, 10)
+    assert not list(folder.glob("checkpoint_*"))
+    (folder / "checkpoint_3").mkdir()
+    cb.on_experiment_end([])
+    assert not list(folder.glob("checkpoint_*")) and folder.is_dir()
+    resumed = pruning.PruneStoppedCheckpoints(str(tmp_path), "eval_accuracy", "max")
+    resumed.set_state(cb.get_state())
+    assert resumed.removed == {"a"}
 
 
 def test_failed_trials_keep_checkpoints_until_the_end_and_the_best_is_kept_as_fallback(
