@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -221,15 +222,22 @@ def locate_model(name: str) -> str:
     return name
 
 
-def wrap_peft(model: Any, peft_config: Any) -> Any:
-    """PEFT's `get_peft_model`, without the FutureWarning it triggers by reading transformers' deprecated
-    `is_gradient_checkpointing` alias: a library's internal matter, not something a user can act on."""
+@contextlib.contextmanager
+def _peft_reads_deprecated_alias() -> Iterator[None]:
+    """Around PEFT's model wrapping and loading: without the FutureWarning they trigger by reading transformers'
+    deprecated `is_gradient_checkpointing` alias, a library's internal matter that no user can act on."""
     import warnings
-
-    from peft import get_peft_model
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
+
+def wrap_peft(model: Any, peft_config: Any) -> Any:
+    """PEFT's `get_peft_model` (see _peft_reads_deprecated_alias)."""
+    from peft import get_peft_model
+
+    with _peft_reads_deprecated_alias():
         return get_peft_model(model, peft_config)
 
 
@@ -291,7 +299,8 @@ def load_trained(
         from peft import PeftModel
 
         base = _pretrained(task, model_path, label_names, **hub)
-        model = PeftModel.from_pretrained(base, str(checkpoint_model_dir))
+        with _peft_reads_deprecated_alias():
+            model = PeftModel.from_pretrained(base, str(checkpoint_model_dir))
     config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
     if config.pad_token_id is None and pad_token_id is not None:
         config.pad_token_id = pad_token_id

@@ -5,6 +5,8 @@ the range the trials span (log scale for a float range over two decades or more)
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from typing import Any
 
 import optuna
@@ -14,6 +16,7 @@ from raytune_llm.outcomes import is_finite
 from raytune_llm.report.collect import RunView
 
 MIN_TRIALS = 4  # fewer, and no evaluator can tell one param from another
+THIN = re.compile(r"regimes for parameter `([^`]+)` have less than")  # PED-ANOVA's small-sample warning
 
 
 def _distributions(rows: list[dict[str, Any]]) -> dict[str, BaseDistribution]:
@@ -51,11 +54,18 @@ def _importances(points: list[tuple[dict[str, Any], float]], direction: str) -> 
                 for k, v in params.items() if k in dists}
         study.add_trial(optuna.trial.create_trial(params=kept, distributions={k: dists[k] for k in kept},
                                                   value=value))
-    try:
-        found = optuna.importance.get_param_importances(study)
-    except (ValueError, RuntimeError, ZeroDivisionError) as exc:  # e.g. too few trials in the top quantile
-        return {}, f"Optuna could not evaluate importances: {exc}"
-    return {k: float(v) for k, v in found.items() if math.isfinite(v)}, ""
+    # The evaluator's caveats (e.g. a param value seen in fewer than 2 trials) belong on the page beside the
+    # figures they qualify, not on the terminal of whoever made the report.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            found = optuna.importance.get_param_importances(study)
+        except (ValueError, RuntimeError, ZeroDivisionError) as exc:  # e.g. too few trials in the top quantile
+            return {}, f"Optuna could not evaluate importances: {exc}"
+    thin = sorted({m.group(1) for w in caught if (m := THIN.search(str(w.message)))})
+    note = (f"uncertain for {', '.join(thin)}: some of their values were tried in fewer than 2 trials"
+            if thin else "; ".join(dict.fromkeys(str(w.message) for w in caught)))
+    return {k: float(v) for k, v in found.items() if math.isfinite(v)}, note
 
 
 def for_score(run: RunView) -> tuple[dict[str, float], str]:

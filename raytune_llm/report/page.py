@@ -92,8 +92,10 @@ def _importance_table(s: dict[str, Any]) -> str:
     names = list(dict.fromkeys([*imp["score"], *imp["failing"]]))
     if not names:
         return f'<p class="muted">score: {_e(imp["score_note"])}; failing: {_e(imp["failing_note"])}</p>'
+    notes = [f"{what}: {imp[what + '_note']}" for what in ("score", "failing") if imp[what + "_note"]]
+    caveat = f'<p class="muted">{_e("; ".join(notes))}</p>' if notes else ""
     return _table(["param", "importance for the score", "importance for failing"],
-                  [[n, imp["score"].get(n, "-"), imp["failing"].get(n, "-")] for n in names])
+                  [[n, imp["score"].get(n, "-"), imp["failing"].get(n, "-")] for n in names]) + caveat
 
 
 def _robust(s: dict[str, Any], robust: dict[str, Any] | None) -> str:

@@ -169,3 +169,17 @@ def test_robust_results_show_as_the_spread_over_seeds_and_a_table(tmp_path: Path
     assert "over seeds 0.93 &plusmn; 0.02 (min 0.91)" in page
     robust_section = page[page.index('id="robust"'):page.index('id="best"')]
     assert "00000003" in robust_section and "optimizer.lr=0.0001" in robust_section
+
+
+def test_importance_caveats_go_on_the_page_not_the_terminal(recwarn: pytest.WarningsRecorder) -> None:
+    """PED-ANOVA warns when a param's value was tried in fewer than 2 trials (a conditional LoRA rank on a run of
+    mostly full fine-tuning): the caveat is the importance's note, and nothing is printed as a warning."""
+    from raytune_llm.report.importance import _importances
+
+    alphas = ["16", "32", "32", "64", "32", "16", "32", None]  # the demo's: 7 LoRA trials, one full
+    scores = [0.968, 0.964, 0.769, 0.946, 0.941, 0.959, 0.747, 0.891]
+    points = [({"lr": 10 ** -(3 + i / 4), **({"alpha": a} if a else {})}, scores[i]) for i, a in enumerate(alphas)]
+    found, note = _importances(points, "maximize")
+    assert set(found) == {"lr", "alpha"}
+    assert note == "uncertain for alpha: some of their values were tried in fewer than 2 trials"
+    assert not [w for w in recwarn if "regimes" in str(w.message)]
