@@ -10,8 +10,9 @@ removes them, following the rule export uses (`results.choose`), so it never del
   then, export falls back to the best of them, whose checkpoints are kept; the others are deleted.
 
 A stopped Train trial's workers may still be writing a checkpoint when Tune reports the trial complete (they run
-ahead of the report that stopped them), so a deleted trial's folder is swept again at every later trial end and at
-the end of the search, when Tune has stopped every trial's actors.
+ahead of the report that stopped them), so a deleted trial's folder is swept again at the next trial end and at the
+end of the search, when Tune has stopped every trial's actors (three listings per deleted trial in all, which
+matters on cloud storage with thousands of trials).
 
 Its memory is part of Tune's experiment state (get_state/set_state), so it survives `resume`.
 """
@@ -37,7 +38,8 @@ class PruneStoppedCheckpoints(Callback):
         self.early: set[str] = set()  # ... of which those that ended early, checkpoints still on disk
         self.failed: set[str] = set()  # trials that ended as failures, checkpoints still on disk
         self.order: dict[str, int] = {}  # trial -> when first seen: between equal values export picks the earlier
-        self.removed: set[str] = set()  # trials whose checkpoints were deleted: swept again for late writes
+        self.removed: set[str] = set()  # trials whose checkpoints were deleted: swept again at the end
+        self.recheck: set[str] = set()  # ... of which those not yet swept again since
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.order.setdefault(trial.trial_id, len(self.order))
@@ -74,7 +76,7 @@ class PruneStoppedCheckpoints(Callback):
         self._remove(trial.trial_id)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self._sweep_removed()
+        self._sweep_removed(everything=True)
         self._prune_early()
         if any(t in self.best for t in self.ended):
             keep = None  # a healthy trial exists: no fallback will be needed
@@ -100,12 +102,17 @@ class PruneStoppedCheckpoints(Callback):
                 self._remove(tid)
                 self.early.discard(tid)
 
-    def _sweep_removed(self) -> None:
-        for tid in sorted(self.removed):
-            self._remove(tid)
+    def _sweep_removed(self, everything: bool = False) -> None:
+        for tid in sorted(self.removed if everything else self.recheck):
+            self._delete(tid)
+        self.recheck.clear()
 
     def _remove(self, trial_id: str) -> None:
         self.removed.add(trial_id)
+        self.recheck.add(trial_id)
+        self._delete(trial_id)
+
+    def _delete(self, trial_id: str) -> None:
         try:
             # A Train trial's checkpoints are in train/<trial id>, an in-process trial's in its own folder.
             remove_checkpoints(join(self.run_root, "train"), trial_id)
@@ -116,7 +123,8 @@ class PruneStoppedCheckpoints(Callback):
 
     def get_state(self) -> dict[str, Any]:
         return {k: (sorted(v) if isinstance(v, set) else dict(v)) for k, v in vars(self).items()
-                if k in ("best", "best_real", "last", "ended", "early", "failed", "order", "folders", "removed")}
+                if k in ("best", "best_real", "last", "ended", "early", "failed", "order", "folders", "removed",
+                         "recheck")}
 
     def set_state(self, state: dict[str, Any]) -> None:
         for key, value in state.items():
