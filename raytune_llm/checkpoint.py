@@ -34,7 +34,8 @@ def report_with_checkpoint(session: Session, metrics: dict[str, Any], model: tor
     if session.rank != 0:
         session.report(metrics, None)
         return
-    with tempfile.TemporaryDirectory(prefix="rtl-ckpt-") as tmp:
+    # A session may name where to stage (beside the checkpoint's final place, so that moving it there is a rename).
+    with tempfile.TemporaryDirectory(prefix="rtl-ckpt-", dir=getattr(session, "staging_dir", None)) as tmp:
         out = Path(tmp)
         save_trainable(model, out / "model", model_state)
         torch.save({"optimizer": optimizer_state or optimizer.state_dict(), "scheduler": scheduler.state_dict(),

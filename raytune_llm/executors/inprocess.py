@@ -10,6 +10,7 @@ released before it does. A trial that raised never gets its process reused (Tune
 from __future__ import annotations
 
 import gc
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,29 @@ def _next_checkpoint_path() -> str:
     return f"{storage.trial_fs_path.rstrip('/')}/{name}"
 
 
+def _local_trial_dir() -> Path | None:
+    """The trial's folder when the run's storage is a local (or mounted shared) filesystem, else None."""
+    import pyarrow.fs
+    from ray.train._internal.session import get_session
+
+    storage = get_session().storage
+    if not isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
+        return None
+    return Path(storage.trial_fs_path)
+
+
+def place_checkpoint(staged: Path, target: Path) -> None:
+    """Move a staged checkpoint's files to where Tune will persist it, leaving `staged` empty, so that Tune's copy
+    of it copies nothing. Staged on the same filesystem, the moves are renames: Tune's chunked copy of the same
+    files took 0.5 s a checkpoint (MiniLM weights and AdamW state, 270 MB) with two trials on two cores, about a
+    tenth of an evaluation round of the search benchmark."""
+    if target.exists():  # a folder of this index that Tune never recorded (the driver died): Tune overwrites it
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for entry in staged.iterdir():
+        shutil.move(str(entry), str(target / entry.name))
+
+
 class TuneSession:
     """The loop's Session inside a Tune trial: one worker, reports and checkpoints through Tune."""
 
@@ -47,12 +71,20 @@ class TuneSession:
         self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
         self.node_id = ray.get_runtime_context().get_node_id()
         self.trial_id = ray.tune.get_context().get_trial_id()
+        self.trial_dir = _local_trial_dir()
+        # Where report_with_checkpoint stages a checkpoint: beside its final place, so that moving it is a rename.
+        self.staging_dir = str(self.trial_dir) if self.trial_dir else None
+        if self.trial_dir:
+            self.trial_dir.mkdir(parents=True, exist_ok=True)
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
         if checkpoint_dir is None:
             ray.tune.report(metrics)
             return
-        metrics = {**metrics, "checkpoint_path": _next_checkpoint_path()}
+        target = _next_checkpoint_path()
+        metrics = {**metrics, "checkpoint_path": target}
+        if self.trial_dir is not None:
+            place_checkpoint(checkpoint_dir, Path(target))
         ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(str(checkpoint_dir)))
 
     def restore_dir(self) -> Path | None:

@@ -51,6 +51,11 @@ def test_trials_share_a_process_and_its_caches_and_export_reloads(
     assert not (run_dir / "train").exists() or not list((run_dir / "train").glob("*/checkpoint_*"))
     assert all(Path(t.rows[-1]["checkpoint_path"]).parent.parent == run_dir for t in trials)
     best_id = assert_checkpoints_bounded(trials, lambda t: Path(t.rows[-1]["checkpoint_path"]).parent)
+    # Staged beside the trial and moved in place (no copy by Tune): nothing staged is left, every kept one whole.
+    assert not list(run_dir.rglob("rtl-ckpt-*"))
+    for ckpt in run_dir.glob("*/checkpoint_*"):
+        assert {p.name for p in ckpt.iterdir()} >= {"model", "trainer_state.pt", "eval_predictions.json",
+                                                   "metrics.json"}, ckpt
 
     out = tmp_path / "best"
     assert main(["export", str(run_dir), "--out", str(out)]) == 0

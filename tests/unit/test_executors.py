@@ -110,3 +110,22 @@ def test_pbt_problems_are_all_reported_with_their_paths() -> None:
     assert "remove `when:`" in found["search.space.peft.lora.r"]
     assert "'peft.method' cannot change in the middle of a run" in found["search.scheduler.mutate"]
     assert "'dropout.hidden' is not a param of search.space" in found["search.scheduler.mutate"]
+
+
+def test_a_staged_checkpoint_is_moved_whole_and_replaces_a_stale_folder(tmp_path: Path) -> None:
+    """The in-process executor moves a checkpoint to where Tune will record it, so that Tune's copy of the (now
+    empty) staged folder is free; a folder of that index left by a driver that died is replaced, not merged."""
+    from raytune_llm.executors.inprocess import place_checkpoint
+
+    staged = tmp_path / "trial" / "rtl-ckpt-x"
+    (staged / "model").mkdir(parents=True)
+    (staged / "model" / "model.safetensors").write_bytes(b"w")
+    (staged / "trainer_state.pt").write_bytes(b"s")
+    target = tmp_path / "trial" / "checkpoint_000003"
+    (target / "model").mkdir(parents=True)
+    (target / "stale.bin").write_bytes(b"old")
+    place_checkpoint(staged, target)
+    assert list(staged.iterdir()) == []
+    assert sorted(str(p.relative_to(target)) for p in target.rglob("*")) == \
+        ["model", "model/model.safetensors", "trainer_state.pt"]
+    assert (target / "model" / "model.safetensors").read_bytes() == b"w"
