@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 STATE_FILE = "trainer_state.pt"
 PREDICTIONS_FILE = "eval_predictions.json"
+STAGING_PREFIX = "rtl-ckpt-"  # a checkpoint being written, before the session reports it
 
 
 def report_with_checkpoint(session: Session, metrics: dict[str, Any], model: torch.nn.Module,
@@ -35,7 +36,7 @@ def report_with_checkpoint(session: Session, metrics: dict[str, Any], model: tor
         session.report(metrics, None)
         return
     # A session may name where to stage (beside the checkpoint's final place, so that moving it there is a rename).
-    with tempfile.TemporaryDirectory(prefix="rtl-ckpt-", dir=getattr(session, "staging_dir", None)) as tmp:
+    with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX, dir=getattr(session, "staging_dir", None)) as tmp:
         out = Path(tmp)
         save_trainable(model, out / "model", model_state)
         torch.save({"optimizer": optimizer_state or optimizer.state_dict(), "scheduler": scheduler.state_dict(),

@@ -21,6 +21,7 @@ import ray.tune
 import torch
 
 from raytune_llm import process_cache
+from raytune_llm.checkpoint import STAGING_PREFIX
 from raytune_llm.config import TrainConfig
 from raytune_llm.executors import worker
 from raytune_llm.space import apply_params
@@ -76,6 +77,11 @@ class TuneSession:
         self.staging_dir = str(self.trial_dir) if self.trial_dir else None
         if self.trial_dir:
             self.trial_dir.mkdir(parents=True, exist_ok=True)
+            for stale in self.trial_dir.glob(f"{STAGING_PREFIX}*"):  # staged when this trial's process was killed
+                try:
+                    shutil.rmtree(stale)
+                except OSError as exc:  # only garbage: the trial goes on
+                    print(f"warning: could not delete {stale}: {exc}")
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
         if checkpoint_dir is None:

@@ -92,6 +92,8 @@ def test_driver_sigkill_then_resume(tiny_bert: Path, sentiment_dir: Path, tmp_pa
     finished_before = {t.trial_id: before[t.trial_id] for t in load_trials(run_dir) if t.status == "TERMINATED"}
     in_flight = next(t for t, r in before.items() if r[-1]["step"] < r[-1]["total_steps"])
     checkpointed_step = before[in_flight][-1]["step"]
+    # As if the kill had come while the trial was writing a checkpoint (staged in its folder, not yet moved).
+    (Path(before[in_flight][-1]["checkpoint_path"]).parent / "rtl-ckpt-killed" / "model").mkdir(parents=True)
 
     proc2 = subprocess.run([sys.executable, "-m", "raytune_llm", "resume", str(run_dir)], env=env,
                            capture_output=True, text=True, timeout=300)
@@ -111,6 +113,7 @@ def test_driver_sigkill_then_resume(tiny_bert: Path, sentiment_dir: Path, tmp_pa
     assert len(steps) == len(set(steps))  # no step reported twice
     # These were in-process trials (one worker, executor auto): the checkpoint resumed from was Tune's own.
     assert Path(after[in_flight][-1]["checkpoint_path"]).parent.parent == run_dir
+    assert not list(run_dir.rglob("rtl-ckpt-*"))  # the resumed trial cleared what its killed process had staged
     assert main(["export", str(run_dir), "--out", str(tmp_path / "best")]) == 0
 
 
