@@ -7,7 +7,6 @@ process; the caller passes a `Session` that says who this worker is and where re
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -22,15 +21,16 @@ from raytune_llm.accumulation import MicroBatches, loss_weights, sum_over_worker
 from raytune_llm.batching import padding, train_loader
 from raytune_llm.checkpoint import load_state, report_with_checkpoint
 from raytune_llm.config import GenerationConfig, StabilityConfig, TrainConfig
-from raytune_llm.evaluation import EvalContext, evaluate, gather
+from raytune_llm.evaluation import EvalContext, evaluate
 from raytune_llm.levers import L2SP, Freezer, fgm_backward, first_backward_context, param_groups, reinit_top_layers
 from raytune_llm.metrics import worst_value
-from raytune_llm.models import build_model, hub_kwargs, trainable_params, weight_dtypes
+from raytune_llm.models import build_model, hub_kwargs
 from raytune_llm.outcomes import REAL_PREFIX, is_failure
 from raytune_llm.precision import OVERFLOW_PATIENCE, LossScaler, autocast_for, resolve
 from raytune_llm.quantization import is_quantized
 from raytune_llm.sharding import shard
 from raytune_llm.stability import StabilityGuard, Verdict
+from raytune_llm.startup import startup_facts
 from raytune_llm.tasks import get_task
 
 
@@ -208,14 +208,8 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
             t = time.perf_counter()
             batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
             if not startup:
-                now = time.time()
-                startup = {"startup_s": now - spec.started_at, "startup_launch_s": entered_at - spec.started_at,
-                           "startup_data_s": data_at - entered_at, "startup_model_s": model_at - data_at,
-                           "worker_nodes": ",".join(gather(session.node_id, world)),  # where each rank ran
-                           **weight_dtypes(model), "autocast": precision if autocast["enabled"] else "off",
-                           "trainable_params": trainable_params(model), "first_step_at": now, "worker_pid": os.getpid(),
-                           "startup_cached": ",".join(process_cache.hits),
-                           "strategy": spec.strategy if world > 1 else "single"}
+                startup = startup_facts(spec.started_at, entered_at, data_at, model_at, session.node_id, world, model,
+                                        precision if autocast["enabled"] else "off", spec.strategy)
             loss = micro.backward(batch, ddp, task_loss, l2sp.penalty, task, world, device,
                                   lambda: first_backward_context(ddp, fgm), scaler.scale)
             if fgm:  # one micro-batch per step (rules): the adversarial pass is the whole batch's
@@ -227,7 +221,8 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
             loss_value = _mean_over_workers(loss)
             trace["step_losses"].append(_short(loss_value))
             trace["step_grad_norms"].append(_short(grad_norm))
-            if scaler.skips(loss_value, grad_norm):  # fp16 overflow: the scaler skips the update and lowers its scale
+            overflowed = scaler.skips(loss_value, grad_norm)
+            if overflowed:  # fp16 overflow: the scaler skips the update and lowers its scale
                 verdict = Verdict("non_finite", f"fp16: the gradients overflowed in {OVERFLOW_PATIENCE} steps in a row "
                                   "however far the loss scale fell") if scaler.overflow_persists else Verdict()
             else:
@@ -241,7 +236,8 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                 session.report(last, None)
                 return last
             scaler.step(optimizer)
-            scheduler.step()
+            if not overflowed:  # as accelerate does: an update that was skipped does not advance the schedule
+                scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
             window["loss"] += loss_value

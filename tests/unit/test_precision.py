@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from raytune_llm.bare import BareSession
+from raytune_llm.config import TrainConfig
 from raytune_llm.precision import OVERFLOW_PATIENCE, autocast_for, resolve
 from raytune_llm.rundir import RunInfo
-from raytune_llm.train_loop import run
+from raytune_llm.train_loop import _scheduler, run
 from tests.unit.conftest import spec_for
 from tests.unit.test_ddp_agreement import NO_DROPOUT
 
@@ -53,12 +54,26 @@ def _overflow_on(monkeypatch: pytest.MonkeyPatch, calls: int | None) -> None:
 
 
 def test_fp16_skips_overflowing_steps_and_trains_on(info: RunInfo, monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
     _overflow_on(monkeypatch, calls=3)
     session = BareSession(None, device="cpu")
-    last = run(spec_for(info, precision="fp16", optimizer={"lr": 1e-3}), session)
+    spec = spec_for(info, precision="fp16", optimizer={"lr": 1e-3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # e.g. torch's "lr_scheduler.step() before optimizer.step()"
+        last = run(spec, session)
     assert last["stop_reason"] == "" and last["step"] == 6
     assert last["autocast"] == "fp16" and last["fp16_skipped_steps"] == 3
     assert last["loss_scale"] == 65536.0 / 2**3  # GradScaler halved its scale once per skipped step
+    # The schedule advanced only with the 3 updates that were applied (accelerate's rule for skipped steps).
+    cfg = TrainConfig.model_validate(spec.train)
+    total = cfg.max_steps
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=cfg.optimizer.lr)
+    schedule = _scheduler(cfg, optimizer, round(cfg.schedule.warmup_ratio * total), total)
+    for _ in range(3):
+        optimizer.step()
+        schedule.step()
+    assert last["lr"] == pytest.approx(max(schedule.get_last_lr()))
 
 
 def test_fp16_overflow_that_persists_is_a_non_finite_failure(info: RunInfo, monkeypatch: pytest.MonkeyPatch) -> None:
