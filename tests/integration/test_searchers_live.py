@@ -65,6 +65,9 @@ def test_each_searcher_and_scheduler_runs_a_real_search(ray_session: None, tmp_p
     states = [t.state for t in study.trials]
     assert len(states) == 6 and TrialState.RUNNING not in states
     iterations = [r.metrics["training_iteration"] for r in results]
+    # Each trial ran once from its first round: none was paused and started again (its rounds reported twice).
+    assert all(list(r.metrics_dataframe["training_iteration"]) == list(range(1, i + 1))
+               for r, i in zip(results, iterations, strict=True))
     if scheduler == "fifo":
         assert iterations == [ROUNDS] * 6 and set(states) == {TrialState.COMPLETE}
     else:  # the scheduler stopped someone, and Optuna was told PRUNED for exactly those trials
