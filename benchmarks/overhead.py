@@ -33,14 +33,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from raytune_llm.bare import BareSession
-from raytune_llm.loading import validate_dict
-from raytune_llm.prepare import prepare_run
-from raytune_llm.search import build_tuner, connect, local_cpus
-from raytune_llm.train_loop import RunSpec, run
+sys.path[:0] = [str(Path(__file__).resolve().parent)]
+
+from hf_search import hf_search, work_plan  # noqa: E402
+
+from raytune_llm.bare import BareSession  # noqa: E402
+from raytune_llm.loading import validate_dict  # noqa: E402
+from raytune_llm.prepare import prepare_run  # noqa: E402
+from raytune_llm.search import build_tuner, connect, local_cpus  # noqa: E402
+from raytune_llm.train_loop import RunSpec, run  # noqa: E402
 
 ARMS = {"in-process, 1 worker": ("tune", 1), "Train, 1 worker": ("train", 1), "Train, 2 workers": ("train", 2)}
 SPACE = {"optimizer.lr": {"type": "float", "low": 1.0e-5, "high": 1.0e-3, "log": True}}
+SAME_WORK = "Trainer.hyperparameter_search, same work"  # our trials, each stopped where ASHA stopped it
 STEPS = re.compile(r"\[Worker Group Initialization\] (.+?) in ([0-9.]+)s")
 
 
@@ -157,56 +162,6 @@ def bare_in_this_process(spec_json: str) -> None:
     print(json.dumps(session.reports[-1] | {"first": session.reports[0]}))
 
 
-def hf_search(info: Any, args: argparse.Namespace, steps: int, storage: Path) -> tuple[float, int]:
-    """Trainer.hyperparameter_search (optuna) on the prepared data: same model, space, steps, evaluations."""
-    import datasets
-    import numpy as np
-    import optuna
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainerCallback,
-        TrainingArguments,
-    )
-
-    class StepCounter(TrainerCallback):  # optimizer steps over all trials: the work done
-        steps = 0
-
-        def on_step_end(self, *args: Any, **kwargs: Any) -> None:
-            StepCounter.steps += 1
-
-    data = datasets.load_from_disk(info.data_path)
-    tokenizer = AutoTokenizer.from_pretrained(info.tokenizer_path)
-    labels = info.label_names
-
-    def model_init(trial: Any = None) -> Any:
-        return AutoModelForSequenceClassification.from_pretrained(info.model_path, num_labels=len(labels))
-
-    def accuracy(pred: Any) -> dict[str, float]:
-        return {"accuracy": float((np.argmax(pred.predictions, -1) == pred.label_ids).mean())}
-
-    training = TrainingArguments(
-        output_dir=str(storage / "hf"), max_steps=steps, eval_strategy="steps", eval_steps=args.eval_every,
-        per_device_train_batch_size=16, per_device_eval_batch_size=32, learning_rate=1e-4, save_strategy="no",
-        report_to=[], logging_strategy="no", disable_tqdm=True, use_cpu=True, seed=0,
-    )
-    trainer = Trainer(model_init=model_init, args=training, train_dataset=data["train"], eval_dataset=data["eval"],
-                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=accuracy,
-                      callbacks=[StepCounter()])
-    t = time.time()
-    trainer.hyperparameter_search(
-        hp_space=lambda trial: {"learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-3, log=True)},
-        backend="optuna", n_trials=args.trials, direction="maximize",
-        compute_objective=lambda metrics: metrics["eval_accuracy"],
-        sampler=optuna.samplers.TPESampler(seed=0),
-        # ASHA's rungs: HF reports at optimizer steps, ours at evaluation rounds of `eval_every` steps
-        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=args.eval_every, reduction_factor=3),
-    )
-    return time.time() - t, StepCounter.steps
-
-
 def searches(args: argparse.Namespace, storage: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     steps = args.rounds * args.eval_every
@@ -217,13 +172,17 @@ def searches(args: argparse.Namespace, storage: Path) -> dict[str, Any]:
         cfg = experiment(storage, f"search-{executor}{workers}", executor, workers, args, args.trials, steps, asha)
         # As many at once as `search` would run on a Ray of its own here (this one is sized for 2-worker trials).
         cfg.search.max_concurrent_trials = int(local_cpus(cfg.resources) // cfg.resources.trial_cpus)
-        firsts, _, wall, _ = search(cfg)
+        firsts, _, wall, run_dir = search(cfg)
         out[label] = {"wall_s": wall, "trials": len(firsts),
-                      "optimizer_steps": sum(r["last"]["step"] for r in firsts)}
+                      "optimizer_steps": sum(r["last"]["step"] for r in firsts), "plan": work_plan(run_dir)}
     if "hf" in args.parts:
         _, info = prepare_run(experiment(storage, "hf-data", "tune", 1, args, 1, steps, asha))
-        wall, hf_steps = hf_search(info, args, steps, storage)
+        wall, hf_steps = hf_search(info, args.trials, steps, args.eval_every, storage / "hf")
         out["Trainer.hyperparameter_search"] = {"wall_s": wall, "trials": args.trials, "optimizer_steps": hf_steps}
+        # The same work: the first measured arm's trials, each stopped where ASHA stopped it.
+        if plan := next((r["plan"] for r in out.values() if "plan" in r), None):
+            wall, hf_steps = hf_search(info, len(plan), steps, args.eval_every, storage / "hf-replay", plan)
+            out[SAME_WORK] = {"wall_s": wall, "trials": len(plan), "optimizer_steps": hf_steps}
     return out
 
 
@@ -299,6 +258,11 @@ def report(results: dict[str, Any]) -> None:
             per_step = (r["wall_s"] / r["optimizer_steps"]) / (hf["wall_s"] / hf["optimizer_steps"])
             line += f"{r['wall_s'] / hf['wall_s']:>7.2f}{per_step:>17.2f}"
         print(line)
+    if same := runs.get(SAME_WORK):
+        arm = next(a for a, r in runs.items() if "plan" in r)
+        ratio = runs[arm]["wall_s"] / same["wall_s"]
+        print(f"{arm} against HF on the same trials and stops: wall {ratio:.2f}x "
+              f"({runs[arm]['optimizer_steps']} against {same['optimizer_steps']} optimizer steps)")
 
 
 if __name__ == "__main__":
