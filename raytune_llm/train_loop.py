@@ -17,8 +17,8 @@ import torch
 import torch.distributed as dist
 
 from raytune_llm import process_cache
-from raytune_llm.accumulation import MicroBatches, loss_weights, sum_over_workers
-from raytune_llm.batching import padding, train_loader
+from raytune_llm.accumulation import MicroBatches, loss_weights
+from raytune_llm.batching import train_loader
 from raytune_llm.checkpoint import load_state, report_with_checkpoint
 from raytune_llm.config import GenerationConfig, StabilityConfig, TrainConfig
 from raytune_llm.evaluation import EvalContext, evaluate
@@ -32,6 +32,7 @@ from raytune_llm.sharding import shard
 from raytune_llm.stability import StabilityGuard, Verdict
 from raytune_llm.startup import startup_facts
 from raytune_llm.tasks import get_task
+from raytune_llm.window import StepWindow
 
 
 @dataclass
@@ -89,10 +90,6 @@ def _mean_over_workers(value: torch.Tensor) -> float:
         dist.all_reduce(value)
         value /= dist.get_world_size()
     return float(value)
-
-
-def _short(value: float) -> float:
-    return float(f"{value:.5g}")  # 5 significant digits: plenty for a trace, a third of the JSON
 
 
 def _scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, warmup: int, total: int) -> Any:
@@ -195,11 +192,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     micro = MicroBatches(cfg.batch_size // world, cfg.micro_batch_size, world)
     scaler = LossScaler(precision, device)
     fgm = cfg.fgm_epsilon > 0
-    window = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0, "samples": 0, "time": 0.0,
-              "padding": 0, "tokens": 0}
-    # Every step's loss and pre-clipping gradient norm since the last report: what the step detectors saw, kept
-    # in the report so that a guard verdict can be checked (and replayed) after the fact.
-    trace: dict[str, list[float]] = {"step_losses": [], "step_grad_norms": []}
+    window = StepWindow()
     startup: dict[str, float] = {}
     last: dict[str, Any] = {}
     batches = _batches(loader, step)
@@ -219,8 +212,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
             scaler.unscale(optimizer)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, max_norm))
             loss_value = _mean_over_workers(loss)
-            trace["step_losses"].append(_short(loss_value))
-            trace["step_grad_norms"].append(_short(grad_norm))
+            window.saw(loss_value, grad_norm)
             overflowed = scaler.skips(loss_value, grad_norm)
             if overflowed:  # fp16 overflow: the scaler skips the update and lowers its scale
                 verdict = Verdict("non_finite", f"fp16: the gradients overflowed in {OVERFLOW_PATIENCE} steps in a row "
@@ -231,7 +223,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                 optimizer.zero_grad(set_to_none=True)
                 # `step` counts completed steps; the trace ends with this one, step + 1 (results.step_trace)
                 last = {spec.metric: worst, "stop_reason": verdict.reason, "stop_detail": verdict.detail, "step": step,
-                        "total_steps": total_steps, **trace, "trace_last_step": step + 1,
+                        "total_steps": total_steps, **window.trace(), "trace_last_step": step + 1,
                         **{f"stop_{k}": v for k, v in verdict.values.items()}}
                 session.report(last, None)
                 return last
@@ -240,40 +232,25 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                 scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            window["loss"] += loss_value
-            window["grad_norm"] += grad_norm
-            window["grad_norm_max"] = max(window["grad_norm_max"], grad_norm)
-            window["steps"] += 1
-            window["samples"] += len(batch["labels"])
-            pads, tokens = padding(batch)
-            window["padding"] += pads
-            window["tokens"] += tokens
-            window["time"] += time.perf_counter() - t
+            window.applied(loss_value, grad_norm, batch, time.perf_counter() - t)
 
             if step % cfg.eval_every == 0 or step == total_steps:
                 eval_metrics, preds = evaluate(model, eval_ds, ctx, cfg, session, autocast)
-                n = window["steps"]
                 last = {
                     **eval_metrics,
-                    "train_loss": window["loss"] / n,
-                    "grad_norm": window["grad_norm"] / n,
-                    "grad_norm_max": window["grad_norm_max"],
+                    **window.metrics(device),
                     "lr": max(scheduler.get_last_lr()),  # the head's: layer-wise decay only lowers the others
-                    "samples_per_s": sum_over_workers(window["samples"] / max(window["time"], 1e-9), device),
                     "step": step,
                     "total_steps": total_steps,
                     "epoch": step / len(loader),
-                    "padding_share": sum_over_workers(window["padding"], device)
-                    / max(sum_over_workers(window["tokens"], device), 1),
                     "micro_batch_size": micro.size,
                     **scaler.report(),
                     "chance_value": baseline,
                     "stop_reason": "",
-                    **trace,
+                    **window.trace(),
                     **startup,
                 }
-                window = dict.fromkeys(window, 0.0) | {"steps": 0, "samples": 0}
-                trace = {k: [] for k in trace}
+                window.reset()
                 if not math.isfinite(last.get(spec.metric, 0.0)):  # guard off: keep the report finite anyway
                     last.update({spec.metric: worst, "objective_non_finite": True})
                 peers = None
