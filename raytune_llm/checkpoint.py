@@ -18,13 +18,13 @@ import torch
 from raytune_llm.config import PeftMethod
 from raytune_llm.models import save_trainable, unwrap
 from raytune_llm.sharding import full_state, is_sharded, load_full_state
+from raytune_llm.storage import STAGING_PREFIX
 
 if TYPE_CHECKING:
     from raytune_llm.train_loop import Session
 
 STATE_FILE = "trainer_state.pt"
 PREDICTIONS_FILE = "eval_predictions.json"
-STAGING_PREFIX = "rtl-ckpt-"  # a checkpoint being written, before the session reports it
 
 
 def report_with_checkpoint(session: Session, metrics: dict[str, Any], model: torch.nn.Module,

@@ -12,7 +12,9 @@ removes them, following the rule export uses (`results.choose`), so it never del
 A stopped Train trial's workers may still be writing a checkpoint when Tune reports the trial complete (they run
 ahead of the report that stopped them), so a deleted trial's folder is swept again at the next trial end and at the
 end of the search, when Tune has stopped every trial's actors (three listings per deleted trial in all, which
-matters on cloud storage with thousands of trials).
+matters on cloud storage with thousands of trials). On local storage, where checkpoints are staged in the trial's
+folder before they are reported, every ended trial's folder is swept the same way of what its killed processes
+staged and never reported.
 
 Its memory is part of Tune's experiment state (get_state/set_state), so it survives `resume`.
 """
@@ -24,7 +26,7 @@ from typing import Any
 from ray.tune import Callback
 
 from raytune_llm.outcomes import best_of, better, is_failure, is_finite, real_value
-from raytune_llm.storage import join, remove_checkpoints
+from raytune_llm.storage import is_uri, join, remove_checkpoints
 
 
 class PruneStoppedCheckpoints(Callback):
@@ -39,7 +41,8 @@ class PruneStoppedCheckpoints(Callback):
         self.failed: set[str] = set()  # trials that ended as failures, checkpoints still on disk
         self.order: dict[str, int] = {}  # trial -> when first seen: between equal values export picks the earlier
         self.removed: set[str] = set()  # trials whose checkpoints were deleted: swept again at the end
-        self.recheck: set[str] = set()  # ... of which those not yet swept again since
+        self.kept: set[str] = set()  # ended trials with checkpoints: swept of staged leftovers (local storage)
+        self.recheck: set[str] = set()  # of both, those not yet swept again since they ended
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.order.setdefault(trial.trial_id, len(self.order))
@@ -69,6 +72,10 @@ class PruneStoppedCheckpoints(Callback):
                 self.early.add(tid)
         self._sweep_removed()
         self._prune_early()
+        if tid not in self.removed and not is_uri(self.run_root):  # staging: on local (or mounted) storage only
+            self.kept.add(tid)
+            self.recheck.add(tid)
+            self._delete(tid)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.best.pop(trial.trial_id, None)  # export never picks an errored trial
@@ -103,28 +110,31 @@ class PruneStoppedCheckpoints(Callback):
                 self.early.discard(tid)
 
     def _sweep_removed(self, everything: bool = False) -> None:
-        for tid in sorted(self.removed if everything else self.recheck):
+        for tid in sorted(self.removed | self.kept if everything else self.recheck):
             self._delete(tid)
         self.recheck.clear()
 
     def _remove(self, trial_id: str) -> None:
         self.removed.add(trial_id)
+        self.kept.discard(trial_id)
         self.recheck.add(trial_id)
         self._delete(trial_id)
 
     def _delete(self, trial_id: str) -> None:
+        """Delete a removed trial's checkpoints, or only what a kept trial's processes staged."""
+        staged_only = trial_id not in self.removed
         try:
             # A Train trial's checkpoints are in train/<trial id>, an in-process trial's in its own folder.
-            remove_checkpoints(join(self.run_root, "train"), trial_id)
+            remove_checkpoints(join(self.run_root, "train"), trial_id, staged_only)
             if trial_id in self.folders:
-                remove_checkpoints(self.run_root, self.folders[trial_id])
+                remove_checkpoints(self.run_root, self.folders[trial_id], staged_only)
         except OSError as exc:  # a full or flaky store must not end the search; the files are only garbage
             print(f"warning: could not delete the checkpoints of trial {trial_id}: {exc}")
 
     def get_state(self) -> dict[str, Any]:
         return {k: (sorted(v) if isinstance(v, set) else dict(v)) for k, v in vars(self).items()
                 if k in ("best", "best_real", "last", "ended", "early", "failed", "order", "folders", "removed",
-                         "recheck")}
+                         "kept", "recheck")}
 
     def set_state(self, state: dict[str, Any]) -> None:
         for key, value in state.items():

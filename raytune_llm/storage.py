@@ -11,6 +11,7 @@ A local or shared path is used in place. For a URI:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 CACHE_ROOT = Path(os.environ.get("RAYTUNE_LLM_CACHE", Path(tempfile.gettempdir()) / "raytune-llm-cache"))
 _DONE = ".complete"
+# A checkpoint being written, staged beside its final place (local storage) before the session reports it.
+STAGING_PREFIX = "rtl-ckpt-"
 # Folders a mirror leaves out: Train's checkpoints (the search's and the robustness runs') and the prepared inputs
 # (and, wherever they are, checkpoint_* folders: export fetches the one it needs).
 _NOT_MIRRORED = ("train", "prepared", "robust/train")
@@ -139,15 +142,18 @@ def fetch_checkpoint(run_root: str, checkpoint_path: str) -> Path:
     return target
 
 
-def remove_checkpoints(train_root: str, trial_id: str) -> None:
-    """Delete the checkpoint_* folders of one trial (not Train's snapshot file), locally or remotely."""
+def remove_checkpoints(train_root: str, trial_id: str, staged_only: bool = False) -> None:
+    """Delete the checkpoint_* folders of one trial (not Train's snapshot file), locally or remotely, and what its
+    processes staged and never reported (`staged_only`: only that)."""
     import pyarrow.fs
 
     fs, root = filesystem(train_root) if is_uri(train_root) else (pyarrow.fs.LocalFileSystem(), train_root)
     selector = pyarrow.fs.FileSelector(f"{root.rstrip('/')}/{trial_id}", allow_not_found=True)
+    prefixes = (STAGING_PREFIX,) if staged_only else ("checkpoint_", STAGING_PREFIX)
     for info in fs.get_file_info(selector):
-        if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith("checkpoint_"):
-            fs.delete_dir(info.path)
+        if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith(prefixes):
+            with contextlib.suppress(FileNotFoundError):  # gone meanwhile: a staging folder its process cleaned up
+                fs.delete_dir(info.path)
 
 
 def put_file(local_file: Path, uri: str) -> None:

@@ -10,7 +10,6 @@ released before it does. A trial that raised never gets its process reused (Tune
 from __future__ import annotations
 
 import gc
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,9 +18,9 @@ from typing import Any
 import ray
 import ray.tune
 import torch
+from ray.train._internal.session import get_session
 
 from raytune_llm import process_cache
-from raytune_llm.checkpoint import STAGING_PREFIX
 from raytune_llm.config import TrainConfig
 from raytune_llm.executors import worker
 from raytune_llm.space import apply_params
@@ -31,35 +30,11 @@ from raytune_llm.train_loop import RunSpec
 def _next_checkpoint_path() -> str:
     """Where Tune will persist the checkpoint about to be reported, stored in the report itself (as Train's
     runs store `checkpoint_path`) so that export and status find it from the trial's results alone."""
-    from ray.train._internal.session import get_session
     from ray.train._internal.storage import StorageContext
 
     storage = get_session().storage
     name = StorageContext._make_checkpoint_dir_name(storage.current_checkpoint_index + 1)
     return f"{storage.trial_fs_path.rstrip('/')}/{name}"
-
-
-def _local_trial_dir() -> Path | None:
-    """The trial's folder when the run's storage is a local (or mounted shared) filesystem, else None."""
-    import pyarrow.fs
-    from ray.train._internal.session import get_session
-
-    storage = get_session().storage
-    if not isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
-        return None
-    return Path(storage.trial_fs_path)
-
-
-def place_checkpoint(staged: Path, target: Path) -> None:
-    """Move a staged checkpoint's files to where Tune will persist it, leaving `staged` empty, so that Tune's copy
-    of it copies nothing. Staged on the same filesystem, the moves are renames: Tune's chunked copy of the same
-    files took 0.5 s a checkpoint (MiniLM weights and AdamW state, 270 MB) with two trials on two cores, about a
-    tenth of an evaluation round of the search benchmark."""
-    if target.exists():  # a folder of this index that Tune never recorded (the driver died): Tune overwrites it
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    for entry in staged.iterdir():
-        shutil.move(str(entry), str(target / entry.name))
 
 
 class TuneSession:
@@ -72,16 +47,10 @@ class TuneSession:
         self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
         self.node_id = ray.get_runtime_context().get_node_id()
         self.trial_id = ray.tune.get_context().get_trial_id()
-        self.trial_dir = _local_trial_dir()
         # Where report_with_checkpoint stages a checkpoint: beside its final place, so that moving it is a rename.
-        self.staging_dir = str(self.trial_dir) if self.trial_dir else None
-        if self.trial_dir:
-            self.trial_dir.mkdir(parents=True, exist_ok=True)
-            for stale in self.trial_dir.glob(f"{STAGING_PREFIX}*"):  # staged when this trial's process was killed
-                try:
-                    shutil.rmtree(stale)
-                except OSError as exc:  # only garbage: the trial goes on
-                    print(f"warning: could not delete {stale}: {exc}")
+        storage = get_session().storage
+        staging = worker.staging_folder(storage.storage_filesystem, storage.trial_fs_path)
+        self.staging_dir = str(staging) if staging else None
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
         if checkpoint_dir is None:
@@ -89,8 +58,8 @@ class TuneSession:
             return
         target = _next_checkpoint_path()
         metrics = {**metrics, "checkpoint_path": target}
-        if self.trial_dir is not None:
-            place_checkpoint(checkpoint_dir, Path(target))
+        if self.staging_dir is not None:
+            worker.place_checkpoint(checkpoint_dir, Path(target))
         ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(str(checkpoint_dir)))
 
     def restore_dir(self) -> Path | None:

@@ -35,10 +35,25 @@ class RayTrainSession:
         self.world_size = ctx.get_world_size()
         self.device = ray.train.torch.get_device()
         self.node_id = ray.get_runtime_context().get_node_id()
+        # Rank 0 stages its checkpoints (report_with_checkpoint) beside their final place in the trial's Train
+        # folder and moves them there, where Ray's default upload would copy them.
+        self.storage = ray.train.get_context().get_storage()
+        staging = (worker.staging_folder(self.storage.storage_filesystem, self.storage.experiment_fs_path)
+                   if self.rank == 0 else None)
+        self.staging_dir = str(staging) if staging else None
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
-        checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-        ray.train.report(metrics, checkpoint=checkpoint)
+        if checkpoint_dir is None:
+            ray.train.report(metrics)
+            return
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(checkpoint_dir)),
+                         checkpoint_upload_fn=self.move_into_place if self.staging_dir else None)
+
+    def move_into_place(self, checkpoint: ray.train.Checkpoint, name: str) -> ray.train.Checkpoint:
+        """Ray Train's upload of a checkpoint (`checkpoint_upload_fn`), by renames."""
+        target = self.storage.build_checkpoint_path_from_name(name)
+        worker.place_checkpoint(Path(checkpoint.path), Path(target))
+        return ray.train.Checkpoint(target, filesystem=self.storage.storage_filesystem)
 
     def peers_learnt(self, board: str, fraction: float, above_chance: bool) -> bool | None:
         if not board:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import torch
 
 from raytune_llm import storage, train_loop
+from raytune_llm.storage import STAGING_PREFIX
 from raytune_llm.train_loop import RunSpec, Session
 
 
@@ -38,3 +40,32 @@ def local_checkpoint(checkpoint: Any, rank: int) -> Path | None:
     # One private copy per rank: with the default target, ranks on one node copy into the same folder at once
     # and one of them can read a file the other is still writing (seen as a corrupt trainer_state.pt).
     return Path(checkpoint.to_directory(tempfile.mkdtemp(prefix=f"rtl-restore-rank{rank}-")))
+
+
+def staging_folder(filesystem: Any, fs_path: str) -> Path | None:
+    """Where a session stages its checkpoints: `fs_path`, the folder Ray persists them in, when the run's storage
+    is a local (or mounted shared) filesystem, so that moving one into place is a rename; else None (Ray copies
+    them from a temporary folder). What a killed process had staged there is cleared."""
+    import pyarrow.fs
+
+    if not isinstance(filesystem, pyarrow.fs.LocalFileSystem):
+        return None
+    folder = Path(fs_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(f"{STAGING_PREFIX}*"):
+        try:
+            shutil.rmtree(stale)
+        except OSError as exc:  # only garbage: the run goes on
+            print(f"warning: could not delete {stale}: {exc}")
+    return folder
+
+
+def place_checkpoint(staged: Path, target: Path) -> None:
+    """Move a staged checkpoint's files to where Ray will persist it, leaving `staged` empty. Staged on the same
+    filesystem, the moves are renames: Ray's chunked copy of the same files took 0.5 s a checkpoint (MiniLM
+    weights and AdamW state, 270 MB) with two trials on two cores, and grows with the model."""
+    if target.exists():  # a folder of this name that Ray never recorded (the process died): replaced, not merged
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for entry in staged.iterdir():
+        shutil.move(str(entry), str(target / entry.name))

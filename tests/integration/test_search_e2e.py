@@ -75,6 +75,12 @@ def test_search_stops_a_trial_and_exports_a_model_that_reloads(
         assert all(r["eval_loss"] < 1e6 for r in t.rows)
 
     assert_checkpoints_bounded(trials, lambda t: run_dir / "train" / t.trial_id)  # Train trials: under train/
+    # Rank 0 staged each checkpoint in its trial's Train folder and moved it where Train recorded it (no copy):
+    # nothing staged is left, and every kept checkpoint is whole.
+    assert not list(run_dir.glob("train/*/rtl-ckpt-*"))
+    for ckpt in (p for p in (run_dir / "train").glob("*/checkpoint_*") if p.is_dir()):
+        assert {p.name for p in ckpt.iterdir()} >= {"model", "trainer_state.pt", "eval_predictions.json",
+                                                   "metrics.json"}, ckpt
 
     out = tmp_path / "best"
     assert main(["export", str(run_dir), "--out", str(out)]) == 0

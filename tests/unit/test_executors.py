@@ -115,7 +115,7 @@ def test_pbt_problems_are_all_reported_with_their_paths() -> None:
 def test_a_staged_checkpoint_is_moved_whole_and_replaces_a_stale_folder(tmp_path: Path) -> None:
     """The in-process executor moves a checkpoint to where Tune will record it, so that Tune's copy of the (now
     empty) staged folder is free; a folder of that index left by a driver that died is replaced, not merged."""
-    from raytune_llm.executors.inprocess import place_checkpoint
+    from raytune_llm.executors.worker import place_checkpoint
 
     staged = tmp_path / "trial" / "rtl-ckpt-x"
     (staged / "model").mkdir(parents=True)
@@ -129,3 +129,35 @@ def test_a_staged_checkpoint_is_moved_whole_and_replaces_a_stale_folder(tmp_path
     assert sorted(str(p.relative_to(target)) for p in target.rglob("*")) == \
         ["model", "model/model.safetensors", "trainer_state.pt"]
     assert (target / "model" / "model.safetensors").read_bytes() == b"w"
+
+
+def test_ray_train_checkpoints_are_staged_in_the_trial_folder_and_moved_where_train_records_them(
+    tmp_path: Path
+) -> None:
+    """Rank 0 of a Train trial on local storage stages in the trial's Train folder (clearing what a killed process
+    staged there) and its upload function moves the files where Train records the checkpoint: no copy."""
+    import pyarrow.fs
+    import ray.train
+
+    from raytune_llm.executors.train import RayTrainSession
+    from raytune_llm.executors.worker import staging_folder
+    from raytune_llm.storage import STAGING_PREFIX
+
+    folder = tmp_path / "train" / "trial_1"
+    (folder / f"{STAGING_PREFIX}killed" / "model").mkdir(parents=True)
+    assert staging_folder(pyarrow.fs.LocalFileSystem(), str(folder)) == folder
+    assert list(folder.iterdir()) == []
+    assert staging_folder(pyarrow.fs.SubTreeFileSystem("bucket", pyarrow.fs.LocalFileSystem()), "x") is None
+
+    session = object.__new__(RayTrainSession)  # what __init__ takes from Ray Train's context
+    session.storage = type("Storage", (), {"storage_filesystem": pyarrow.fs.LocalFileSystem(),
+                                           "build_checkpoint_path_from_name": lambda self, n: str(folder / n)})()
+    staged = folder / f"{STAGING_PREFIX}now"
+    (staged / "model").mkdir(parents=True)
+    (staged / "model" / "model.safetensors").write_bytes(b"w")
+    inode = (staged / "model" / "model.safetensors").stat().st_ino
+    persisted = session.move_into_place(ray.train.Checkpoint.from_directory(str(staged)), "checkpoint_2026")
+    assert persisted.path == str(folder / "checkpoint_2026")
+    assert isinstance(persisted.filesystem, pyarrow.fs.LocalFileSystem)
+    assert (folder / "checkpoint_2026" / "model" / "model.safetensors").stat().st_ino == inode  # renamed
+    assert list(staged.iterdir()) == []

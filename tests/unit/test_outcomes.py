@@ -68,8 +68,8 @@ class Pruner:
 
         self.removed: list[str] = []
         # Deleted trials are swept again later (late writes): record each trial once, in the order first deleted.
-        monkeypatch.setattr(pruning, "remove_checkpoints",
-                            lambda root, tid: tid in self.removed or self.removed.append(tid))
+        monkeypatch.setattr(pruning, "remove_checkpoints", lambda root, tid, staged_only:
+                            staged_only or tid in self.removed or self.removed.append(tid))
         self.cb = pruning.PruneStoppedCheckpoints("/unused", "eval_accuracy", mode)
 
     def result(self, tid: str, value: float, step: int, reason: str = "", real: float | None = None) -> None:
@@ -116,7 +116,7 @@ def test_a_checkpoint_written_after_its_trial_was_pruned_is_deleted_too(tmp_path
     listed: Counter[str] = Counter()
     real = pruning.remove_checkpoints
     monkeypatch.setattr(pruning, "remove_checkpoints",
-                        lambda root, tid: (listed.update([tid]), real(root, tid)))
+                        lambda root, tid, staged_only: (listed.update([tid]), real(root, tid, staged_only)))
     cb = pruning.PruneStoppedCheckpoints(str(tmp_path), "eval_accuracy", "max")
     folder = tmp_path / "train" / "a"
 
@@ -142,6 +142,40 @@ def test_a_checkpoint_written_after_its_trial_was_pruned_is_deleted_too(tmp_path
     resumed = pruning.PruneStoppedCheckpoints(str(tmp_path), "eval_accuracy", "max")
     resumed.set_state(cb.get_state())
     assert resumed.removed == {"a"}
+
+
+def test_what_a_kept_trials_killed_processes_staged_is_swept_and_its_checkpoints_stay(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints are staged in the trial's folder before they are reported (local storage); a Train worker killed
+    when its trial was stopped leaves its staging folder. It goes at the trial's end, at the next trial's end and at
+    the search's end (late writes); the trial's checkpoints stay. On cloud storage nothing is staged or listed."""
+    from raytune_llm import pruning
+    from raytune_llm.storage import STAGING_PREFIX
+
+    def report(cb: Any, tid: str) -> None:
+        cb.on_trial_start(0, [], SimpleNamespace(trial_id=tid, storage=SimpleNamespace(trial_dir_name=tid)))
+        cb.on_trial_result(0, [], SimpleNamespace(trial_id=tid),
+                           {"eval_accuracy": 0.9, "step": 10, "total_steps": 10, "stop_reason": ""})
+        cb.on_trial_complete(0, [], SimpleNamespace(trial_id=tid))
+
+    cb = pruning.PruneStoppedCheckpoints(str(tmp_path), "eval_accuracy", "max")
+    folder = tmp_path / "train" / "a"
+    (folder / "checkpoint_1").mkdir(parents=True)
+    (folder / f"{STAGING_PREFIX}1").mkdir()
+    report(cb, "a")
+    assert [p.name for p in folder.iterdir()] == ["checkpoint_1"]
+    (folder / f"{STAGING_PREFIX}2").mkdir()  # a late write
+    report(cb, "b")
+    (folder / f"{STAGING_PREFIX}3").mkdir()
+    cb.on_experiment_end([])
+    assert [p.name for p in folder.iterdir()] == ["checkpoint_1"]
+
+    listed: list[str] = []
+    monkeypatch.setattr(pruning, "remove_checkpoints", lambda root, tid, staged_only: listed.append(tid))
+    on_cloud = pruning.PruneStoppedCheckpoints("s3://bucket/run", "eval_accuracy", "max")
+    report(on_cloud, "a")
+    on_cloud.on_experiment_end([])
+    assert listed == []
 
 
 def test_failed_trials_keep_checkpoints_until_the_end_and_the_best_is_kept_as_fallback(
