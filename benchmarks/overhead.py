@@ -21,6 +21,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -199,15 +200,32 @@ def main() -> None:
                         default=["startup", "bare", "search", "hf"], help="what to measure")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="executors to measure")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/overhead.json"))
+    parser.add_argument("--keep-runs", action="store_true", help="keep the runs' folders (deleted by default)")
     parser.add_argument("--bare-spec", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_spec:
         bare_in_this_process(args.bare_spec)
         return
+    # Its runs are gigabytes (every trial's checkpoints): deleted at the end unless asked to keep them.
     storage = Path(tempfile.mkdtemp(prefix="rtl-bench-"))
+    try:
+        results = measure(args, storage)
+    finally:
+        if args.keep_runs:
+            print(f"runs kept in {storage}")
+        else:
+            shutil.rmtree(storage)
+    report(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.out}")
+
+
+def measure(args: argparse.Namespace, storage: Path) -> dict[str, Any]:
     sizing = experiment(storage, "sizing", "train", 2, args, 1, args.eval_every, {"name": "fifo"})
     connect(sizing, None)  # Ray once, with room for a 2-worker trial
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "bare_spec"}
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                if k not in ("bare_spec", "keep_runs")}
     results: dict[str, Any] = {"args": settings, "cpu_count": os.cpu_count()}
     if "startup" in args.parts:
         results["startup"] = startup(args, storage)
@@ -217,11 +235,7 @@ def main() -> None:
         for threads in (1, 2):
             results[f"bare_{threads}_threads"] = bare(info, bare_cfg, threads)["samples_per_s"]
     results["search"] = searches(args, storage)
-    report(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {args.out}")
-
+    return results
 
 STARTUP_ROWS = [("trial start -> first step, first trial", "cold_start_to_first_step_s"),
                 ("trial start -> first step, later trials", "warm_start_to_first_step_s"),

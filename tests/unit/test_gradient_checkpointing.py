@@ -30,7 +30,7 @@ def _forward_backward(model: torch.nn.Module) -> tuple[float, list[torch.Tensor]
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.tensor([0, 1, 1, 0])).loss
     loss.backward()
-    return float(loss), [p.grad.clone() for p in model.parameters() if p.requires_grad], kept[0]
+    return loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad], kept[0]
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])
