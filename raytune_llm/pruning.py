@@ -70,7 +70,7 @@ class PruneStoppedCheckpoints(Callback):
             self.ended.add(tid)
             if last.get("step") != last.get("total_steps") or last.get("stop_reason"):
                 self.early.add(tid)
-        self._sweep_removed()
+        self._sweep()
         self._prune_early()
         if tid not in self.removed and not is_uri(self.run_root):  # staging: on local (or mounted) storage only
             self.kept.add(tid)
@@ -83,7 +83,7 @@ class PruneStoppedCheckpoints(Callback):
         self._remove(trial.trial_id)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self._sweep_removed(everything=True)
+        self._sweep(everything=True)
         self._prune_early()
         if any(t in self.best for t in self.ended):
             keep = None  # a healthy trial exists: no fallback will be needed
@@ -109,7 +109,8 @@ class PruneStoppedCheckpoints(Callback):
                 self._remove(tid)
                 self.early.discard(tid)
 
-    def _sweep_removed(self, everything: bool = False) -> None:
+    def _sweep(self, everything: bool = False) -> None:
+        """Sweep again, for late writes, the trials that ended since the last sweep (`everything`: every ended one)."""
         for tid in sorted(self.removed | self.kept if everything else self.recheck):
             self._delete(tid)
         self.recheck.clear()
