@@ -73,7 +73,7 @@ def test_freezer_and_gradual_unfreezing(tiny_bert: Path) -> None:
 def test_l2sp_penalty_grows_with_distance(tiny_bert: Path) -> None:
     model = model_for(tiny_bert)
     l2sp = L2SP(model, weight=0.5)
-    assert float(l2sp.penalty()) == 0.0  # nothing moved yet
+    assert l2sp.penalty().item() == 0.0  # nothing moved yet
     with torch.no_grad():
         model.bert.encoder.layer[0].output.dense.weight.add_(1.0)
     n = model.bert.encoder.layer[0].output.dense.weight.numel()
