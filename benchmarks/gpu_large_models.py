@@ -3,7 +3,7 @@ of a random-init Llama of a real shape (no hub on the GPU machine), LoRA on all 
 own training loop: bf16, fp16 (loss scaling), bf16 + gradient checkpointing, QLoRA (4-bit NF4 base; needs
 bitsandbytes), full fine-tuning in bf16, and a 2-worker NCCL DDP trial (needs 2 GPUs). Per run: samples/s, the
 measured peak GPU memory (torch.cuda.max_memory_allocated) beside the estimate `search` checks before it starts
-(raytune_llm.memory), and whether the run ended healthy.
+(raytune_llm.training.memory), and whether the run ended healthy.
 
     bash ../shared/device/make-kit.sh                  # once, here
     run(carry=[".devkit"], command="source .devkit/setup.sh && python benchmarks/gpu_large_models.py")
@@ -56,8 +56,8 @@ def make_inputs(root: Path, shape: str, max_length: int) -> tuple[Path, Any]:
     import pandas as pd
     from transformers import BertTokenizerFast, LlamaConfig, LlamaForSequenceClassification
 
-    from raytune_llm.config import DataConfig, ModelConfig
-    from raytune_llm.data import prepare
+    from raytune_llm.schema.experiment import DataConfig, ModelConfig
+    from raytune_llm.sources.data import prepare
 
     words = [f"w{i}" for i in range(VOCAB - 5)]
     (root / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
@@ -77,8 +77,8 @@ def make_inputs(root: Path, shape: str, max_length: int) -> tuple[Path, Any]:
 
 
 def spec_for(model_dir: Path, prepared: Any, train: dict[str, Any], args: argparse.Namespace) -> Any:
-    from raytune_llm.config import TrainConfig
-    from raytune_llm.train_loop import RunSpec
+    from raytune_llm.schema.experiment import TrainConfig
+    from raytune_llm.training.loop import RunSpec
 
     cfg = TrainConfig.model_validate({"max_steps": args.steps, "eval_every": args.steps, "batch_size": args.batch,
                                       "eval_batch_size": args.batch, **train})
@@ -88,9 +88,9 @@ def spec_for(model_dir: Path, prepared: Any, train: dict[str, Any], args: argpar
 
 
 def estimate_gib(model_dir: Path, train: dict[str, Any], args: argparse.Namespace, half: bool) -> float:
-    from raytune_llm.config import TrainConfig
-    from raytune_llm.memory import GIB, estimate
-    from raytune_llm.models import preflight
+    from raytune_llm.models.build import preflight
+    from raytune_llm.schema.experiment import TrainConfig
+    from raytune_llm.training.memory import GIB, estimate
 
     cfg = TrainConfig.model_validate(train)
     (model,) = preflight(str(model_dir), ["a", "b"], [cfg], str(model_dir))
@@ -100,8 +100,8 @@ def estimate_gib(model_dir: Path, train: dict[str, Any], args: argparse.Namespac
 def one_run(model_dir: Path, prepared: Any, train: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from raytune_llm.bare import BareSession
-    from raytune_llm.train_loop import run
+    from raytune_llm.training.bare import BareSession
+    from raytune_llm.training.loop import run
 
     cuda = torch.cuda.is_available() and not args.smoke
     if cuda:
@@ -121,8 +121,8 @@ def _ddp_rank(rank: int, port: int, model_dir: str, prepared: Any, train: dict, 
     import torch
     import torch.distributed as dist
 
-    from raytune_llm.bare import BareSession
-    from raytune_llm.train_loop import run
+    from raytune_llm.training.bare import BareSession
+    from raytune_llm.training.loop import run
 
     torch.cuda.set_device(rank)
     dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)

@@ -33,8 +33,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from overhead import search
 
-from raytune_llm.loading import validate_dict
-from raytune_llm.search import connect
+from raytune_llm.config.loading import validate_dict
+from raytune_llm.search.driver import connect
 
 SHAPES = {"bert-base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
                         "intermediate_size": 3072},

@@ -4,7 +4,7 @@ them like a classifier.
 The recordings (benchmarks/recordings/*.json, made by benchmarks/record_curves.py) hold runs that went to the
 end with the guard off, each labelled by how it ended: `failed` (diverged, or final chance metric at chance) or
 `healthy`, with its final rank. The replay feeds every recorded step and evaluation to the real
-`raytune_llm.stability.StabilityGuard` (the same code a trial runs) and notes where it would have stopped.
+`raytune_llm.training.stability.StabilityGuard` (the same code a trial runs) and notes where it would have stopped.
 
 Per task and guard setting: runs stopped; precision (stopped runs that did end failed); recall (failed runs
 stopped); recall before 30% of the budget; the median point of the stops; how many runs that would have ended in
@@ -22,8 +22,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from raytune_llm.config import StabilityConfig
-from raytune_llm.stability import HEALTHY, StabilityGuard, Verdict
+from raytune_llm.schema.experiment import StabilityConfig
+from raytune_llm.training.stability import HEALTHY, StabilityGuard, Verdict
 
 REPO = Path(__file__).resolve().parents[1]
 EARLY = 0.30  # "stopped early": before this fraction of the run's budget

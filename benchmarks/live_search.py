@@ -64,8 +64,8 @@ def experiment(arm: dict[str, Any], seed: int, trials: int, storage: Path, name:
 
 
 def live(arm: dict[str, Any], seed: int, trials: int, work: Path) -> dict[str, Any]:
-    from raytune_llm.outcomes import is_failure
-    from raytune_llm.results import load_trials
+    from raytune_llm.core.outcomes import is_failure
+    from raytune_llm.results.trials import load_trials
 
     name = f"{arm['searcher']}-{arm['scheduler']}-{seed}"
     path = work / f"{name}.yaml"

@@ -1,5 +1,5 @@
 """What each memory setting costs and saves, for the models people tune: the estimate `search` checks before it
-starts (raytune_llm.memory), for Llama shapes of 1B and 7B parameters built on the meta device (no weights, no
+starts (raytune_llm.training.memory), for Llama shapes of 1B and 7B parameters built on the meta device (no weights, no
 GPU: a few seconds on any machine), per PEFT method and setting.
 
     python benchmarks/memory_plan.py [--seq 1024] [--rows 4] [--out benchmarks/results/memory_plan.json]
@@ -41,7 +41,7 @@ def build(shape: dict[str, Any], train: Any) -> Any:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from raytune_llm.models import peft_methods, wrap_peft
+    from raytune_llm.models.build import peft_methods, wrap_peft
 
     with torch.device("meta"):
         model = LlamaForCausalLM(LlamaConfig(**shape))
@@ -56,8 +56,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4, help="micro-batch rows per worker")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "memory_plan.json")
     args = parser.parse_args()
-    from raytune_llm.config import TrainConfig
-    from raytune_llm.memory import GIB, estimate
+    from raytune_llm.schema.experiment import TrainConfig
+    from raytune_llm.training.memory import GIB, estimate
 
     rows_out: list[dict[str, Any]] = []
     print(f"micro-batch {args.rows} x {args.seq} tokens per worker; GiB")

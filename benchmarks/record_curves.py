@@ -100,9 +100,9 @@ def prepare_task(name: str, work: Path) -> tuple[Any, dict[str, Any]]:
     import pandas as pd
     from datasets import load_from_disk
 
-    from raytune_llm.builtins import minilm
-    from raytune_llm.config import DataConfig, ModelConfig
-    from raytune_llm.data import prepare
+    from raytune_llm.schema.experiment import DataConfig, ModelConfig
+    from raytune_llm.sources.builtins import minilm
+    from raytune_llm.sources.data import prepare
 
     t = TASKS[name]
     source = DATA / t["source"]
@@ -130,9 +130,9 @@ def prepare_task(name: str, work: Path) -> tuple[Any, dict[str, Any]]:
 
 def run_spec(meta: dict[str, Any], config: dict[str, Any]) -> tuple[Any, Any]:
     """The seeded run of `config`, as recorded: (RunSpec, TrainConfig)."""
-    from raytune_llm.config import TrainConfig
-    from raytune_llm.space import apply_params
-    from raytune_llm.train_loop import RunSpec
+    from raytune_llm.schema.experiment import TrainConfig
+    from raytune_llm.schema.space import apply_params
+    from raytune_llm.training.loop import RunSpec
 
     params = {k: v for k, v in config.items() if k != "seed"}
     train = apply_params(TrainConfig.model_validate({**meta["train"], "seed": config["seed"]}), params)
@@ -147,8 +147,8 @@ def record_one(meta: dict[str, Any], config: dict[str, Any], verbose: bool = Fal
     """One run to the end (or to its first NaN); every evaluation and every step's loss and gradient norm."""
     import torch
 
-    from raytune_llm.bare import BareSession
-    from raytune_llm.train_loop import run
+    from raytune_llm.training.bare import BareSession
+    from raytune_llm.training.loop import run
 
     torch.set_num_threads(1)
     spec, _ = run_spec(meta, config)
@@ -177,13 +177,13 @@ def score_test(meta: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     import torch
     from transformers import AutoTokenizer
 
-    from raytune_llm.bare import BareSession
-    from raytune_llm.config import GenerationConfig
-    from raytune_llm.evaluation import EvalContext, evaluate
-    from raytune_llm.models import load_trained
-    from raytune_llm.precision import autocast_for
+    from raytune_llm.models.build import load_trained
+    from raytune_llm.schema.experiment import GenerationConfig
     from raytune_llm.tasks import get_task
-    from raytune_llm.train_loop import run
+    from raytune_llm.training.bare import BareSession
+    from raytune_llm.training.evaluation import EvalContext, evaluate
+    from raytune_llm.training.loop import run
+    from raytune_llm.training.precision import autocast_for
 
     torch.set_num_threads(1)
     spec, train = run_spec(meta, config)

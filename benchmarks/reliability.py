@@ -25,11 +25,11 @@ os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "300")
 import psutil
 from ray.tune import Callback
 
-from raytune_llm.builtins import minilm
-from raytune_llm.loading import validate_dict
-from raytune_llm.prepare import prepare_run
-from raytune_llm.results import load_trials, outcome_counts
-from raytune_llm.search import build_tuner, connect
+from raytune_llm.config.loading import validate_dict
+from raytune_llm.results.trials import load_trials, outcome_counts
+from raytune_llm.runs.prepare import prepare_run
+from raytune_llm.search.driver import build_tuner, connect
+from raytune_llm.sources.builtins import minilm
 
 
 def du(path: Path) -> int:

@@ -8,10 +8,11 @@ its PEFT method nearest in log learning rate (a nearest-neighbour surrogate: coa
 happened). The space is the same for every arm: `peft.method` in {full, lora} x `optimizer.lr` log-uniform in
 [1e-5, 1e-1], one range for both methods as a user who does not know better would write it.
 
-The searchers are `raytune_llm.searchers.tell.build_search` (what `search` runs: Optuna samplers behind Tune's
+The searchers are `raytune_llm.search.tell.build_search` (what `search` runs: Optuna samplers behind Tune's
 OptunaSearch, told the truth about stopped trials), the schedulers `raytune_llm.schedulers` (Ray's ASHA), the
-guard `raytune_llm.stability.StabilityGuard` on every recorded step (as in benchmarks/guard_quality.py). Two trials
-run at once; time advances one evaluation round at a time; compute is counted in optimizer steps (and seconds).
+guard `raytune_llm.training.stability.StabilityGuard` on every recorded step (as in benchmarks/guard_quality.py).
+Two trials run at once; time advances one evaluation round at a time; compute is counted in optimizer steps (and
+seconds).
 
 Per arm, over the search seeds: compute until the best healthy score so far reaches random search's expected best
 at budget B (B = 12 full trials; "C/B", median, and the share of seeds within B/3; "s/B" the same in seconds:
@@ -43,7 +44,7 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
 from guard_quality import OFF, replay  # noqa: E402
 
-from raytune_llm.config import SearchConfig  # noqa: E402
+from raytune_llm.schema.experiment import SearchConfig  # noqa: E402
 
 BUDGET_TRIALS = 12  # B: random search's budget, in full trials
 # A trial's fixed start-up cost in this product with single-worker trials in-process (benchmarks/overhead.py, 2 cores:
@@ -98,7 +99,7 @@ def simulate(arm: dict[str, Any], rec: SimpleNamespace, seed: int, concurrent: i
     came from: what export would ship) and its trials."""
     from ray.tune.schedulers import TrialScheduler
 
-    from raytune_llm.searchers.tell import build_search
+    from raytune_llm.search.tell import build_search
 
     runs, metric = rec.runs, rec.meta["objective"]
     # Sized like a user's search of B trials (TPE's random start-up: a third of it); it may run on to 3 B.

@@ -26,7 +26,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import yaml
 
 from raytune_llm.cli.main import main as cli
-from raytune_llm.results import load_trials, outcome_counts
+from raytune_llm.results.trials import load_trials, outcome_counts
 
 REPO = Path(__file__).resolve().parents[1]
 

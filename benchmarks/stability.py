@@ -26,12 +26,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 # A shared, busy machine can take over a minute to start a worker group; do not fail a trial for that.
 os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "300")
 
-from raytune_llm.errors import UserError
-from raytune_llm.loading import validate_dict
-from raytune_llm.prepare import prepare_run
-from raytune_llm.results import TrialRecord, best_result, load_trials, outcome_counts
-from raytune_llm.robust import run_robust
-from raytune_llm.search import build_tuner, connect
+from raytune_llm.config.loading import validate_dict
+from raytune_llm.core.errors import UserError
+from raytune_llm.results.trials import TrialRecord, best_result, load_trials, outcome_counts
+from raytune_llm.runs.prepare import prepare_run
+from raytune_llm.search.driver import build_tuner, connect
+from raytune_llm.search.robust import run_robust
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = {

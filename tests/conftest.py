@@ -28,7 +28,7 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from raytune_llm.builtins import minilm
+    from raytune_llm.sources.builtins import minilm
 
     out = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(str(minilm()))
@@ -138,7 +138,7 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from raytune_llm.builtins import smollm2
+    from raytune_llm.sources.builtins import smollm2
 
     gguf = smollm2()
     out = tmp_path_factory.mktemp("tiny-llama")

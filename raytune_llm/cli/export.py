@@ -24,8 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from raytune_llm.export import export
-    from raytune_llm.rundir import open_run
+    from raytune_llm.results.export import export
+    from raytune_llm.runs.layout import open_run
 
     m = export(open_run(args.run_dir), args.out, merge=args.merge, force=args.force, by=args.by,
                trial_id=args.trial)

@@ -9,7 +9,7 @@ import traceback
 
 from raytune_llm import __version__
 from raytune_llm.cli import export, report, resume, robust, search, status, train, validate
-from raytune_llm.errors import UserError
+from raytune_llm.core.errors import UserError
 
 COMMANDS = (validate, search, resume, status, report, export, robust, train)
 

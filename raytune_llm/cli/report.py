@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from raytune_llm.errors import UserError
+from raytune_llm.core.errors import UserError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,9 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from raytune_llm.core.storage import is_uri
     from raytune_llm.report import build_report
-    from raytune_llm.rundir import open_run
-    from raytune_llm.storage import is_uri
+    from raytune_llm.runs.layout import open_run
 
     if args.out is None and is_uri(args.run_dir):
         raise UserError("a run on a cloud URI needs --out DIR (the report is written locally)")

@@ -18,12 +18,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from raytune_llm.errors import UserError
-    from raytune_llm.robust import run_robust
+    from raytune_llm.core.errors import UserError
+    from raytune_llm.search.robust import run_robust
 
     if args.top_k < 1 or args.seeds < 1:
         raise UserError("--top-k and --seeds must be at least 1")
-    from raytune_llm.rundir import open_run
+    from raytune_llm.runs.layout import open_run
 
     summary = run_robust(open_run(args.run_dir), args.top_k, args.seeds, args.score, args.address)
     print_summary(summary)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from raytune_llm.loading import load_config
+from raytune_llm.config.loading import load_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,9 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.file, args.overrides)  # every config problem surfaces before Ray starts
     from raytune_llm import tracking
-    from raytune_llm.prepare import prepare_run
-    from raytune_llm.progress import ProgressTable
-    from raytune_llm.search import build_tuner, concurrency_and_limit, connect
+    from raytune_llm.runs.prepare import prepare_run
+    from raytune_llm.search.driver import build_tuner, concurrency_and_limit, connect
+    from raytune_llm.search.progress import ProgressTable
 
     _, info = prepare_run(cfg, args.address)
     run_root = info.run_root
@@ -46,10 +46,10 @@ def run(args: argparse.Namespace) -> int:
 
 def finish(run_dir: str) -> int:
     """After Tuner.fit returns: a summary, and the resume command if the search was cut short (Ctrl-C)."""
-    from raytune_llm.errors import UserError
-    from raytune_llm.pareto import choose_for
-    from raytune_llm.results import fallback_advice, load_trials, outcome_counts
-    from raytune_llm.rundir import open_run, read_info
+    from raytune_llm.core.errors import UserError
+    from raytune_llm.results.choice import choose_for
+    from raytune_llm.results.trials import fallback_advice, load_trials, outcome_counts
+    from raytune_llm.runs.layout import open_run, read_info
 
     local = open_run(run_dir)
     trials = load_trials(local)

@@ -6,11 +6,11 @@ import argparse
 import json
 
 from raytune_llm.cli.robust import print_summary
-from raytune_llm.outcomes import real_value
-from raytune_llm.pareto import choice_or_none, pareto_front
-from raytune_llm.results import fallback_advice, load_trials, outcome_counts
-from raytune_llm.robust import ROBUST_DIR, SUMMARY_FILE
-from raytune_llm.rundir import open_run, read_info
+from raytune_llm.core.outcomes import real_value
+from raytune_llm.results.choice import choice_or_none, pareto_front
+from raytune_llm.results.trials import fallback_advice, load_trials, outcome_counts
+from raytune_llm.runs.layout import open_run, read_info
+from raytune_llm.search.robust import ROBUST_DIR, SUMMARY_FILE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -6,16 +6,16 @@ import argparse
 import json
 from pathlib import Path
 
-from raytune_llm.errors import UserError
-from raytune_llm.loading import load_config
-from raytune_llm.outcomes import best_of, is_failure, real_value
+from raytune_llm.config.loading import load_config
+from raytune_llm.core.errors import UserError
+from raytune_llm.core.outcomes import best_of, is_failure, real_value
 
 HISTORY_FILE = "history.jsonl"  # every evaluation of the run, one JSON line each
 
 
 def _last_evaluation(run_dir: Path, run_root: str) -> dict:
     """The run's last report from its history (Train's result has none when no report carried a checkpoint)."""
-    from raytune_llm import storage
+    from raytune_llm.core import storage
 
     if storage.is_uri(run_root):
         fs, path = storage.filesystem(storage.join(run_root, HISTORY_FILE))
@@ -43,11 +43,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.file, args.overrides)
-    from raytune_llm import storage
+    from raytune_llm.core import storage
     from raytune_llm.executors.train import EvalHistory, build_trainer
-    from raytune_llm.export import write_model
-    from raytune_llm.prepare import prepare_run
-    from raytune_llm.search import connect, train_template
+    from raytune_llm.results.export import write_model
+    from raytune_llm.runs.prepare import prepare_run
+    from raytune_llm.search.driver import connect, train_template
 
     run_dir, info = prepare_run(cfg, args.address)
     print(f"run folder: {info.run_root}")

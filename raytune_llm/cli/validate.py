@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from raytune_llm.loading import dump_config, load_config
+from raytune_llm.config.loading import dump_config, load_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

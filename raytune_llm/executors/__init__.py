@@ -14,12 +14,12 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from raytune_llm.config import ExperimentConfig
-from raytune_llm.train_loop import RunSpec
+from raytune_llm.schema.experiment import ExperimentConfig
+from raytune_llm.training.loop import RunSpec
 
 # How long one attempt to place a trial's workers waits before Train asks again (a fresh placement group). Trials
 # that could never be placed are refused up front; the rest wait for a running trial to end, and ended trials
-# give their resources back at once (raytune_llm.placement), so a wait is short unless another job holds them.
+# give their resources back at once (raytune_llm.actors.placement), so a wait is short unless another job holds them.
 START_ATTEMPT_S = 30
 
 # Seen by every Ray worker process (set through the runtime env at ray.init).

@@ -1,7 +1,7 @@
 """The in-process executor: a single-worker trial trains inside its Tune trial's own process.
 
 Tune reuses the process for the next trial (`reuse_actors`), so imports, the tokenizer, the memory-mapped data
-and the pretrained weights (raytune_llm.process_cache) are paid for once per process, not once per trial. A
+and the pretrained weights (raytune_llm.core.process_cache) are paid for once per process, not once per trial. A
 trial the scheduler stops ends at its next report (Tune raises SystemExit in the trial's thread there), so the
 next trial can take over the process at once; everything the trial made (model, optimizer, GPU memory) is
 released before it does. A trial that raised never gets its process reused (Tune's rule).
@@ -20,11 +20,11 @@ import ray.tune
 import torch
 from ray.train._internal.session import get_session
 
-from raytune_llm import process_cache
-from raytune_llm.config import TrainConfig
+from raytune_llm.core import process_cache
 from raytune_llm.executors import worker
-from raytune_llm.space import apply_params
-from raytune_llm.train_loop import RunSpec
+from raytune_llm.schema.experiment import TrainConfig
+from raytune_llm.schema.space import apply_params
+from raytune_llm.training.loop import RunSpec
 
 
 def _next_checkpoint_path() -> str:
@@ -66,7 +66,7 @@ class TuneSession:
         return worker.local_checkpoint(ray.tune.get_checkpoint(), self.rank)
 
     def peers_learnt(self, board: str, fraction: float, above_chance: bool) -> bool | None:
-        from raytune_llm.population import ask
+        from raytune_llm.actors.population import ask
 
         return ask(board, self.trial_id, fraction, above_chance) if board else None
 

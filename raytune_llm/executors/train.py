@@ -18,12 +18,12 @@ import ray.train.torch
 import ray.tune
 import torch
 
-from raytune_llm import storage
-from raytune_llm.config import ResourcesConfig, RunConfig, TrainConfig
+from raytune_llm.core import storage
 from raytune_llm.executors import START_ATTEMPT_S, worker
 from raytune_llm.executors.worker import local_checkpoint
-from raytune_llm.space import apply_params
-from raytune_llm.train_loop import RunSpec
+from raytune_llm.schema.experiment import ResourcesConfig, RunConfig, TrainConfig
+from raytune_llm.schema.space import apply_params
+from raytune_llm.training.loop import RunSpec
 
 
 class RayTrainSession:
@@ -58,7 +58,7 @@ class RayTrainSession:
     def peers_learnt(self, board: str, fraction: float, above_chance: bool) -> bool | None:
         if not board:
             return None
-        from raytune_llm.population import ask
+        from raytune_llm.actors.population import ask
 
         answer = [ask(board, ray.train.get_context().get_experiment_name(), fraction, above_chance)
                   if self.rank == 0 else None]
@@ -160,7 +160,7 @@ def make_driver(template: RunSpec, train: TrainConfig, resources: ResourcesConfi
         trial_id = ray.tune.get_context().get_trial_id()
         callbacks = [TuneReportCallback()]
         if placement_ledger:
-            from raytune_llm.placement import RecordController
+            from raytune_llm.actors.placement import RecordController
 
             callbacks.append(RecordController(placement_ledger, trial_id))
         trainer = build_trainer(spec, resources, train_storage, trial_id, run, callbacks)

@@ -9,9 +9,10 @@ from typing import Any
 
 import torch
 
-from raytune_llm import storage, train_loop
-from raytune_llm.storage import STAGING_PREFIX
-from raytune_llm.train_loop import RunSpec, Session
+from raytune_llm.core import storage
+from raytune_llm.core.storage import STAGING_PREFIX
+from raytune_llm.training import loop as train_loop
+from raytune_llm.training.loop import RunSpec, Session
 
 
 def run(spec: RunSpec, session: Session) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """`raytune-llm report`: one offline HTML page about a finished (or running) search, with its numbers as JSON
 and its trials as CSV. Ray-free: it reads the run folder only.
 
-    collect.py     the run folder -> RunView / TrialView (outcomes from raytune_llm.outcomes)
+    collect.py     the run folder -> RunView / TrialView (outcomes from raytune_llm.core.outcomes)
     summary.py     every number the page shows (summary.json) and trials.csv
     importance.py  Optuna's importance evaluator, for the score and for failing
     figures.py     the plots (matplotlib, headless), one PNG each with a stable name

@@ -1,7 +1,7 @@
 """What a report shows, read from a run folder without Ray: one `RunView` per run, one `TrialView` per trial.
 
 Compute is counted in worker-seconds: a trial's wall time (Tune's `time_total_s`, start-up included) times its
-workers, so a 2-worker trial costs twice a 1-worker one. Outcomes come from `raytune_llm.outcomes` through
+workers, so a 2-worker trial costs twice a 1-worker one. Outcomes come from `raytune_llm.core.outcomes` through
 `results.TrialRecord`, as everywhere else; this module only groups them for display.
 """
 
@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raytune_llm.outcomes import better, is_finite, real_value
-from raytune_llm.pareto import choice_or_none
-from raytune_llm.results import Choice, TrialRecord, load_trials, outcome_counts, step_trace
-from raytune_llm.robust import ROBUST_DIR, SUMMARY_FILE
-from raytune_llm.rundir import CONFIG_FILE, open_run, read_info
+from raytune_llm.core.outcomes import better, is_finite, real_value
+from raytune_llm.results.choice import choice_or_none
+from raytune_llm.results.trials import Choice, TrialRecord, load_trials, outcome_counts, step_trace
+from raytune_llm.runs.layout import CONFIG_FILE, open_run, read_info
+from raytune_llm.search.robust import ROBUST_DIR, SUMMARY_FILE
 
 # The groups a report colours trials by (outcome names map onto them in `group_of`).
 GROUPS = ("done", "stopped by scheduler", "stopped by guard", "failed by guard", "error", "not ended")

@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from raytune_llm.outcomes import is_finite
+from raytune_llm.core.outcomes import is_finite
 from raytune_llm.report.collect import RunView
 
 MIN_TRIALS = 4  # fewer, and no evaluator can tell one param from another

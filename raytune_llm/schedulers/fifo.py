@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from raytune_llm.strict import Strict
+from raytune_llm.core.strict import Strict
 
 
 class FIFOScheduler(Strict):

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from raytune_llm.strict import Strict
+from raytune_llm.core.strict import Strict
 
 
 class MedianScheduler(Strict):

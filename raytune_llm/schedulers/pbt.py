@@ -15,10 +15,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from raytune_llm.strict import Strict
+from raytune_llm.core.strict import Strict
 
 # Settings a running trial can take over from a checkpoint made under other values: the optimizer's and the
-# loss's hyperparameters (applied to the restored optimizer, raytune_llm.train_loop) and dropout (the model is
+# loss's hyperparameters (applied to the restored optimizer, raytune_llm.training.loop) and dropout (the model is
 # rebuilt with the new rates before the weights are loaded).
 MUTABLE = ("optimizer.lr", "optimizer.weight_decay", "optimizer.beta1", "optimizer.beta2", "optimizer.eps",
            "grad_clip", "label_smoothing", "l2sp", "fgm_epsilon", "dropout.hidden", "dropout.attention",

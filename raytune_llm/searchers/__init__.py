@@ -1,5 +1,5 @@
 """Searchers: what proposes each trial's params. A registry by `search.searcher.name`, one module each; every one
-is an Optuna sampler driven through Tune (`raytune_llm.searchers.tell`), so all share the define-by-run space, the
+is an Optuna sampler driven through Tune (`raytune_llm.search.tell`), so all share the define-by-run space, the
 `when:` conditions, `points_to_evaluate` and the same truthful feedback. Nothing heavy is imported here: a
 searcher's `sampler()` imports Optuna when the search starts, not when a config is validated.
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from raytune_llm.strict import Strict
+from raytune_llm.core.strict import Strict
 
 if TYPE_CHECKING:
     from raytune_llm.searchers import Plan

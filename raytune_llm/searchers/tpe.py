@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from raytune_llm.strict import Strict
+from raytune_llm.core.strict import Strict
 
 if TYPE_CHECKING:
     from raytune_llm.searchers import Plan

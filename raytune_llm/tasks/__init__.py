@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from raytune_llm.registry import Registry
+from raytune_llm.core.registry import Registry
 from raytune_llm.tasks.base import MODEL_COLUMNS, ChanceLevel, EvalBatch, Task
 from raytune_llm.tasks.causal_lm import CausalLM
 from raytune_llm.tasks.generative_classification import GenerativeClassification

@@ -13,13 +13,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from raytune_llm.errors import UserError
+from raytune_llm.core.errors import UserError
 
 if TYPE_CHECKING:
     import datasets
     import torch
 
-    from raytune_llm.config import DataConfig, GenerationConfig
+    from raytune_llm.schema.experiment import DataConfig, GenerationConfig
 
 MODEL_COLUMNS = ["input_ids", "attention_mask", "token_type_ids", "labels"]
 INDEX = "_index"  # the row's position in its split, which the evaluation loop adds to each row a task sees

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from raytune_llm.errors import UserError
+from raytune_llm.core.errors import UserError
 from raytune_llm.tasks.base import INDEX, EvalBatch, Task, model_inputs
 
 if TYPE_CHECKING:
     import datasets
 
-    from raytune_llm.config import DataConfig, GenerationConfig
+    from raytune_llm.schema.experiment import DataConfig, GenerationConfig
 
 IGNORE = -100
 

@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from raytune_llm.metrics import classification_metrics
 from raytune_llm.tasks.base import ChanceLevel, EvalBatch
 from raytune_llm.tasks.causal_lm import IGNORE, CausalLM, prompt_text, response_loss, template_columns
+from raytune_llm.tasks.metrics import classification_metrics
 from raytune_llm.tasks.sequence_classification import SequenceClassification, label_ids
 
 if TYPE_CHECKING:
     import datasets
 
-    from raytune_llm.config import DataConfig, GenerationConfig
+    from raytune_llm.schema.experiment import DataConfig, GenerationConfig
 
 
 def verbalisers(cfg: DataConfig, label_names: list[str]) -> list[str]:

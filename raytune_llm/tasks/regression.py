@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from raytune_llm.errors import UserError
+from raytune_llm.core.errors import UserError
 from raytune_llm.tasks.base import ChanceLevel, EvalBatch, model_inputs
 from raytune_llm.tasks.sequence_classification import SequenceClassification, tokenise_texts
 
 if TYPE_CHECKING:
     import datasets
 
-    from raytune_llm.config import DataConfig, GenerationConfig
+    from raytune_llm.schema.experiment import DataConfig, GenerationConfig
 
 
 def pearson(x: list[float], y: list[float]) -> float:

@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from raytune_llm import builtins
-from raytune_llm.errors import UserError
-from raytune_llm.metrics import classification_metrics
+from raytune_llm.core.errors import UserError
+from raytune_llm.sources import builtins
 from raytune_llm.tasks.base import ChanceLevel, EvalBatch, Task, label_entropy, model_inputs
+from raytune_llm.tasks.metrics import classification_metrics
 
 if TYPE_CHECKING:
     import datasets
 
-    from raytune_llm.config import DataConfig, GenerationConfig
+    from raytune_llm.schema.experiment import DataConfig, GenerationConfig
 
 
 def label_ids(values: list[Any], names: list[str], split: str, column: str) -> list[int]:

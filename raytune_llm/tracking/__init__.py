@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # raytune_llm.config imports tracking.config, and so this package, first
-    from raytune_llm.config import ExperimentConfig
-    from raytune_llm.rundir import RunInfo
+if TYPE_CHECKING:  # raytune_llm.schema.experiment imports tracking.config, and so this package, first
+    from raytune_llm.runs.layout import RunInfo
+    from raytune_llm.schema.experiment import ExperimentConfig
 
 JOURNAL_FILE = "optuna.journal"
 TENSORBOARD_DIR = "tensorboard"
@@ -26,7 +26,7 @@ MLFLOW_DB = "mlflow.db"
 
 def local_root(info: RunInfo) -> Path:
     """Where tracking files are written: the run folder, or for a cloud run this machine's folder for that run."""
-    from raytune_llm import storage
+    from raytune_llm.core import storage
 
     if storage.is_uri(info.run_root):
         return storage._cache_dir("tracking", f"{info.run_root}#{info.run_id}")
@@ -52,7 +52,7 @@ def journal_storage(cfg: ExperimentConfig, info: RunInfo) -> Any:
 
 def callbacks(cfg: ExperimentConfig, info: RunInfo) -> list[Any]:
     """The Tune callbacks of the trackers `cfg.tracking` enables."""
-    from raytune_llm import storage
+    from raytune_llm.core import storage
 
     t, s, root, out, run_root = cfg.tracking, cfg.search, local_root(info), [], info.run_root
     if t.tensorboard:

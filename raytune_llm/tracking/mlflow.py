@@ -7,7 +7,7 @@ from typing import Any
 
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-from raytune_llm.outcomes import BestSoFar, is_failed_outcome, is_finite, outcome
+from raytune_llm.core.outcomes import BestSoFar, is_failed_outcome, is_finite, outcome
 
 
 class MLflowTracking(MLflowLoggerCallback):

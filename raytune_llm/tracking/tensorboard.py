@@ -13,8 +13,8 @@ from typing import Any
 
 from ray.tune import Callback
 
-from raytune_llm.outcomes import BestSoFar, is_failed_outcome, is_finite, outcome, real_value
-from raytune_llm.results import step_trace
+from raytune_llm.core.outcomes import BestSoFar, is_failed_outcome, is_finite, outcome, real_value
+from raytune_llm.results.trials import step_trace
 
 
 def _hparam(value: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from raytune_llm import storage
+from raytune_llm.core import storage
 
 logger = logging.getLogger(__name__)
 

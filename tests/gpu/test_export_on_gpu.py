@@ -14,13 +14,13 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 def test_a_bf16_gpu_trial_is_checked_on_the_gpu_and_its_predictions_reproduce(
         tiny_llama: Path, sentiment_dir: Path, tmp_path: Path) -> None:
-    from raytune_llm.bare import BareSession
-    from raytune_llm.config import TrainConfig
-    from raytune_llm.export import check_device, predict, write_model
-    from raytune_llm.loading import validate_dict
-    from raytune_llm.prepare import prepare_run
-    from raytune_llm.search import train_template
-    from raytune_llm.train_loop import run
+    from raytune_llm.config.loading import validate_dict
+    from raytune_llm.results.export import check_device, predict, write_model
+    from raytune_llm.runs.prepare import prepare_run
+    from raytune_llm.schema.experiment import TrainConfig
+    from raytune_llm.search.driver import train_template
+    from raytune_llm.training.bare import BareSession
+    from raytune_llm.training.loop import run
 
     cfg = validate_dict({
         "model": {"name": str(tiny_llama), "max_length": 16},

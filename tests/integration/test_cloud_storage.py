@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from raytune_llm import storage
 from raytune_llm.cli.main import main
-from raytune_llm.results import load_trials
-from raytune_llm.rundir import open_run, read_info
+from raytune_llm.core import storage
+from raytune_llm.results.trials import load_trials
+from raytune_llm.runs.layout import open_run, read_info
 from tests.conftest import tiny_experiment
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

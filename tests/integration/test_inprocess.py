@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from raytune_llm.cli.main import main
-from raytune_llm.results import load_trials
+from raytune_llm.results.trials import load_trials
 from tests.conftest import tiny_experiment
 from tests.integration.test_search_e2e import RELOAD, assert_checkpoints_bounded
 

@@ -18,7 +18,7 @@ import psutil
 import pytest
 import yaml
 
-from raytune_llm.results import load_trials
+from raytune_llm.results.trials import load_trials
 from tests.conftest import tiny_experiment
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]

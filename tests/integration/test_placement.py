@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from raytune_llm.cli.main import main
-from raytune_llm.results import load_trials
+from raytune_llm.results.trials import load_trials
 from tests.conftest import tiny_experiment
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -26,7 +26,7 @@ def _controller() -> Any:
     @ray.remote(num_cpus=0)
     class Controller:
         def start(self, ledger: str, trial: str) -> None:
-            from raytune_llm import placement
+            from raytune_llm.actors import placement
 
             placement.record(ledger, trial)  # as RecordController does, in the controller
 
@@ -41,7 +41,7 @@ def _controller() -> Any:
 def test_an_ended_trials_groups_are_released_once_its_controller_is_gone(ray_session: None) -> None:
     import ray
 
-    from raytune_llm.placement import ReleasePlacements, group_removed, start_ledger
+    from raytune_llm.actors.placement import ReleasePlacements, group_removed, start_ledger
 
     ledger = start_ledger(f"/tmp/ledger-test-{time.time()}")
     release = ReleasePlacements(ledger)
@@ -84,8 +84,8 @@ def test_a_group_placed_by_a_controller_already_recorded_dead_is_released_too(
     is killed, and in that moment a worker-group restart places a new group."""
     import ray
 
-    from raytune_llm import placement
-    from raytune_llm.placement import ReleasePlacements, group_removed, start_ledger
+    from raytune_llm.actors import placement
+    from raytune_llm.actors.placement import ReleasePlacements, group_removed, start_ledger
 
     ledger = start_ledger(f"/tmp/ledger-test-{time.time()}")
     release = ReleasePlacements(ledger)
@@ -130,7 +130,7 @@ def test_ten_trials_under_a_cpu_hog_all_end_done_or_stopped(
     for hog in hogs:
         hog.start()
     try:
-        with caplog.at_level("INFO", logger="raytune_llm.placement"):
+        with caplog.at_level("INFO", logger="raytune_llm.actors.placement"):
             assert main(["search", str(path)]) == 0
     finally:
         for hog in hogs:
@@ -146,7 +146,7 @@ def test_ten_trials_under_a_cpu_hog_all_end_done_or_stopped(
 def _groups_of_dead_creators() -> dict[str, list]:
     """Groups still held whose creating actor (a trial's Train controller) is gone. Groups a driver created (a
     Tune trial's own, another job's) have no creator actor and are not counted."""
-    from raytune_llm import placement
+    from raytune_llm.actors import placement
 
     return {creator: groups for creator, groups in placement.live_groups().items()
             if set(creator) != {"f"} and placement.actor_gone(creator)}
@@ -177,7 +177,7 @@ def test_a_trial_waits_for_resources_another_job_holds_then_trains(
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
 
-    from raytune_llm.placement import group_removed
+    from raytune_llm.actors.placement import group_removed
 
     held = placement_group([{"CPU": _settled_free_cpus() - 0.5}])  # the trial's driver fits, its worker does not
     timer = threading.Timer(40, remove_placement_group, args=(held,))

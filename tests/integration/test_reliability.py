@@ -19,7 +19,7 @@ import yaml
 from ray.util.placement_group import placement_group_table
 
 from raytune_llm.cli.main import main
-from raytune_llm.results import load_trials
+from raytune_llm.results.trials import load_trials
 from tests.conftest import tiny_experiment
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]
@@ -190,9 +190,9 @@ def test_trial_that_raises_is_marked_and_the_search_goes_on(
 
 
 def test_trials_that_cannot_be_placed_are_refused_up_front(ray_session: None) -> None:
-    from raytune_llm.errors import UserError
-    from raytune_llm.loading import validate_dict
-    from raytune_llm.search import connect
+    from raytune_llm.config.loading import validate_dict
+    from raytune_llm.core.errors import UserError
+    from raytune_llm.search.driver import connect
 
     base = {"model": {"name": "m"}, "data": {"source": "d"}}
     with pytest.raises(UserError, match=r"one trial needs 8\.1 CPUs, the cluster has 3"):

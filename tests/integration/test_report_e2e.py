@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from raytune_llm.cli.main import main
-from raytune_llm.results import load_trials, step_trace
+from raytune_llm.results.trials import load_trials, step_trace
 from tests.browser import visit
 from tests.conftest import tiny_experiment
 from tests.unit.test_report import SECTIONS

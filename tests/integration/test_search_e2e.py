@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from raytune_llm.cli.main import main
-from raytune_llm.results import load_trials, outcome_counts
+from raytune_llm.results.trials import load_trials, outcome_counts
 from tests.conftest import tiny_experiment
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]

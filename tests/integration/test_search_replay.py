@@ -27,8 +27,8 @@ def load(name: str) -> Any:
 def test_the_simulation_stops_the_same_trials_as_a_real_tuner(ray_session: None, tmp_path: Path) -> None:
     from ray import tune
 
-    from raytune_llm.config import SearchConfig
-    from raytune_llm.searchers.tell import build_search
+    from raytune_llm.schema.experiment import SearchConfig
+    from raytune_llm.search.tell import build_search
 
     bench = load("search_efficiency")
     source = bench.synthetic()

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from raytune_llm.config import SearchConfig
+from raytune_llm.schema.experiment import SearchConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -36,7 +36,7 @@ def test_each_searcher_and_scheduler_runs_a_real_search(ray_session: None, tmp_p
     from optuna.trial import TrialState
     from ray import tune
 
-    from raytune_llm.searchers.tell import build_search
+    from raytune_llm.search.tell import build_search
 
     lr = ({"type": "float", "low": 1e-5, "high": 1e-3, "log": True} if searcher != "grid"
           else {"type": "categorical", "choices": [1e-5, 1e-4, 1e-3]})
@@ -79,7 +79,7 @@ def test_each_searcher_and_scheduler_runs_a_real_search(ray_session: None, tmp_p
 
 
 def load_rows(run_dir: Path, trial_id: str) -> list[dict[str, Any]]:
-    from raytune_llm.results import load_trials
+    from raytune_llm.results.trials import load_trials
 
     return next(t.rows for t in load_trials(run_dir) if t.trial_id == trial_id)
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from raytune_llm.cli.main import main
-from raytune_llm.results import load_trials
-from raytune_llm.rundir import read_info
+from raytune_llm.results.trials import load_trials
+from raytune_llm.runs.layout import read_info
 from tests.conftest import tiny_experiment
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]
@@ -23,7 +23,7 @@ def test_smollm2_gguf_converted_once_and_trained_with_lora(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from raytune_llm.builtins import smollm2
+    from raytune_llm.sources.builtins import smollm2
 
     cfg = tiny_experiment(Path("unused"), instruct_dir, tmp_path / "runs", **{
         "task": "causal_lm", "model.name": "builtin:smollm2", "model.max_length": 64,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from raytune_llm.config import DataConfig, ModelConfig, TrainConfig
-from raytune_llm.data import prepare
-from raytune_llm.rundir import RunInfo
-from raytune_llm.train_loop import RunSpec
+from raytune_llm.runs.layout import RunInfo
+from raytune_llm.schema.experiment import DataConfig, ModelConfig, TrainConfig
+from raytune_llm.sources.data import prepare
+from raytune_llm.training.loop import RunSpec
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from raytune_llm.config import TrainConfig
-from raytune_llm.errors import UserError
-from raytune_llm.models import locate_model, preflight
+from raytune_llm.core.errors import UserError
+from raytune_llm.models.build import locate_model, preflight
+from raytune_llm.schema.experiment import TrainConfig
 from tests.conftest import tiny_experiment
 
 
@@ -94,15 +94,15 @@ def test_locate_model(tiny_bert: Path, tmp_path: Path) -> None:
 
 
 def test_a_checkpoint_with_another_head_size_gets_a_new_head(tiny_bert: Path) -> None:
-    from raytune_llm.models import build_model
+    from raytune_llm.models.build import build_model
 
     model = build_model(str(tiny_bert), ["a", "b", "c", "d", "e"], TrainConfig(), str(tiny_bert))  # saved: 2
     assert model.classifier.out_features == 5 and model.config.id2label[4] == "e"
 
 
 def test_a_failed_search_never_deletes_a_folder_it_did_not_create(tmp_path: Path) -> None:
-    from raytune_llm.loading import validate_dict
-    from raytune_llm.prepare import prepare_run
+    from raytune_llm.config.loading import validate_dict
+    from raytune_llm.runs.prepare import prepare_run
 
     theirs = tmp_path / "runs" / "mine"
     theirs.mkdir(parents=True)

@@ -9,12 +9,12 @@ from pathlib import Path
 import datasets
 import pytest
 
-from raytune_llm.bare import BareSession
-from raytune_llm.batching import padding, train_loader
-from raytune_llm.config import TrainConfig
-from raytune_llm.rundir import RunInfo
+from raytune_llm.runs.layout import RunInfo
+from raytune_llm.schema.experiment import TrainConfig
 from raytune_llm.tasks import get_task
-from raytune_llm.train_loop import run
+from raytune_llm.training.bare import BareSession
+from raytune_llm.training.batching import padding, train_loader
+from raytune_llm.training.loop import run
 from tests.unit.conftest import spec_for
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from raytune_llm import builtins
-from raytune_llm.config import DataConfig, ModelConfig
-from raytune_llm.data import prepare
-from raytune_llm.errors import UserError
-from raytune_llm.models import locate_model
+from raytune_llm.core.errors import UserError
+from raytune_llm.models.build import locate_model
+from raytune_llm.schema.experiment import DataConfig, ModelConfig
+from raytune_llm.sources import builtins
+from raytune_llm.sources.data import prepare
 from tests.conftest import SHARED_DATA
 
 

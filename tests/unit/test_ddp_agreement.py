@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from raytune_llm.bare import BareSession
-from raytune_llm.config import DataConfig, ModelConfig, TrainConfig
-from raytune_llm.data import prepare
-from raytune_llm.train_loop import RunSpec, run
+from raytune_llm.schema.experiment import DataConfig, ModelConfig, TrainConfig
+from raytune_llm.sources.data import prepare
+from raytune_llm.training.bare import BareSession
+from raytune_llm.training.loop import RunSpec, run
 from tests.unit.ranks import spawn_two
 
 NO_DROPOUT = {"hidden": 0.0, "attention": 0.0, "classifier": 0.0}  # identical forward passes in 1 and 2 processes

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import torch
 
-from raytune_llm import process_cache
-from raytune_llm.config import TrainConfig
-from raytune_llm.errors import ConfigError
-from raytune_llm.loading import validate_dict
-from raytune_llm.models import build_model
+from raytune_llm.config.loading import validate_dict
+from raytune_llm.core import process_cache
+from raytune_llm.core.errors import ConfigError
+from raytune_llm.models.build import build_model
+from raytune_llm.schema.experiment import TrainConfig
 from tests.unit.test_validation import problems
 
 BASE = {"model": {"name": "builtin:minilm"}, "data": {"source": "builtin:bbc_news"}}
@@ -139,9 +139,9 @@ def test_ray_train_checkpoints_are_staged_in_the_trial_folder_and_moved_where_tr
     import pyarrow.fs
     import ray.train
 
+    from raytune_llm.core.storage import STAGING_PREFIX
     from raytune_llm.executors.train import RayTrainSession
     from raytune_llm.executors.worker import staging_folder
-    from raytune_llm.storage import STAGING_PREFIX
 
     folder = tmp_path / "train" / "trial_1"
     (folder / f"{STAGING_PREFIX}killed" / "model").mkdir(parents=True)

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from raytune_llm.bare import BareSession
-from raytune_llm.checkpoint import PREDICTIONS_FILE
-from raytune_llm.config import DataConfig, ModelConfig, PeftMethod, TrainConfig
-from raytune_llm.data import prepare
-from raytune_llm.train_loop import RunSpec, run
+from raytune_llm.schema.experiment import DataConfig, ModelConfig, PeftMethod, TrainConfig
+from raytune_llm.sources.data import prepare
+from raytune_llm.training.bare import BareSession
+from raytune_llm.training.checkpoint import PREDICTIONS_FILE
+from raytune_llm.training.loop import RunSpec, run
 from tests.unit.ranks import spawn_two
 from tests.unit.test_ddp_agreement import NO_DROPOUT
 
@@ -63,8 +63,8 @@ def fsdp_spec(tiny_bert: Path, sentiment_dir: Path, tmp_path_factory: pytest.Tem
 
 
 def test_fsdp_trains_checkpoints_resumes_and_exports(fsdp_spec: tuple[RunSpec, Any], tmp_path: Path) -> None:
-    from raytune_llm.export import predict, write_model
-    from raytune_llm.rundir import RunInfo
+    from raytune_llm.results.export import predict, write_model
+    from raytune_llm.runs.layout import RunInfo
 
     spec, prepared = fsdp_spec
     single = BareSession(None, device="cpu")
@@ -94,8 +94,8 @@ def test_fsdp_trains_checkpoints_resumes_and_exports(fsdp_spec: tuple[RunSpec, A
 
 
 def test_rules_for_fsdp(tiny_bert: Path, sentiment_dir: Path) -> None:
-    from raytune_llm.config import ExperimentConfig
-    from raytune_llm.rules import experiment_problems
+    from raytune_llm.config.rules import experiment_problems
+    from raytune_llm.schema.experiment import ExperimentConfig
 
     def problems(train: dict[str, Any], workers: int = 2) -> list[str]:
         cfg = ExperimentConfig.model_validate({"model": {"name": str(tiny_bert)},

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from raytune_llm.bare import BareSession
-from raytune_llm.config import TrainConfig
-from raytune_llm.models import build_model
-from raytune_llm.rundir import RunInfo
-from raytune_llm.train_loop import run
+from raytune_llm.models.build import build_model
+from raytune_llm.runs.layout import RunInfo
+from raytune_llm.schema.experiment import TrainConfig
+from raytune_llm.training.bare import BareSession
+from raytune_llm.training.loop import run
 from tests.unit.conftest import spec_for
 from tests.unit.test_ddp_agreement import NO_DROPOUT
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from raytune_llm.bare import BareSession
-from raytune_llm.config import TrainConfig
-from raytune_llm.levers import L2SP, Freezer, layer_of, num_layers, param_groups, reinit_top_layers
-from raytune_llm.models import build_model
-from raytune_llm.rundir import RunInfo
-from raytune_llm.train_loop import run
+from raytune_llm.models.build import build_model
+from raytune_llm.runs.layout import RunInfo
+from raytune_llm.schema.experiment import TrainConfig
+from raytune_llm.training.bare import BareSession
+from raytune_llm.training.levers import L2SP, Freezer, layer_of, num_layers, param_groups, reinit_top_layers
+from raytune_llm.training.loop import run
 from tests.unit.conftest import spec_for
 
 

@@ -1,4 +1,4 @@
-"""The memory estimate (raytune_llm.memory): within 30% of a process's measured peak for two model sizes; what
+"""The memory estimate (raytune_llm.training.memory): within 30% of a process's measured peak for two model sizes; what
 each setting saves; the check a search runs before it starts."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from raytune_llm.config import ExperimentConfig, TrainConfig
-from raytune_llm.errors import UserError
-from raytune_llm.memory import GIB, Estimate, check, estimate
-from raytune_llm.models import preflight
+from raytune_llm.core.errors import UserError
+from raytune_llm.models.build import preflight
+from raytune_llm.schema.experiment import ExperimentConfig, TrainConfig
+from raytune_llm.training.memory import GIB, Estimate, check, estimate
 
 # One process: a random-init BERT of the given shape trains three AdamW steps; its peak resident memory above what
 # it held with the model built is the training's own (gradients, optimizer, activations), plus the weights. The
@@ -111,8 +111,8 @@ def test_memory_check_is_validated() -> None:
 
 
 def test_a_search_plans_every_peft_variant(tiny_bert: Path, sentiment_dir: Path) -> None:
-    from raytune_llm.memory import plan
-    from raytune_llm.prepare import peft_variants
+    from raytune_llm.runs.prepare import peft_variants
+    from raytune_llm.training.memory import plan
 
     cfg = ExperimentConfig.model_validate({
         "model": {"name": str(tiny_bert), "max_length": 32}, "data": {"source": str(sentiment_dir)},

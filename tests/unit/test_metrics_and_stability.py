@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from raytune_llm.config import StabilityConfig
-from raytune_llm.metrics import classification_metrics, worst_value
-from raytune_llm.stability import StabilityGuard
+from raytune_llm.schema.experiment import StabilityConfig
+from raytune_llm.tasks.metrics import classification_metrics, worst_value
+from raytune_llm.training.stability import StabilityGuard
 
 
 def test_accuracy_and_macro_f1_match_hand_computation() -> None:
@@ -134,7 +134,7 @@ def test_disabled_guard_never_fires() -> None:
 
 
 def test_error_outcomes_name_out_of_memory() -> None:
-    from raytune_llm.results import TrialRecord
+    from raytune_llm.results.trials import TrialRecord
 
     oom = TrialRecord("a", {}, "ERROR", error="RuntimeError: CUDA out of memory: tried to allocate 2 GiB",
                       error_text="...torch.OutOfMemoryError: CUDA out of memory...")

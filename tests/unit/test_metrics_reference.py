@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from raytune_llm.metrics import classification_metrics
+from raytune_llm.tasks.metrics import classification_metrics
 from raytune_llm.tasks.regression import pearson, spearman
 from raytune_llm.tasks.token_classification import entity_scores
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from raytune_llm.outcomes import better, outcome, real_value
-from raytune_llm.results import TrialRecord, choose
+from raytune_llm.core.outcomes import better, outcome, real_value
+from raytune_llm.results.trials import TrialRecord, choose
 
 DONE = {"step": 10, "total_steps": 10, "stop_reason": ""}
 
@@ -64,7 +64,7 @@ class Pruner:
     """PruneStoppedCheckpoints driven by hand, recording which trials' checkpoints it deletes."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, mode: str = "max") -> None:
-        from raytune_llm import pruning
+        from raytune_llm.search import pruning
 
         self.removed: list[str] = []
         # Deleted trials are swept again later (late writes): record each trial once, in the order first deleted.
@@ -111,7 +111,7 @@ def test_a_checkpoint_written_after_its_trial_was_pruned_is_deleted_too(tmp_path
     deleted trial's folder is listed a bounded number of times, however many trials follow (cloud storage)."""
     from collections import Counter
 
-    from raytune_llm import pruning
+    from raytune_llm.search import pruning
 
     listed: Counter[str] = Counter()
     real = pruning.remove_checkpoints
@@ -149,8 +149,8 @@ def test_what_a_kept_trials_killed_processes_staged_is_swept_and_its_checkpoints
     """Checkpoints are staged in the trial's folder before they are reported (local storage); a Train worker killed
     when its trial was stopped leaves its staging folder. It goes at the trial's end, at the next trial's end and at
     the search's end (late writes); the trial's checkpoints stay. On cloud storage nothing is staged or listed."""
-    from raytune_llm import pruning
-    from raytune_llm.storage import STAGING_PREFIX
+    from raytune_llm.core.storage import STAGING_PREFIX
+    from raytune_llm.search import pruning
 
     def report(cb: Any, tid: str) -> None:
         cb.on_trial_start(0, [], SimpleNamespace(trial_id=tid, storage=SimpleNamespace(trial_dir_name=tid)))
@@ -202,7 +202,7 @@ def test_pruning_memory_survives_resume(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_stop_pattern_says_once_when_most_trials_stop_for_the_same_reason() -> None:
-    from raytune_llm.progress import StopPattern
+    from raytune_llm.search.progress import StopPattern
 
     pattern = StopPattern()
     for tid in "abcd":
@@ -238,7 +238,7 @@ def test_ties_are_broken_as_export_breaks_them(monkeypatch: pytest.MonkeyPatch) 
 def test_robust_reruns_guard_stopped_configs_when_no_trial_is_healthy() -> None:
     """Trials that reported finite values but were stopped as unstable are re-run (by their real values), not
     reported as having "no finite metric"; with a healthy trial, only healthy ones are picked."""
-    from raytune_llm.robust import top_configs
+    from raytune_llm.search.robust import top_configs
 
     a = record("a", [{"eval_accuracy": 0.0, "real_eval_accuracy": 0.6, "step": 4, "total_steps": 10,
                       "stop_reason": "chance_level"}])
@@ -252,8 +252,8 @@ def test_robust_reruns_guard_stopped_configs_when_no_trial_is_healthy() -> None:
 
 
 def test_export_by_robust_tells_a_user_who_ran_robust_to_continue_it(tmp_path: Any) -> None:
-    from raytune_llm.errors import UserError
-    from raytune_llm.robust import robust_choice
+    from raytune_llm.core.errors import UserError
+    from raytune_llm.search.robust import robust_choice
 
     with pytest.raises(UserError, match=r"run `raytune-llm robust .*` first"):
         robust_choice(tmp_path)
@@ -264,8 +264,8 @@ def test_export_by_robust_tells_a_user_who_ran_robust_to_continue_it(tmp_path: A
 
 
 def test_best_so_far_counts_what_export_counts() -> None:
-    from raytune_llm.outcomes import BestSoFar
-    from raytune_llm.results import TrialRecord
+    from raytune_llm.core.outcomes import BestSoFar
+    from raytune_llm.results.trials import TrialRecord
 
     rows = {"a": [{"eval_accuracy": 0.6, "stop_reason": ""}, {"eval_accuracy": 0.7, "stop_reason": "plateau"}],
             "b": [{"eval_accuracy": 0.9, "stop_reason": ""},

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from raytune_llm.bare import BareSession
-from raytune_llm.config import TrainConfig
-from raytune_llm.precision import OVERFLOW_PATIENCE, autocast_for, resolve
-from raytune_llm.rundir import RunInfo
-from raytune_llm.train_loop import _scheduler, run
+from raytune_llm.runs.layout import RunInfo
+from raytune_llm.schema.experiment import TrainConfig
+from raytune_llm.training.bare import BareSession
+from raytune_llm.training.loop import _scheduler, run
+from raytune_llm.training.precision import OVERFLOW_PATIENCE, autocast_for, resolve
 from tests.unit.conftest import spec_for
 from tests.unit.test_ddp_agreement import NO_DROPOUT
 

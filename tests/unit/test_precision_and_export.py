@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from raytune_llm.bare import BareSession
-from raytune_llm.config import TrainConfig
-from raytune_llm.export import predict, write_model
-from raytune_llm.loading import validate_dict
-from raytune_llm.prepare import prepare_run
-from raytune_llm.search import train_template
-from raytune_llm.train_loop import run
+from raytune_llm.config.loading import validate_dict
+from raytune_llm.results.export import predict, write_model
+from raytune_llm.runs.prepare import prepare_run
+from raytune_llm.schema.experiment import TrainConfig
+from raytune_llm.search.driver import train_template
+from raytune_llm.training.bare import BareSession
+from raytune_llm.training.loop import run
 
 RELOAD = """
 import json, sys
@@ -81,7 +81,7 @@ def test_a_bf16_decoder_without_pad_token_trains_in_fp32_and_exports_for_batches
 def test_peft_keeps_a_bf16_base_only_where_asked_and_trains_its_adapter_in_fp32(bf16_llama: Path) -> None:
     import torch
 
-    from raytune_llm.models import build_model, weight_dtypes
+    from raytune_llm.models.build import build_model, weight_dtypes
 
     lora = TrainConfig.model_validate({"peft": {"method": "lora"}})
     on_gpu = build_model(str(bf16_llama), ["neg", "pos"], lora, str(bf16_llama), pad_token_id=0,
@@ -107,7 +107,7 @@ def test_an_exported_adapter_names_the_users_base_model(bf16_llama: Path, sentim
 def test_revision_and_trust_remote_code_reach_every_load(tiny_bert: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from raytune_llm.models import build_model, hub_kwargs, preflight
+    from raytune_llm.models.build import build_model, hub_kwargs, preflight
 
     seen: list[tuple[str, dict]] = []
     for cls in (AutoModelForSequenceClassification, AutoConfig):
@@ -129,8 +129,8 @@ def test_revision_and_trust_remote_code_reach_every_load(tiny_bert: Path, monkey
 def test_the_export_check_runs_on_the_kind_of_device_the_trial_trained_on(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from raytune_llm.config import ResourcesConfig
-    from raytune_llm.export import check_device
+    from raytune_llm.results.export import check_device
+    from raytune_llm.schema.experiment import ResourcesConfig
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert check_device(ResourcesConfig(gpus_per_worker=1)) == "cuda"

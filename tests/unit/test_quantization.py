@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from raytune_llm.config import ExperimentConfig, TrainConfig
-from raytune_llm.errors import UserError
-from raytune_llm.memory import estimate
-from raytune_llm.models import build_model, preflight
-from raytune_llm.rules import experiment_problems
+from raytune_llm.config.rules import experiment_problems
+from raytune_llm.core.errors import UserError
+from raytune_llm.models.build import build_model, preflight
+from raytune_llm.schema.experiment import ExperimentConfig, TrainConfig
+from raytune_llm.training.memory import estimate
 
 QLORA = {"method": "lora", "quantization": {"bits": 4}}
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from raytune_llm.cli.main import main
-from raytune_llm.loading import load_config
+from raytune_llm.config.loading import load_config
 from raytune_llm.report import FIGURES
 from raytune_llm.report.collect import load_run
-from raytune_llm.results import load_trials
-from raytune_llm.space import apply_params
+from raytune_llm.results.trials import load_trials
+from raytune_llm.schema.space import apply_params
 from tests.browser import visit
 from tests.synthetic_run import write_run
 
@@ -141,7 +141,7 @@ def test_report_does_not_start_or_import_ray(reported: tuple[Path, Path], tmp_pa
 
 
 def test_step_trace_places_each_value_at_its_optimizer_step() -> None:
-    from raytune_llm.results import step_trace
+    from raytune_llm.results.trials import step_trace
 
     evaluation = {"step": 4, "step_losses": [0.7, 0.6]}  # steps 3 and 4 completed since the last report
     guard_stop = {"step": 1, "trace_last_step": 2, "step_losses": [0.7, float("nan")]}  # step 2 was refused
@@ -151,7 +151,7 @@ def test_step_trace_places_each_value_at_its_optimizer_step() -> None:
 
 
 def test_robust_results_show_as_the_spread_over_seeds_and_a_table(tmp_path: Path) -> None:
-    from raytune_llm.robust import ROBUST_DIR, SUMMARY_FILE
+    from raytune_llm.search.robust import ROBUST_DIR, SUMMARY_FILE
 
     run = write_run(tmp_path / "r", trials=10, steps=40, eval_every=10, seed=2)
     (run / ROBUST_DIR).mkdir()

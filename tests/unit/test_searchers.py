@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from raytune_llm.config import SearchConfig
-from raytune_llm.outcomes import searcher_verdict
+from raytune_llm.core.outcomes import searcher_verdict
+from raytune_llm.schema.experiment import SearchConfig
 from raytune_llm.searchers import SEARCHERS, Plan
 from raytune_llm.searchers.grid import grid_size, param_values
 from raytune_llm.searchers.tpe import startup_trials
@@ -32,7 +32,7 @@ def _row(step: int, value: float, total: int = 8, **extra: Any) -> dict[str, Any
 def test_the_searcher_is_told_the_truth_about_each_ended_trial() -> None:
     from optuna.trial import TrialState
 
-    from raytune_llm.searchers.tell import build_search
+    from raytune_llm.search.tell import build_search
 
     search = build_search(_search(searcher={"name": "random", "seed": 3}), concurrent=1)
     ids = ["done", "asha", "guard", "plateau", "error", "silent"]
@@ -68,7 +68,7 @@ def test_verdicts_follow_the_outcome_rules() -> None:
 
 
 def test_points_to_evaluate_are_tried_first() -> None:
-    from raytune_llm.searchers.tell import build_search
+    from raytune_llm.search.tell import build_search
 
     point = {"optimizer.lr": 2e-5, "optimizer.weight_decay": 0.01}
     search = build_search(_search(points_to_evaluate=[point]), concurrent=1)
@@ -90,7 +90,7 @@ def test_tpe_is_sized_to_the_budget_and_lies_only_under_concurrency() -> None:
 def test_grid_tries_every_combination_once() -> None:
     import optuna
 
-    from raytune_llm.space import suggest
+    from raytune_llm.schema.space import suggest
 
     cfg = _search(searcher={"name": "grid"}, num_trials=6,
                   space={"optimizer.lr": {"type": "float", "low": 1e-5, "high": 3e-5, "step": 1e-5},
@@ -110,7 +110,7 @@ def test_grid_tries_every_combination_once() -> None:
 def test_every_searcher_proposes_within_the_space(name: str) -> None:
     import optuna
 
-    from raytune_llm.space import suggest
+    from raytune_llm.schema.space import suggest
 
     space = SPACE if name != "grid" else {"optimizer.weight_decay": SPACE["optimizer.weight_decay"]}
     cfg = _search(searcher={"name": name}, num_trials=2, space=space)
@@ -145,7 +145,7 @@ BY_METHOD = {
 def test_a_range_can_depend_on_the_peft_method() -> None:
     """LoRA wants roughly 10x full fine-tuning's learning rate: one space gives each method its own range, and
     the searcher models each range as a dimension of its own."""
-    from raytune_llm.searchers.tell import build_search
+    from raytune_llm.search.tell import build_search
 
     cfg = _search(space=BY_METHOD, searcher={"name": "random", "seed": 0}, num_trials=40,
                   points_to_evaluate=[{"peft.method": "lora", "optimizer.lr": 2e-3}])
@@ -161,8 +161,8 @@ def test_a_range_can_depend_on_the_peft_method() -> None:
 
 
 def test_by_ranges_are_checked_with_their_yaml_paths() -> None:
-    from raytune_llm.errors import ConfigError
-    from raytune_llm.loading import validate_dict
+    from raytune_llm.config.loading import validate_dict
+    from raytune_llm.core.errors import ConfigError
 
     space = {**BY_METHOD, "optimizer.lr": {**BY_METHOD["optimizer.lr"], "by": {"peft.method": {
         "ia3": {"low": 1e-4, "high": 1e-3}, "lora": {"low": 0.0, "high": 1e-3}}}}}
@@ -181,7 +181,7 @@ def test_by_ranges_are_checked_with_their_yaml_paths() -> None:
 def test_a_multi_objective_study_gets_every_objective_and_the_truth() -> None:
     from optuna.trial import TrialState
 
-    from raytune_llm.searchers.tell import build_search
+    from raytune_llm.search.tell import build_search
 
     cfg = _search(objectives=[{"metric": "trainable_params", "mode": "min"}], searcher={"name": "random"})
     search = build_search(cfg, concurrent=1)
@@ -199,8 +199,8 @@ def test_a_multi_objective_study_gets_every_objective_and_the_truth() -> None:
 
 
 def test_the_pareto_front_and_exports_stated_pick() -> None:
-    from raytune_llm.pareto import choose_for, pareto_front
-    from raytune_llm.results import TrialRecord
+    from raytune_llm.results.choice import choose_for, pareto_front
+    from raytune_llm.results.trials import TrialRecord
 
     def trial(tid: str, acc: float, params: int, **row: Any) -> TrialRecord:
         return TrialRecord(tid, {}, "TERMINATED", rows=[{"eval_accuracy": acc, "trainable_params": params,
@@ -221,8 +221,8 @@ def test_the_pareto_front_and_exports_stated_pick() -> None:
 
 
 def test_objectives_are_checked_against_what_the_task_reports() -> None:
-    from raytune_llm.errors import ConfigError
-    from raytune_llm.loading import validate_dict
+    from raytune_llm.config.loading import validate_dict
+    from raytune_llm.core.errors import ConfigError
 
     base = {"model": {"name": "m"}, "data": {"source": "d"}}
     ok = validate_dict({**base, "search": {"objectives": [{"metric": "trainable_params", "mode": "min"}]}})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from raytune_llm.config import CategoricalParam, FloatParam, IntParam, TrainConfig
-from raytune_llm.space import apply_params, sampling_order, settable_paths, suggest
+from raytune_llm.schema.experiment import CategoricalParam, FloatParam, IntParam, TrainConfig
+from raytune_llm.schema.space import apply_params, sampling_order, settable_paths, suggest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

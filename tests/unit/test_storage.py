@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from raytune_llm import storage
-from raytune_llm.config import ExperimentConfig
-from raytune_llm.errors import UserError
-from raytune_llm.rundir import open_run, run_root_for
+from raytune_llm.core import storage
+from raytune_llm.core.errors import UserError
+from raytune_llm.runs.layout import open_run, run_root_for
+from raytune_llm.schema.experiment import ExperimentConfig
 
 
 @pytest.fixture(autouse=True)

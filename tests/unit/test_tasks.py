@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from raytune_llm.bare import BareSession
-from raytune_llm.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
-from raytune_llm.data import prepare
-from raytune_llm.errors import UserError
+from raytune_llm.core.errors import UserError
+from raytune_llm.schema.experiment import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+from raytune_llm.sources.data import prepare
 from raytune_llm.tasks.causal_lm import IGNORE, extract_answer
 from raytune_llm.tasks.regression import pearson, spearman
 from raytune_llm.tasks.token_classification import entities, entity_scores
-from raytune_llm.train_loop import RunSpec, run
+from raytune_llm.training.bare import BareSession
+from raytune_llm.training.loop import RunSpec, run
 
 # ---------------------------------------------------------------- metrics
 
@@ -211,7 +211,7 @@ def test_regression_head_starts_at_the_mean_target(method: str, tiny_bert: Path)
     import datasets
     import torch
 
-    from raytune_llm.models import build_model
+    from raytune_llm.models.build import build_model
     from raytune_llm.tasks import get_task
 
     train = TrainConfig.model_validate({"peft": {"method": method}})

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from raytune_llm.bare import BareSession
-from raytune_llm.checkpoint import PREDICTIONS_FILE
-from raytune_llm.config import PeftMethod, TrainConfig
-from raytune_llm.export import predict, write_model
-from raytune_llm.rundir import RunInfo
-from raytune_llm.train_loop import run
+from raytune_llm.results.export import predict, write_model
+from raytune_llm.runs.layout import RunInfo
+from raytune_llm.schema.experiment import PeftMethod, TrainConfig
+from raytune_llm.training.bare import BareSession
+from raytune_llm.training.checkpoint import PREDICTIONS_FILE
+from raytune_llm.training.loop import run
 from tests.unit.conftest import spec_for
 
 
@@ -72,7 +72,7 @@ def test_resume_from_checkpoint_continues_where_it_stopped(info: RunInfo, tmp_pa
 
 
 def test_dropout_overrides_reach_the_model(info: RunInfo) -> None:
-    from raytune_llm.models import build_model
+    from raytune_llm.models.build import build_model
 
     train = TrainConfig.model_validate({"dropout": {"hidden": 0.3, "attention": 0.2, "classifier": 0.25}})
     model = build_model(info.model_path, info.label_names, train, info.tokenizer_path)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from raytune_llm.errors import ConfigError, UserError
-from raytune_llm.loading import load_config, validate_dict
+from raytune_llm.config.loading import load_config, validate_dict
+from raytune_llm.core.errors import ConfigError, UserError
 
 GOOD = textwrap.dedent("""
     model: {name: builtin:minilm}
@@ -202,7 +202,7 @@ def test_every_shipped_search_space_validates() -> None:
 
 
 def test_per_class_and_positive_class_objectives() -> None:
-    from raytune_llm.prepare import check_metric_labels
+    from raytune_llm.runs.prepare import check_metric_labels
 
     base = {"model": {"name": "m"}, "data": {"source": "d"}}
     cfg = validate_dict({**base, "search": {"metric": "eval_f1_positive"}})

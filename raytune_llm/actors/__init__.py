@@ -1,0 +1,1 @@
+"""Small per-search Ray actors."""

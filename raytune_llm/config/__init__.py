@@ -1,0 +1,1 @@
+"""Loading an experiment YAML and every check that validate runs."""

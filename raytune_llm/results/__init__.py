@@ -1,0 +1,1 @@
+"""A run's results: trial records, the pick, export."""

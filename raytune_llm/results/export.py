@@ -1,0 +1,215 @@
+"""Export the best trial: a re-runnable best_config.yaml, the model (safetensors), tokenizer, labels, metrics.
+
+The exported model is checked before export returns: its predictions on the eval split are compared
+with the ones the trial made at that checkpoint, and the test split (if any) is scored.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from raytune_llm.config.loading import dump_config
+from raytune_llm.core.errors import UserError
+from raytune_llm.core.outcomes import is_finite, real_value
+from raytune_llm.core.storage import fetch_checkpoint, is_uri, node_copy
+from raytune_llm.results.choice import choose_for
+from raytune_llm.results.trials import Choice, choose, fallback_advice, load_trials, outcome_counts
+from raytune_llm.runs.layout import RunInfo, read_info
+from raytune_llm.schema.experiment import ExperimentConfig, PeftMethod, ResourcesConfig, TrainConfig
+from raytune_llm.schema.space import apply_params
+from raytune_llm.training.checkpoint import PREDICTIONS_FILE
+from raytune_llm.training.precision import autocast_for
+
+
+def best_config(cfg: ExperimentConfig, train: TrainConfig) -> ExperimentConfig:
+    """The experiment with every sampled value written in and nothing left to search."""
+    data = cfg.model_dump(mode="json")
+    data["train"] = train.model_dump(mode="json")
+    data["search"].update(space={}, num_trials=1, scheduler={"name": "fifo"}, points_to_evaluate=[])
+    data["run"]["name"] = f"{cfg.run.name}-best"
+    return ExperimentConfig.model_validate(data)
+
+
+def check_device(resources: ResourcesConfig) -> str:
+    """The kind of device the trial trained on: a bf16 GPU trial's predictions are only reproduced there, under
+    the same autocast. A CPU when the trial had a GPU but this machine has none (the check then says how far off
+    the predictions are)."""
+    import torch
+
+    return "cuda" if resources.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu"
+
+
+def predict(model: Any, info: RunInfo, train: TrainConfig, split: str) -> tuple[dict[str, float], list[Any]]:
+    """Metrics and predictions of `model` on a prepared split, in this process."""
+    import datasets
+    from transformers import AutoTokenizer
+
+    from raytune_llm.tasks import get_task
+    from raytune_llm.training.bare import BareSession
+    from raytune_llm.training.evaluation import EvalContext, evaluate
+
+    cfg = info.experiment
+    session = BareSession(device=check_device(cfg.resources))
+    model.to(session.device)
+    dataset = datasets.load_from_disk(node_copy(info.data_path, info.run_id))[split]
+    tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path, info.run_id))
+    task = get_task(cfg.task.value)
+    ctx = EvalContext(task, info.label_names, tokenizer, task.collator(tokenizer), cfg.generation)
+    return evaluate(model, dataset, ctx, train, session, autocast_for(train.precision, session.device))
+
+
+def write_predictions(model: Any, info: RunInfo, train: TrainConfig, split: str, out: Path) -> dict[str, Any]:
+    """An unlabelled split's predictions, one JSON line per row in the split's order: nothing to score them on."""
+    from raytune_llm.tasks import get_task
+
+    task = get_task(info.experiment.task.value)
+    _, preds = predict(model, info, train, split)
+    path = out / f"{split}_predictions.jsonl"
+    path.write_text("".join(json.dumps({"index": i, "prediction": task.render_prediction(p, info.label_names)}) + "\n"
+                            for i, p in enumerate(preds)))
+    return {"file": path.name, "rows": len(preds)}
+
+
+def base_model_reference(info: RunInfo) -> str:
+    """How an exported adapter names its base model: the hub id or folder the user gave (a built-in's installed
+    folder); a model converted from GGUF exists only in the run's prepared/ folder, so that folder."""
+    from raytune_llm.models.build import locate_model
+    from raytune_llm.sources.gguf import gguf_source
+
+    cfg = info.experiment
+    try:
+        located = locate_model(cfg.model.name)
+    except UserError:  # the folder the user trained from is not on this machine: name it as they did
+        return cfg.model.name
+    return info.model_path if gguf_source(located, cfg.model.gguf_file) else located
+
+
+def write_model(info: RunInfo, method: PeftMethod, checkpoint: Path, out: Path, merge: bool) -> Any:
+    """Save the trained model under out/model (full or merged) and/or out/adapter; returns the primary one."""
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from raytune_llm.models.build import hub_kwargs, load_trained
+
+    hf_logging.disable_progress_bar()
+
+    cfg = info.experiment
+    hub = hub_kwargs(cfg.model.revision, cfg.model.trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path, info.run_id))
+    model = load_trained(node_copy(info.model_path, info.run_id), checkpoint / "model", method, info.label_names,
+                         cfg.task.value, tokenizer.pad_token_id, **hub)
+    targets = []
+    if method != PeftMethod.full:
+        # The adapter names the base model as the user gave it (a hub id, or their folder), not the run's cache.
+        peft_config = model.peft_config["default"]
+        peft_config.base_model_name_or_path = base_model_reference(info)
+        peft_config.revision = cfg.model.revision
+        model.save_pretrained(str(out / "adapter"), safe_serialization=True)
+        targets.append(out / "adapter")
+        if method == PeftMethod.lora and merge:
+            model = model.merge_and_unload()
+    if method == PeftMethod.full or (method == PeftMethod.lora and merge):
+        model.save_pretrained(str(out / "model"), safe_serialization=True)
+        targets.append(out / "model")
+    for target in targets:
+        tokenizer.save_pretrained(str(target))
+    model.eval()
+    return model
+
+
+def _local_checkpoint(run_root: str, path: str) -> Path | None:
+    if not is_uri(run_root):
+        return Path(path) if Path(path).is_dir() else None
+    try:
+        return fetch_checkpoint(run_root, path)
+    except UserError:
+        return None
+
+
+def _checkpoint_for(run_root: str, row: dict[str, Any], rows: list[dict[str, Any]], metric: str, mode: str) -> Path:
+    """The checkpoint of the chosen report or, when Train has since replaced it, the best one the trial kept."""
+    sign = 1 if mode == "max" else -1
+    others = sorted((r for r in rows if r is not row and is_finite(real_value(r, metric))),
+                    key=lambda r: -sign * real_value(r, metric))
+    for candidate in [row, *others]:
+        if candidate.get("checkpoint_path") and (local := _local_checkpoint(run_root, candidate["checkpoint_path"])):
+            return local
+    raise UserError(f"the trial's checkpoints are gone (looked for {row.get('checkpoint_path')}); trials stopped "
+                    "early lose theirs unless run.prune_stopped is false; re-run it with "
+                    "`raytune-llm train best_config.yaml --out DIR`")
+
+
+def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, by: str = "score",
+           trial_id: str | None = None) -> dict[str, Any]:
+    """Export the trial with the best score, or (by="robust") the best seed run of the most robust config, or
+    the named trial's best report."""
+    from raytune_llm.tasks import get_task
+
+    info = read_info(run_dir)
+    cfg = info.experiment
+    metric, mode = cfg.search.metric, cfg.search.mode
+    trials = load_trials(run_dir)
+    if by == "robust":
+        from raytune_llm.search.robust import robust_choice, run_params
+
+        _, trial, row = robust_choice(run_dir)
+        choice, params = Choice(trial, row, fallback=trial.failed), run_params(trial)
+    elif trial_id:
+        named = [t for t in trials if t.trial_id == trial_id]
+        if not named:
+            raise UserError(f"--trial {trial_id}: no such trial; `raytune-llm status {run_dir}` lists them")
+        choice = choose(named, metric, mode)
+        params = choice.trial.params
+    else:
+        choice = choose_for(trials, cfg.search)
+        params = choice.trial.params
+    trial, row = choice.trial, choice.row
+    if choice.fallback and not trial_id:
+        print(f"warning: no healthy trial; exporting trial {trial.trial_id}, which the stability guard stopped as "
+              f"{trial.stop_reason} ({metric}={choice.score(metric):.4g} at step {row.get('step')}). "
+              f"To change that: {fallback_advice(trial)}")
+    checkpoint = _checkpoint_for(info.run_root, row, trial.rows, metric, mode)
+    train = apply_params(cfg.train, params)
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise UserError(f"--out {out} is not empty; choose a new folder or pass --force")
+        shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Write into a sibling temp folder and move it into place, so a failure leaves nothing half-written.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        model = write_model(info, train.peft.method, checkpoint, staging, merge)
+        (staging / "best_config.yaml").write_text(dump_config(best_config(cfg, train)))
+        (staging / "labels.json").write_text(json.dumps(info.label_names, indent=2))
+        shutil.copy(checkpoint / PREDICTIONS_FILE, staging / "trial_eval_predictions.json")
+        eval_metrics, preds = predict(model, info, train, "eval")
+        trial_preds = json.loads((checkpoint / PREDICTIONS_FILE).read_text())
+        same = get_task(cfg.task.value).same_prediction
+        mismatches = sum(not same(a, b) for a, b in zip(preds, trial_preds)) + abs(len(preds) - len(trial_preds))
+        metrics: dict[str, Any] = {
+            "trial_id": trial.trial_id, "params": params, "chosen_by": by, "checkpoint": str(checkpoint),
+            "peft_method": train.peft.method.value, "objective": {"metric": metric, "mode": mode},
+            "trial": {k: v for k, v in row.items() if isinstance(v, (int, float, str)) and k != "config"},
+            "exported_eval": eval_metrics, "eval_prediction_mismatches": mismatches,
+            "outcomes": outcome_counts(trials),
+            "fallback": {"stop_reason": trial.stop_reason, "real_value": choice.score(metric),
+                         "advice": fallback_advice(trial)} if choice.fallback else None,
+        }
+        if (q := train.peft.quantization) is not None:
+            metrics["quantized_base"] = {**q.model_dump(), "self_check": "the adapter on the full-precision base "
+                                         "(as exported); the trial's own base was quantised"}
+        if "test" in info.unlabelled_splits:
+            metrics["test_predictions"] = write_predictions(model, info, train, "test", staging)
+        elif "test" in info.sizes:
+            test_metrics, _ = predict(model, info, train, "test")
+            metrics["test"] = {k.replace("eval_", "test_"): v for k, v in test_metrics.items()}
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return metrics

@@ -1,0 +1,172 @@
+"""Read a run directory's trials without Ray: table rows, outcomes, and the best finite result."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from raytune_llm.core.errors import UserError
+from raytune_llm.core.outcomes import best_of, is_failed_outcome, is_failure, is_finite, outcome, real_value
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    params: dict[str, Any]
+    status: str  # Tune's: PENDING, RUNNING, TERMINATED, ERROR, PAUSED
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""  # the last line of the trial's error, for tables
+    error_text: str = ""
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.rows[-1] if self.rows else {}
+
+    @property
+    def stop_reason(self) -> str:
+        return str(self.last.get("stop_reason") or "")
+
+    @property
+    def outcome(self) -> str:
+        return outcome(self.status, self.last, self.error_text)
+
+    @property
+    def failed(self) -> bool:
+        return is_failed_outcome(self.outcome)
+
+    def best_row(self, metric: str, mode: str) -> dict[str, Any] | None:
+        """The best report with a finite metric, from a trial that did not fail (a healthy early stop counts)."""
+        if self.failed:
+            return None
+        return best_of([r for r in self.rows if is_finite(r.get(metric))], lambda r: r[metric], mode)
+
+    def fallback_row(self, metric: str, mode: str) -> dict[str, Any] | None:
+        """For a trial the guard stopped as failing: its best real report (see `outcomes.real_value`)."""
+        if self.status == "ERROR" or not is_failure(self.stop_reason):
+            return None
+        return best_of([r for r in self.rows if is_finite(real_value(r, metric))], lambda r: real_value(r, metric),
+                       mode)
+
+
+def step_trace(row: dict[str, Any], key: str) -> list[tuple[int, float]]:
+    """(optimizer step, value) of each step in a report's trace (`step_losses`, `step_grad_norms`): the steps
+    since the previous report, ending at `trace_last_step` (a step the guard stopped, which did not complete) or
+    else at the report's `step`. Non-finite values are left out."""
+    values = row.get(key) or []
+    end = int(row.get("trace_last_step", row.get("step", 0)))
+    return [(end - len(values) + 1 + i, v) for i, v in enumerate(values) if is_finite(v)]
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a line cut short by a killed driver: keep what came before it
+    return rows
+
+
+def _read_state(run_dir: Path) -> dict[str, Any]:
+    """The newest experiment state Tune saved. Tune rewrites the file in place while a search runs, so a read
+    can catch it empty or half-written: try again briefly, then fall back to an older state file."""
+    states = sorted(run_dir.glob("experiment_state-*.json"), reverse=True)
+    if not states:
+        raise UserError(f"{run_dir}: no trials recorded yet (no experiment_state-*.json)")
+    for state_file in states:
+        for _ in range(10):
+            try:
+                return json.loads(state_file.read_text())
+            except (json.JSONDecodeError, OSError):
+                time.sleep(0.1)
+    raise UserError(f"{run_dir}: the search state ({states[0].name}) cannot be read; is the disk full?")
+
+
+def _params(meta: dict[str, Any]) -> dict[str, Any]:
+    """A trial's searched params as they are now: what the searcher proposed, with the values Tune holds for them
+    since (PBT changes a trial's config when it copies another trial; for other schedulers they are the same)."""
+    config = meta.get("config") or {}
+    evaluated = meta.get("evaluated_params") or config
+    return {name: config.get(name, value) for name, value in evaluated.items()}
+
+
+def load_trials(run_dir: Path) -> list[TrialRecord]:
+    state = _read_state(run_dir)
+    trials = []
+    for meta_json, runtime_json in state["trial_data"]:
+        meta, runtime = json.loads(meta_json), json.loads(runtime_json)
+        trial_dir = run_dir / meta["relative_logdir"]
+        error = error_text = ""
+        if runtime.get("error_filename"):
+            err_file = trial_dir / runtime["error_filename"]
+            if err_file.is_file():
+                error_text = err_file.read_text()
+                lines = [ln for ln in error_text.splitlines() if ln.strip()]
+                error = lines[-1] if lines else "see " + str(err_file)
+        trials.append(
+            TrialRecord(
+                trial_id=meta["trial_id"], params=_params(meta),
+                status=meta["status"], rows=_read_rows(trial_dir / "result.json"), error=error,
+                error_text=error_text,
+            )
+        )
+    return trials
+
+
+def best_result(trials: list[TrialRecord], metric: str, mode: str) -> tuple[TrialRecord, dict[str, Any]]:
+    """The best finite report over all trials; failed trials never win."""
+    candidates = [(t, r) for t in trials if (r := t.best_row(metric, mode)) is not None]
+    if not candidates:
+        raise UserError(f"no healthy trial reported a finite {metric!r}; see `raytune-llm status` for why")
+    return best_of(candidates, lambda tr: tr[1][metric], mode)
+
+
+@dataclass
+class Choice:
+    """The trial a run's results point to. `fallback`: no healthy trial exists, so this is the best trial the
+    stability guard stopped, by its real score (its stop reason in `trial.stop_reason`)."""
+
+    trial: TrialRecord
+    row: dict[str, Any]
+    fallback: bool = False
+
+    def score(self, metric: str) -> float:
+        return real_value(self.row, metric)
+
+
+def choose(trials: list[TrialRecord], metric: str, mode: str) -> Choice:
+    """The best healthy trial or, when there is none, the best guard-stopped one. Raises when neither exists."""
+    try:
+        return Choice(*best_result(trials, metric, mode))
+    except UserError:
+        candidates = [(t, r) for t in trials if (r := t.fallback_row(metric, mode)) is not None]
+        if not candidates:
+            raise
+        trial, row = best_of(candidates, lambda tr: real_value(tr[1], metric), mode)
+        return Choice(trial, row, fallback=True)
+
+
+def fallback_advice(trial: TrialRecord) -> str:
+    """What to change when every trial was stopped for `trial`'s reason."""
+    advice = {
+        "chance_level": "the task may learn slowly: raise stability.chance_level.at_fraction (e.g. 0.5), widen the "
+                        "learning-rate range, or set stability.chance_level.enabled: false",
+        "loss_spike": "lower the learning rate, add warmup or grad_clip, or raise stability.loss_spike.factor",
+        "grad_explosion": "set train.grad_clip, lower the learning rate, or raise stability.grad_explosion.factor",
+        "non_finite": "lower the learning rate, set train.grad_clip, or use precision: fp32",
+        "out_of_memory": "set train.micro_batch_size (or auto), train.gradient_checkpointing: true, precision: "
+                         "bf16, or give each trial more of a GPU (resources.gpus_per_worker)",
+    }
+    return advice.get(trial.stop_reason, "see `raytune-llm status` for each trial's stop reason")
+
+
+def outcome_counts(trials: list[TrialRecord]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.outcome] = counts.get(t.outcome, 0) + 1
+    return counts

@@ -1,0 +1,1 @@
+"""A run folder: its layout and its preparation."""

@@ -1,0 +1,1 @@
+"""The experiment YAML as pydantic models, and the search space."""

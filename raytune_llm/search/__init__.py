@@ -1,0 +1,1 @@
+"""The search driver on Ray Tune."""

@@ -1,0 +1,70 @@
+"""The searchers' adapter to Ray Tune: Tune's OptunaSearch, telling Optuna the truth about each ended trial.
+
+Ray's OptunaSearch tells COMPLETE with the last reported value whenever one exists, so a trial ASHA stopped after
+one round counts as if its one-round score were final; it tells FAIL only for an error without a value. Here the
+verdict comes from `outcomes.searcher_verdict` (the one place that decides outcomes): pruned trials are PRUNED
+with the intermediate values already reported to Optuna at each evaluation, guard failures COMPLETE with their
+worst finite value, errors FAIL.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from ray.tune.search.optuna import OptunaSearch
+
+from raytune_llm.core.outcomes import is_finite, searcher_verdict
+from raytune_llm.schema.experiment import SearchConfig
+from raytune_llm.schema.space import searcher_names, suggest
+from raytune_llm.searchers import Plan
+
+
+class TruthfulOptunaSearch(OptunaSearch):
+    def __init__(self, *args: Any, params: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params = params
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        # Tune's config holds the searcher's own names too; a `by:` range's (e.g. optimizer.lr[peft.method=lora])
+        # is not a setting: keep the params by their train: paths.
+        config = super().suggest(trial_id)
+        return {k: v for k, v in config.items() if k in self.params} if isinstance(config, dict) else config
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return super().on_trial_complete(trial_id, result, error)
+        from optuna.trial import TrialState
+
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        verdict = searcher_verdict(error, result or {}, metrics[0])
+        state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "fail": TrialState.FAIL}[verdict]
+        value = None
+        if verdict == "complete":
+            values = [result.get(m) for m in metrics]
+            if not all(is_finite(v) for v in values):  # a further objective never reported: not a result
+                state = TrialState.FAIL
+            else:
+                value = values if len(values) > 1 else values[0]
+        self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
+        self._completed_trials.add(trial_id)
+        return None
+
+
+def build_search(search: SearchConfig, concurrent: int, storage: Any = None,
+                 study_name: str | None = None) -> TruthfulOptunaSearch:
+    """The search's searcher over its define-by-run space, seeded with `points_to_evaluate` (tried first)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study created or trial told
+    # Further objectives make it a multi-objective study (the Pareto front); the scheduler ranks by the first.
+    metric: str | list[str] = [search.metric, *(o.metric for o in search.objectives)]
+    mode: str | list[str] = [search.mode, *(o.mode for o in search.objectives)]
+    if not search.objectives:
+        metric, mode = search.metric, search.mode
+    return TruthfulOptunaSearch(
+        space=functools.partial(suggest, space=search.space), metric=metric, mode=mode,
+        sampler=search.searcher.sampler(Plan(search.num_trials, concurrent, search.space)),
+        points_to_evaluate=[searcher_names(p, search.space) for p in search.points_to_evaluate] or None,
+        params=list(search.space), storage=storage, study_name=study_name,
+    )

@@ -1,0 +1,179 @@
+"""Load a labeled dataset, map its labels, and tokenise it once per search into an Arrow cache.
+
+Trials only ever read the cache (`datasets.load_from_disk`, memory-mapped), so tokenisation never runs per
+trial. Sources: a directory of split files (`train.parquet`, `validation.csv`, `test.jsonl`, ...), a
+`save_to_disk` directory, a hub dataset id, or a built-in (`builtin:bbc_news`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from raytune_llm.core.errors import UserError
+from raytune_llm.schema.experiment import DataConfig, ModelConfig
+from raytune_llm.sources import builtins
+
+if TYPE_CHECKING:
+    import datasets
+
+_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    path: Path
+    label_names: list[str]
+    sizes: dict[str, int]
+    chance_value: float  # what a model that learnt nothing scores on `chance_metric` (e.g. MCC 0)
+    chance_metric: str = "eval_accuracy"  # "" when the task has no chance level (causal LM)
+    chance_loss: float | None = None  # the eval loss of the best constant prediction, where the task has one
+    unlabelled: list[str] = field(default_factory=list)  # splits without labels (a GLUE test split)
+
+
+_METADATA_FILES = {"labels.json"}  # tag names of a token-classification folder, not a split
+
+
+def _split_files(root: Path) -> dict[str, str]:
+    files = {}
+    for f in sorted(root.iterdir()):
+        if f.suffix in _FORMATS and f.is_file() and f.name not in _METADATA_FILES:
+            files[f.stem] = str(f)
+    return files
+
+
+def _load_file(kind: str, split: str, path: str) -> datasets.Dataset:
+    import datasets
+
+    try:
+        return datasets.load_dataset(kind, data_files={split: path}, split=split)
+    except Exception as exc:  # datasets wraps reader errors; the root cause is what the user can act on
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            if pq.read_metadata(path).num_rows == 0:
+                raise UserError(f"data: split {split!r} is empty ({path})") from None
+        cause = exc
+        while cause.__cause__ or cause.__context__:
+            cause = cause.__cause__ or cause.__context__
+        raise UserError(f"data: cannot read {path}: {cause}") from None
+
+
+def load_raw(cfg: DataConfig) -> datasets.DatasetDict:
+    import datasets
+
+    if cfg.source.startswith(builtins.PREFIX):
+        splits = builtins.datasets.get(cfg.source.removeprefix(builtins.PREFIX))()
+        return datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in splits.items()})
+    root = Path(cfg.source).expanduser()
+    if root.is_dir():
+        if (root / "dataset_dict.json").is_file():
+            return datasets.load_from_disk(str(root))
+        files = _split_files(root)
+        if not files:
+            raise UserError(
+                f"data.source: {root} has no split files (train.parquet, validation.csv, test.jsonl, ...)"
+            )
+        kinds = {_FORMATS[Path(f).suffix] for f in files.values()}
+        if len(kinds) > 1:
+            raise UserError(f"data.source: {root} mixes file formats {sorted(kinds)}; use one format")
+        kind = kinds.pop()
+        # One split at a time: splits whose schemas differ a little (an index column) still load.
+        return datasets.DatasetDict({split: _load_file(kind, split, f) for split, f in files.items()})
+    if root.exists() or cfg.source.startswith((".", "/", "~")):
+        raise UserError(f"data.source: {cfg.source} is not a directory of split files; check the path")
+    try:
+        return datasets.load_dataset(cfg.source, cfg.subset)
+    except Exception as exc:  # the hub client raises many types; the message is what the user needs
+        raise UserError(f"data.source: could not load hub dataset {cfg.source!r}: {exc}") from None
+
+
+def _require_split(raw: datasets.DatasetDict, split: str, key: str) -> datasets.Dataset:
+    if split not in raw:
+        raise UserError(f"data.{key}: no split {split!r}; the data has {sorted(raw)}")
+    ds = raw[split]
+    if len(ds) == 0:
+        raise UserError(f"data.{key}: split {split!r} is empty")
+    return ds
+
+
+def _splits(raw: datasets.DatasetDict, cfg: DataConfig, seed: int) -> dict[str, datasets.Dataset]:
+    train = _require_split(raw, cfg.train_split, "train_split")
+    if cfg.eval_split in raw and cfg.eval_holdout:
+        raise UserError(f"data.eval_holdout: the data has an eval split {cfg.eval_split!r}, which trials are scored "
+                        "on; remove eval_holdout, or point data.eval_split at a split the data lacks")
+    if cfg.eval_split not in raw and cfg.eval_holdout:
+        if cfg.eval_holdout >= len(train):
+            raise UserError(f"data.eval_holdout: {cfg.eval_holdout} rows asked of a train split of {len(train)}")
+        parts = train.train_test_split(test_size=cfg.eval_holdout, seed=seed)
+        splits = {"train": parts["train"], "eval": parts["test"]}
+    else:
+        splits = {"train": train, "eval": _require_split(raw, cfg.eval_split, "eval_split")}
+    if cfg.test_split and cfg.test_split in raw and len(raw[cfg.test_split]):
+        splits["test"] = raw[cfg.test_split]
+    return splits
+
+
+@contextmanager
+def quiet_progress() -> Iterator[None]:
+    """Hide the datasets library's progress bars (tokenising, saving) for a moment."""
+    import datasets
+
+    was_disabled = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            datasets.enable_progress_bars()
+
+
+def prepare(cfg: DataConfig, model: ModelConfig, tokenizer_path: str, out: Path, seed: int,
+            task_name: str = "sequence_classification") -> PreparedData:
+    """Tokenise train/eval(/test) once, the task's way, and save them as an Arrow dataset at `out`."""
+    import datasets
+    from transformers import AutoTokenizer
+
+    from raytune_llm.tasks import MODEL_COLUMNS, get_task
+    from raytune_llm.tasks.base import require_columns
+
+    task = get_task(task_name)
+    splits = _splits(load_raw(cfg), cfg, seed)
+    unlabelled = []
+    if "test" in splits and task.unlabelled(splits["test"], cfg):
+        # GLUE-style test split: no labels to score on; export writes its predictions instead.
+        splits["test"] = task.with_placeholder_labels(splits["test"], cfg)
+        unlabelled.append("test")
+    for name, ds in splits.items():
+        require_columns(ds, task.required_columns(cfg), name,
+                        "set data.text_column / data.text_pair_column / data.label_column")
+    names = task.label_names(cfg, splits["train"])
+    limits = {"train": cfg.max_train_samples, "eval": cfg.max_eval_samples}
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    encoded = {}
+    for name, ds in splits.items():
+        if limits.get(name) and limits[name] < len(ds):
+            ds = ds.shuffle(seed=seed).select(range(limits[name]))
+        ds = task.encode(ds, cfg, tokenizer, model.max_length, names, name)
+        # Train rows feed the model only; eval/test rows keep what the task's evaluation reads.
+        keep = MODEL_COLUMNS + ([] if name == "train" else list(task.extra_columns))
+        encoded[name] = ds.select_columns([c for c in keep if c in ds.column_names])
+    dd = datasets.DatasetDict(encoded)
+    dd.save_to_disk(str(out))
+    chance = task.chance_level(encoded["eval"], names)
+    prepared = PreparedData(
+        path=out,
+        label_names=names,
+        sizes={k: len(v) for k, v in encoded.items()},
+        chance_value=chance.value if chance else 0.0,
+        chance_metric=chance.metric if chance else "",
+        chance_loss=chance.loss if chance else None,
+        unlabelled=unlabelled,
+    )
+    (out / "labels.json").write_text(json.dumps({"label_names": names, "sizes": prepared.sizes,
+                                                 "unlabelled": unlabelled}, indent=2))
+    return prepared
