@@ -56,8 +56,8 @@ def make_inputs(root: Path, shape: str, max_length: int) -> tuple[Path, Any]:
     import pandas as pd
     from transformers import BertTokenizerFast, LlamaConfig, LlamaForSequenceClassification
 
-    from raytune_llm.schema.experiment import DataConfig, ModelConfig
-    from raytune_llm.sources.data import prepare
+    from raytune_llm.runs.tokenise import tokenise
+    from raytune_llm.schema import DataConfig, ModelConfig
 
     words = [f"w{i}" for i in range(VOCAB - 5)]
     (root / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
@@ -73,12 +73,12 @@ def make_inputs(root: Path, shape: str, max_length: int) -> tuple[Path, Any]:
         pd.DataFrame({"text": text, "label": [rng.choice(["a", "b"]) for _ in range(rows)]}).to_parquet(
             data_dir / f"{split}.parquet")
     cfg = DataConfig(source=str(data_dir), labels=["a", "b"], test_split=None)
-    return model_dir, prepare(cfg, ModelConfig(name="m", max_length=max_length), str(model_dir), root / "prepared", 0)
+    return model_dir, tokenise(cfg, ModelConfig(name="m", max_length=max_length), str(model_dir), root / "prepared", 0)
 
 
 def spec_for(model_dir: Path, prepared: Any, train: dict[str, Any], args: argparse.Namespace) -> Any:
-    from raytune_llm.schema.experiment import TrainConfig
-    from raytune_llm.training.loop import RunSpec
+    from raytune_llm.schema import TrainConfig
+    from raytune_llm.training.spec import RunSpec
 
     cfg = TrainConfig.model_validate({"max_steps": args.steps, "eval_every": args.steps, "batch_size": args.batch,
                                       "eval_batch_size": args.batch, **train})
@@ -89,7 +89,7 @@ def spec_for(model_dir: Path, prepared: Any, train: dict[str, Any], args: argpar
 
 def estimate_gib(model_dir: Path, train: dict[str, Any], args: argparse.Namespace, half: bool) -> float:
     from raytune_llm.models.build import preflight
-    from raytune_llm.schema.experiment import TrainConfig
+    from raytune_llm.schema import TrainConfig
     from raytune_llm.training.memory import GIB, estimate
 
     cfg = TrainConfig.model_validate(train)

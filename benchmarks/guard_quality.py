@@ -22,7 +22,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from raytune_llm.schema.experiment import StabilityConfig
+from raytune_llm.schema import StabilityConfig
 from raytune_llm.training.stability import HEALTHY, StabilityGuard, Verdict
 
 REPO = Path(__file__).resolve().parents[1]

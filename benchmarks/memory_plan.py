@@ -41,12 +41,12 @@ def build(shape: dict[str, Any], train: Any) -> Any:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from raytune_llm.models.build import peft_methods, wrap_peft
+    from raytune_llm.models.peft_methods import method, wrap_peft
 
     with torch.device("meta"):
         model = LlamaForCausalLM(LlamaConfig(**shape))
     if train.peft.method.value != "full":
-        model = wrap_peft(model, peft_methods.get(train.peft.method.value)(train.peft, "llama", "", "CAUSAL_LM"))
+        model = wrap_peft(model, method(train.peft.method.value).peft_config(train.peft, "llama", "", "CAUSAL_LM"))
     return model
 
 
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4, help="micro-batch rows per worker")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "memory_plan.json")
     args = parser.parse_args()
-    from raytune_llm.schema.experiment import TrainConfig
+    from raytune_llm.schema import TrainConfig
     from raytune_llm.training.memory import GIB, estimate
 
     rows_out: list[dict[str, Any]] = []

@@ -42,7 +42,8 @@ from raytune_llm.config.loading import validate_dict  # noqa: E402
 from raytune_llm.runs.prepare import prepare_run  # noqa: E402
 from raytune_llm.search.driver import build_tuner, connect, local_cpus  # noqa: E402
 from raytune_llm.training.bare import BareSession  # noqa: E402
-from raytune_llm.training.loop import RunSpec, run  # noqa: E402
+from raytune_llm.training.loop import run  # noqa: E402
+from raytune_llm.training.spec import RunSpec  # noqa: E402
 
 ARMS = {"in-process, 1 worker": ("tune", 1), "Train, 1 worker": ("train", 1), "Train, 2 workers": ("train", 2)}
 SPACE = {"optimizer.lr": {"type": "float", "low": 1.0e-5, "high": 1.0e-3, "log": True}}

@@ -100,9 +100,9 @@ def prepare_task(name: str, work: Path) -> tuple[Any, dict[str, Any]]:
     import pandas as pd
     from datasets import load_from_disk
 
-    from raytune_llm.schema.experiment import DataConfig, ModelConfig
+    from raytune_llm.runs.tokenise import tokenise
+    from raytune_llm.schema import DataConfig, ModelConfig
     from raytune_llm.sources.builtins import minilm
-    from raytune_llm.sources.data import prepare
 
     t = TASKS[name]
     source = DATA / t["source"]
@@ -117,7 +117,7 @@ def prepare_task(name: str, work: Path) -> tuple[Any, dict[str, Any]]:
     model = str(minilm())
     data_cfg = DataConfig(source=str(source), labels=t["labels"], text_pair_column="text_pair" if t.get("text_pair")
                           else None, max_train_samples=t["train_samples"], max_eval_samples=t["eval_samples"])
-    prepared = prepare(data_cfg, ModelConfig(name=model, max_length=t["max_length"]), model, work / name, seed=0)
+    prepared = tokenise(data_cfg, ModelConfig(name=model, max_length=t["max_length"]), model, work / name, seed=0)
     eval_labels = load_from_disk(str(prepared.path))["eval"]["labels"]
     majority = max(Counter(eval_labels).values()) / len(eval_labels)  # the old chance rule's baseline, for comparison
     meta = {"task": name, "objective": t["objective"], "train": t["train"], "sizes": prepared.sizes,
@@ -130,9 +130,9 @@ def prepare_task(name: str, work: Path) -> tuple[Any, dict[str, Any]]:
 
 def run_spec(meta: dict[str, Any], config: dict[str, Any]) -> tuple[Any, Any]:
     """The seeded run of `config`, as recorded: (RunSpec, TrainConfig)."""
-    from raytune_llm.schema.experiment import TrainConfig
+    from raytune_llm.schema import TrainConfig
     from raytune_llm.schema.space import apply_params
-    from raytune_llm.training.loop import RunSpec
+    from raytune_llm.training.spec import RunSpec
 
     params = {k: v for k, v in config.items() if k != "seed"}
     train = apply_params(TrainConfig.model_validate({**meta["train"], "seed": config["seed"]}), params)
@@ -178,7 +178,7 @@ def score_test(meta: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     from raytune_llm.models.build import load_trained
-    from raytune_llm.schema.experiment import GenerationConfig
+    from raytune_llm.schema import GenerationConfig
     from raytune_llm.tasks import get_task
     from raytune_llm.training.bare import BareSession
     from raytune_llm.training.evaluation import EvalContext, evaluate

@@ -44,7 +44,7 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
 from guard_quality import OFF, replay  # noqa: E402
 
-from raytune_llm.schema.experiment import SearchConfig  # noqa: E402
+from raytune_llm.schema import SearchConfig  # noqa: E402
 
 BUDGET_TRIALS = 12  # B: random search's budget, in full trials
 # A trial's fixed start-up cost in this product with single-worker trials in-process (benchmarks/overhead.py, 2 cores:

@@ -28,7 +28,8 @@ os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "300")
 
 from raytune_llm.config.loading import validate_dict
 from raytune_llm.core.errors import UserError
-from raytune_llm.results.trials import TrialRecord, best_result, load_trials, outcome_counts
+from raytune_llm.results.choice import best_result
+from raytune_llm.results.trials import TrialRecord, load_trials, outcome_counts
 from raytune_llm.runs.prepare import prepare_run
 from raytune_llm.search.driver import build_tuner, connect
 from raytune_llm.search.robust import run_robust

@@ -9,9 +9,8 @@ import math
 import random
 from pathlib import Path
 
-from raytune_llm.config.loading import dump_config
 from raytune_llm.runs.layout import CONFIG_FILE, RunInfo, write_info
-from raytune_llm.schema.experiment import ExperimentConfig
+from raytune_llm.schema import ExperimentConfig, dump_config
 
 # Outcome mix: (kind, share). Kinds: done, asha (stopped by the scheduler), plateau (stopped by the guard while
 # healthy), a guard failure reason, error.

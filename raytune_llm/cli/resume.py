@@ -14,9 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from raytune_llm.cli.search import finish
     from raytune_llm.runs.layout import open_run, read_info
     from raytune_llm.search.driver import connect, restore_tuner
+    from raytune_llm.search.progress import finish
 
     run_dir = open_run(args.run_dir)  # on a URI: a local mirror, read once
     info = read_info(run_dir)

@@ -19,6 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from raytune_llm.core.errors import UserError
+    from raytune_llm.results.robustness import summary_lines
     from raytune_llm.search.robust import run_robust
 
     if args.top_k < 1 or args.seeds < 1:
@@ -26,19 +27,6 @@ def run(args: argparse.Namespace) -> int:
     from raytune_llm.runs.layout import open_run
 
     summary = run_robust(open_run(args.run_dir), args.top_k, args.seeds, args.score, args.address)
-    print_summary(summary)
+    print("\n".join(summary_lines(summary)))
     print(f"next: raytune-llm export {args.run_dir} --by robust --out ./robust-model")
     return 0
-
-
-def print_summary(summary: dict) -> None:
-    metric = summary["metric"]
-    chance = summary.get("chance_metric", "eval_accuracy")
-    level = summary.get("chance_value", summary.get("majority_baseline", 0.0))  # older summaries: the latter
-    at_chance = f" or final {chance} <= chance level {level:.3f}" if chance else ""
-    print(f"robustness over seeds ({metric}, score = {summary['score']}; failed = unstable{at_chance}):")
-    print(f"{'rank':<5}{'trial':<10}{'mean':>8}{'std':>8}{'min':>8}{'failed':>8}{'score':>8}  params")
-    for i, c in enumerate(summary["configs"], 1):
-        params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in c["params"].items())
-        print(f"{i:<5}{c['source_trial']:<10}{c['mean']:>8.4f}{c['std']:>8.4f}{c['min']:>8.4f}"
-              f"{c['failed_rate']:>8.0%}{c['robust_score']:>8.4f}  {params}")

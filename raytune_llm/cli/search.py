@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from raytune_llm import tracking
     from raytune_llm.runs.prepare import prepare_run
     from raytune_llm.search.driver import build_tuner, concurrency_and_limit, connect
-    from raytune_llm.search.progress import ProgressTable
+    from raytune_llm.search.progress import ProgressTable, finish
 
     _, info = prepare_run(cfg, args.address)
     run_root = info.run_root
@@ -42,36 +42,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"\ninterrupted; the search state is saved. Continue with: raytune-llm resume {run_root}")
         return 130
     return finish(run_root)
-
-
-def finish(run_dir: str) -> int:
-    """After Tuner.fit returns: a summary, and the resume command if the search was cut short (Ctrl-C)."""
-    from raytune_llm.core.errors import UserError
-    from raytune_llm.results.choice import choose_for
-    from raytune_llm.results.trials import fallback_advice, load_trials, outcome_counts
-    from raytune_llm.runs.layout import open_run, read_info
-
-    local = open_run(run_dir)
-    trials = load_trials(local)
-    counts = outcome_counts(trials)
-    print("trials: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
-    unfinished = sum(n for k, n in counts.items() if k in ("running", "pending", "paused"))
-    if unfinished:
-        print(f"interrupted with {unfinished} trial(s) unfinished; continue with: raytune-llm resume {run_dir}")
-        return 130
-    search = read_info(local).experiment.search
-    try:
-        choice = choose_for(trials, search)
-    except UserError:
-        print(f"no trial reported a finite {search.metric}: nothing to export; `raytune-llm status {run_dir}` "
-              "shows why each trial ended")
-        return 0
-    if choice.fallback:
-        print(f"no healthy trial: the stability guard stopped every trial ({choice.trial.stop_reason} for the best, "
-              f"trial {choice.trial.trial_id}, real {search.metric}={choice.score(search.metric):.4g}); export falls "
-              f"back to it. To change that: {fallback_advice(choice.trial)}")
-    else:
-        print(f"best: trial {choice.trial.trial_id}, {search.metric}={choice.score(search.metric):.4g}")
-    print(f"next: raytune-llm status {run_dir}\n      raytune-llm report {run_dir} --out ./report   (one HTML page "
-          f"of plots)\n      raytune-llm export {run_dir} --out ./best-model")
-    return 0

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from raytune_llm.cli.robust import print_summary
 from raytune_llm.core.outcomes import real_value
+from raytune_llm.core.stops import advice
 from raytune_llm.results.choice import choice_or_none, pareto_front
-from raytune_llm.results.trials import fallback_advice, load_trials, outcome_counts
+from raytune_llm.results.robustness import read_summary, summary_lines
+from raytune_llm.results.trials import load_trials, outcome_counts
 from raytune_llm.runs.layout import open_run, read_info
-from raytune_llm.search.robust import ROBUST_DIR, SUMMARY_FILE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
             "params": t.params, "error": t.error, "stop_detail": t.last.get("stop_detail", ""),
         })
     if args.json:
-        robust_file = run_dir / ROBUST_DIR / SUMMARY_FILE
-        robust = json.loads(robust_file.read_text()) if robust_file.is_file() else None
+        robust = read_summary(run_dir)
         print(json.dumps({"metric": metric, "mode": mode, "trials": records, "counts": outcome_counts(trials),
                           "best_trial": best_trial.trial_id if best_trial else None,
                           "best_is_fallback": bool(choice and choice.fallback), "robust": robust,
@@ -72,14 +71,13 @@ def run(args: argparse.Namespace) -> int:
               f"parentheses are real values the searcher did not see): trial {choice.trial.trial_id}, "
               f"{metric}={choice.score(metric):.4f} at step {choice.row.get('step')}, stopped as "
               f"{choice.trial.stop_reason}; `export` falls back to it. To change that: "
-              f"{fallback_advice(choice.trial)}")
+              f"{advice(choice.trial.stop_reason)}")
     if front:
         modes = ", ".join([f"{metric} {mode}", *(f"{o.metric} {o.mode}" for o in cfg.search.objectives)])
         print(f"Pareto front ({modes}; export takes the best {cfg.search.objectives[0].metric} within "
               f"search.pareto_tolerance={cfg.search.pareto_tolerance:g} of the best {metric}):")
         for t, r in front:
             print(f"  {t.trial_id:<10}" + "  ".join(f"{m}={_short(r[m])}" for m in objectives))
-    robust_summary = run_dir / ROBUST_DIR / SUMMARY_FILE
-    if robust_summary.is_file():
-        print_summary(json.loads(robust_summary.read_text()))
+    if (robust := read_summary(run_dir)) is not None:
+        print("\n".join(summary_lines(robust)))
     return 0

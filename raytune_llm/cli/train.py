@@ -8,7 +8,7 @@ from pathlib import Path
 
 from raytune_llm.config.loading import load_config
 from raytune_llm.core.errors import UserError
-from raytune_llm.core.outcomes import best_of, is_failure, real_value
+from raytune_llm.core.outcomes import is_failure, real_value
 
 HISTORY_FILE = "history.jsonl"  # every evaluation of the run, one JSON line each
 
@@ -63,8 +63,11 @@ def run(args: argparse.Namespace) -> int:
         reason = final.get("stop_reason") or "no evaluation"
         raise UserError(f"the run stopped at step {final.get('step')} as {reason} ({final.get('stop_detail', '')}) "
                         f"before its first evaluation: nothing to keep; see {info.run_root}")
-    healthy = [(c, m) for c, m in reports if not is_failure(m.get("stop_reason", ""))]
-    checkpoint, metrics = best_of(healthy or reports, lambda cm: real_value(cm[1], metric), mode)
+    from raytune_llm.results.choice import best_report
+
+    metrics = best_report([m for _, m in reports], metric, mode)
+    checkpoint = next(c for c, m in reports if m is metrics)
+    healthy = not is_failure(metrics.get("stop_reason", ""))
     (run_dir / "metrics.json").write_text(json.dumps({**metrics, "final": final, "history": HISTORY_FILE}, indent=2))
     if storage.is_uri(info.run_root):
         storage.put_file(run_dir / "metrics.json", storage.join(info.run_root, "metrics.json"))

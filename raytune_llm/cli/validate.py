@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from raytune_llm.config.loading import dump_config, load_config
+from raytune_llm.config.loading import load_config
+from raytune_llm.schema import dump_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -9,22 +9,25 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from raytune_llm.config.rules import experiment_problems
+from raytune_llm.config.plugins import plugin_problems
+from raytune_llm.config.rules import rule_problems
 from raytune_llm.core.errors import ConfigError, Problem, UserError
-from raytune_llm.schedulers import SCHEDULERS
-from raytune_llm.schema.experiment import ExperimentConfig, SearchConfig, TrainConfig
+from raytune_llm.core.registry import Registry
+from raytune_llm.schedulers import schedulers
+from raytune_llm.schema import ExperimentConfig, SearchConfig, TrainConfig
 from raytune_llm.schema.space import check_space, set_path
-from raytune_llm.searchers import SEARCHERS
+from raytune_llm.searchers import searchers
 
 _PARAM_TAGS = {"float", "int", "categorical"}
 # Registries chosen by `name:`: their loc carries the chosen name as a union tag (search.searcher.<tag>.<field>).
-_REGISTRIES: dict[str, dict[str, type[BaseModel]]] = {"searcher": SEARCHERS, "scheduler": SCHEDULERS}
+_REGISTRIES: dict[str, Registry[Any]] = {"searcher": searchers, "scheduler": schedulers}
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The pydantic model that owns the last element of `loc` (for listing its allowed keys)."""
     if len(loc) == 4 and loc[0] == "search" and loc[1] in _REGISTRIES:
-        return _REGISTRIES[loc[1]].get(str(loc[2]))
+        registry, name = _REGISTRIES[loc[1]], str(loc[2])
+        return registry.get(name) if name in registry else None
     model: type[BaseModel] | None = ExperimentConfig
     for key in loc[:-1]:
         if model is None or key not in model.model_fields:
@@ -56,7 +59,8 @@ def _problem(err: dict[str, Any]) -> Problem:
         return Problem(path, "required setting is missing; add it")
     if (kind == "union_tag_invalid" or kind == "union_tag_not_found") and len(loc) == 2 and loc[1] in _REGISTRIES:
         name = err.get("ctx", {}).get("tag", "?")
-        return Problem(f"{path}.name", f"unknown {loc[1]} {name!r}; choose from {', '.join(_REGISTRIES[loc[1]])}")
+        choices = ", ".join(_REGISTRIES[loc[1]].names())
+        return Problem(f"{path}.name", f"unknown {loc[1]} {name!r}; choose from {choices}")
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":
         return Problem(path, "param needs `type:` float, int or categorical")
     msg = err["msg"]
@@ -99,6 +103,12 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def experiment_problems(cfg: ExperimentConfig) -> list[Problem]:
+    """Every problem of a schema-valid experiment: its search space's, the cross-field rules', and each plug-in's
+    own (raytune_llm.config.plugins)."""
+    return check_space(cfg.search.space, cfg.train) + rule_problems(cfg) + plugin_problems(cfg)
+
+
 def validate_dict(data: dict[str, Any], source: str = "<config>") -> ExperimentConfig:
     try:
         cfg = ExperimentConfig.model_validate(data)
@@ -112,7 +122,7 @@ def validate_dict(data: dict[str, Any], source: str = "<config>") -> ExperimentC
         if search is not None:
             problems += check_space(search.space, TrainConfig())
         raise ConfigError(source, problems) from None
-    problems = check_space(cfg.search.space, cfg.train) + experiment_problems(cfg)
+    problems = experiment_problems(cfg)
     if problems:
         raise ConfigError(source, problems)
     return cfg
@@ -128,7 +138,3 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     for key, value in pairs:
         set_path(data, key, value)
     return validate_dict(data, str(path))
-
-
-def dump_config(cfg: ExperimentConfig) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -7,7 +7,7 @@ Outcomes:
 - `done`: ran its whole budget.
 - `early-stopped`: stopped while healthy (by the scheduler, a time budget, or the guard's `plateau` rule):
   keeps its real score and its checkpoints, and can be the best.
-- `unstable:<reason>`: stopped by the stability guard as failing (`FAILURE_REASONS`), or out of memory in a
+- `unstable:<reason>`: stopped by the stability guard as failing (a failure in `core.stops`), or out of memory in a
   single-worker trial (`out_of_memory`: a failure of its params too). The searcher was told the worst value; the
   real one is kept beside it (`real_<metric>`) for the fallback when nothing healthy exists.
 - `error` / `error:oom`: the trial raised (a multi-worker trial out of memory: one rank cannot report alone).
@@ -19,12 +19,29 @@ from __future__ import annotations
 import math
 from typing import Any
 
-# Stop reasons of trials that failed; they report the worst finite objective and win only as a last resort.
-FAILURE_REASONS = ("non_finite", "loss_spike", "grad_explosion", "chance_level", "out_of_memory")
-# Stop reasons of healthy trials that the guard ended early; they keep their score like a scheduler stop.
-EARLY_STOP_REASONS = ("plateau",)
+from raytune_llm.core.stops import EARLY_STOP_REASONS, FAILURE_REASONS
+
 # Beside the worst value a failed trial reports, its real value of the objective: REAL_PREFIX + metric.
 REAL_PREFIX = "real_"
+
+# Known bounds of metrics, so a stopped trial reports a natural worst value (0 accuracy) rather than a
+# huge sentinel that would distort plots.
+_BOUNDED = {
+    "accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "f1": (0.0, 1.0), "precision": (0.0, 1.0), "recall": (0.0, 1.0),
+    "exact_match": (0.0, 1.0), "pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0), "mcc": (-1.0, 1.0),
+    "bleu": (0.0, 1.0), "rouge_l": (0.0, 1.0),
+}
+_UNBOUNDED_WORST = 1e9
+
+
+def worst_value(metric: str, mode: str) -> float:
+    """The worst finite value of `metric` under `mode` ("max" or "min")."""
+    name = metric.removeprefix("eval_").removeprefix("test_")
+    name = next((k for k in ("precision", "recall", "f1") if name.startswith(k + "_")), name)  # per class
+    if name in _BOUNDED:
+        low, high = _BOUNDED[name]
+        return low if mode == "max" else high
+    return -_UNBOUNDED_WORST if mode == "max" else _UNBOUNDED_WORST
 
 
 def is_failure(stop_reason: str) -> bool:

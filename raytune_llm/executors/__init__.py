@@ -1,52 +1,121 @@
-"""Where a trial's training runs (`resources.executor`).
+"""Where a trial's training runs (`resources.executor`), one registered executor each:
 
-- `inprocess`: inside the Tune trial's own process, which Tune reuses for the next trial (imports, tokenizer,
-  data and pretrained weights stay loaded): one worker, start-up in about a second once warm.
-- `train`: a Ray Train DDP job per trial (a driver, a controller and `num_workers` worker processes), for
-  multi-worker trials.
+- `tune` (executors/inprocess.py): inside the Tune trial's own process, which Tune reuses for the next trial
+  (imports, tokenizer, data and pretrained weights stay loaded): one worker, start-up in about a second once warm.
+- `train` (executors/train.py): a Ray Train DDP (or FSDP) job per trial (a driver, a controller and `num_workers`
+  worker processes), for multi-worker trials.
 
-This module decides and imports nothing heavy; the executor modules import Ray.
+`resources.executor: auto` is `tune` for one worker, `train` for more. What both do around the loop is
+`executors/worker.py`; what every Ray process is started with, `executors/env.py`. This module decides and
+checks, and imports nothing heavy: the modules that run trials import Ray when a search builds its trials.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from raytune_llm.schema.experiment import ExperimentConfig
-from raytune_llm.training.loop import RunSpec
+from raytune_llm.core.errors import Problem
+from raytune_llm.core.registry import Registry
+from raytune_llm.schema.space import batch_param_values
 
-# How long one attempt to place a trial's workers waits before Train asks again (a fresh placement group). Trials
-# that could never be placed are refused up front; the rest wait for a running trial to end, and ended trials
-# give their resources back at once (raytune_llm.actors.placement), so a wait is short unless another job holds them.
-START_ATTEMPT_S = 30
+if TYPE_CHECKING:
+    from raytune_llm.schema import ExperimentConfig, ResourcesConfig
+    from raytune_llm.training.spec import RunSpec
 
-# Seen by every Ray worker process (set through the runtime env at ray.init).
-WORKER_ENV = {
-    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25",  # cuts worker-group start-up by seconds per trial
-    "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": str(START_ATTEMPT_S),
-    # One process fewer per Train trial. Preemption notices come from cloud spot nodes: a search on them sets
-    # RAY_TRAIN_ENABLE_PREEMPTION_WATCHER=1 in its own environment.
-    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": os.environ.get("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0"),
-    "TRANSFORMERS_VERBOSITY": "error",
-    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
+Trial = Callable[[dict[str, Any]], None]  # what a Tune trial runs: its sampled params in
+
+
+class Executor:
+    def resources(self, res: ResourcesConfig) -> dict[str, float]:
+        """What the Tune trial asks for."""
+        raise NotImplementedError
+
+    def make_trial(self, template: RunSpec, cfg: ExperimentConfig, train_storage: str, placement_ledger: str) -> Trial:
+        """The function a Tune trial runs. `placement_ledger`: where a Train trial's controller files itself so that
+        its placement groups are released when it ends ("" = none)."""
+        raise NotImplementedError
+
+    def problems(self, cfg: ExperimentConfig) -> list[Problem]:
+        return []
+
+
+def _known(name: str, cls: Any) -> str | None:
+    from raytune_llm.schema import ResourcesConfig
+
+    choices = ResourcesConfig.model_fields["executor"].annotation.__args__
+    return None if name in choices else f"not a value of resources.executor {choices}"
+
+
+executors: Registry[type[Executor]] = Registry("executor", needs=("problems", "resources", "make_trial"),
+                                               check=_known)
+
+
+@executors.register("tune")
+class InProcess(Executor):
+    def resources(self, res: ResourcesConfig) -> dict[str, float]:
+        return {"cpu": res.cpus_per_worker, "gpu": res.gpus_per_worker}
+
+    def make_trial(self, template: RunSpec, cfg: ExperimentConfig, train_storage: str, placement_ledger: str) -> Trial:
+        from raytune_llm.executors.inprocess import make_inprocess_trial
+
+        return make_inprocess_trial(template, cfg.train)
+
+    def problems(self, cfg: ExperimentConfig) -> list[Problem]:
+        res = cfg.resources
+        if res.executor == "tune" and res.num_workers > 1:
+            return [Problem("resources.executor", f"tune trains a trial in one process; num_workers={res.num_workers} "
+                            "needs executor: train (or auto)")]
+        return []
+
+
+@executors.register("train")
+class RayTrain(Executor):
+    def resources(self, res: ResourcesConfig) -> dict[str, float]:
+        return {"cpu": res.driver_cpus}
+
+    def make_trial(self, template: RunSpec, cfg: ExperimentConfig, train_storage: str, placement_ledger: str) -> Trial:
+        from raytune_llm.executors.train import make_driver
+
+        return make_driver(template, cfg.train, cfg.resources, train_storage, cfg.run, placement_ledger)
+
+    def problems(self, cfg: ExperimentConfig) -> list[Problem]:
+        """A DDP job's ranks: each its own GPU, an equal share of every batch, micro-batches they agree on."""
+        problems, res, workers = [], cfg.resources, cfg.resources.num_workers
+        if workers == 1:
+            return problems
+        if res.gpus_per_worker and res.gpus_per_worker != int(res.gpus_per_worker):
+            problems.append(Problem("resources.gpus_per_worker", f"{res.gpus_per_worker} GPU per worker with "
+                                    f"num_workers={workers}: two ranks of one trial could share a GPU, which NCCL "
+                                    "refuses; use whole GPUs per worker, or num_workers: 1 to pack trials"))
+        batch = cfg.search.space.get("batch_size")
+        if batch is None and cfg.train.batch_size % workers:
+            problems.append(Problem("train.batch_size", f"global batch {cfg.train.batch_size} must divide evenly "
+                                    f"over resources.num_workers={workers}; use a multiple of {workers}"))
+        elif batch is not None and batch.type != "float":
+            values = batch_param_values(batch)
+            bad = "a log-scaled range" if values is None else [v for v in values if v % workers]
+            if bad:
+                problems.append(Problem("search.space.batch_size", f"every sampled batch must divide over "
+                                        f"resources.num_workers={workers} ({bad} does not); use choices that are "
+                                        f"multiples of {workers}, or step: {workers}"))
+        if cfg.train.micro_batch_size == "auto":
+            problems.append(Problem("train.micro_batch_size", f"auto halves a worker's micro-batch when it runs out "
+                                    f"of memory, which one DDP rank of num_workers={workers} cannot do alone; give a "
+                                    "number, or use num_workers: 1"))
+        return problems
+
+
+def executor_for(res: ResourcesConfig) -> Executor:
+    """The executor `resources` resolve to (auto: tune for one worker, train for more)."""
+    return executors.get("tune" if res.in_process else "train")()
 
 
 def make_trial(template: RunSpec, cfg: ExperimentConfig, train_storage: str,
-               placement_ledger: str = "") -> tuple[Callable[[dict[str, Any]], None], dict[str, float]]:
+               placement_ledger: str = "") -> tuple[Trial, dict[str, float]]:
     """The function a Tune trial runs (sampled params in) and the resources the trial asks Tune for."""
-    res = cfg.resources
-    if res.in_process:
-        from raytune_llm.executors.inprocess import make_inprocess_trial
-
-        fn = make_inprocess_trial(template, cfg.train)
-        return fn, {"cpu": res.cpus_per_worker, "gpu": res.gpus_per_worker}
-    from raytune_llm.executors.train import make_driver
-
-    return make_driver(template, cfg.train, res, train_storage, cfg.run, placement_ledger), {"cpu": res.driver_cpus}
+    executor = executor_for(cfg.resources)
+    return executor.make_trial(template, cfg, train_storage, placement_ledger), executor.resources(cfg.resources)
 
 
 def tune_failure_retries(cfg: ExperimentConfig) -> int:

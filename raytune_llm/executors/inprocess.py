@@ -22,9 +22,9 @@ from ray.train._internal.session import get_session
 
 from raytune_llm.core import process_cache
 from raytune_llm.executors import worker
-from raytune_llm.schema.experiment import TrainConfig
+from raytune_llm.schema import TrainConfig
 from raytune_llm.schema.space import apply_params
-from raytune_llm.training.loop import RunSpec
+from raytune_llm.training.spec import RunSpec
 
 
 def _next_checkpoint_path() -> str:

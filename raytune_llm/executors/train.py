@@ -19,11 +19,12 @@ import ray.tune
 import torch
 
 from raytune_llm.core import storage
-from raytune_llm.executors import START_ATTEMPT_S, worker
+from raytune_llm.executors import worker
+from raytune_llm.executors.env import START_ATTEMPT_S
 from raytune_llm.executors.worker import local_checkpoint
-from raytune_llm.schema.experiment import ResourcesConfig, RunConfig, TrainConfig
+from raytune_llm.schema import ResourcesConfig, RunConfig, TrainConfig
 from raytune_llm.schema.space import apply_params
-from raytune_llm.training.loop import RunSpec
+from raytune_llm.training.spec import RunSpec
 
 
 class RayTrainSession:

@@ -11,8 +11,8 @@ import torch
 
 from raytune_llm.core import storage
 from raytune_llm.core.storage import STAGING_PREFIX
-from raytune_llm.training import loop as train_loop
-from raytune_llm.training.loop import RunSpec, Session
+from raytune_llm.training import loop
+from raytune_llm.training.spec import RunSpec, Session
 
 
 def run(spec: RunSpec, session: Session) -> dict[str, Any]:
@@ -24,7 +24,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     for field in ("model_path", "tokenizer_path", "data_path"):
         setattr(spec, field, storage.node_copy(getattr(spec, field), spec.run_id))
     try:
-        return train_loop.run(spec, session)
+        return loop.run(spec, session)
     except torch.cuda.OutOfMemoryError as exc:
         # Its own reason in `status`: the fix (smaller batch or max_length, fewer trials per GPU) differs.
         raise RuntimeError(f"CUDA out of memory: {str(exc).splitlines()[0]}") from exc

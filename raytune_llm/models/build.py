@@ -1,17 +1,18 @@
-"""Build the model a trial trains: pretrained weights, dropout overrides, and the PEFT wrapper."""
+"""Build the model a trial trains (pretrained weights, dropout overrides, the PEFT wrapper), check each variant a
+search can sample before it starts, save what trains and load it back."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from raytune_llm.core import process_cache
 from raytune_llm.core.errors import UserError
-from raytune_llm.core.registry import Registry
+from raytune_llm.models.peft_methods import method as peft_method
+from raytune_llm.models.peft_methods import peft_reads_deprecated_alias, wrap_peft
+from raytune_llm.models.pretrained import load_pretrained
 from raytune_llm.models.quantization import is_quantized, quantized
-from raytune_llm.schema.experiment import PeftConfig, PeftMethod, TrainConfig
+from raytune_llm.schema import PeftMethod, TrainConfig
 
 if TYPE_CHECKING:
     import torch
@@ -22,75 +23,6 @@ DROPOUT_ATTRS = {
     "attention": ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop"),
     "classifier": ("classifier_dropout", "seq_classif_dropout", "summary_first_dropout"),
 }
-
-# LoRA target presets; `qv` defers to peft's own per-architecture default (query and value).
-LORA_ATTENTION = {
-    "bert": ["query", "key", "value", "attention.output.dense"],
-    "roberta": ["query", "key", "value", "attention.output.dense"],
-    "llama": ["q_proj", "k_proj", "v_proj", "o_proj"],
-    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj"],
-    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj"],
-}
-
-# Each builds a peft config from (settings, model type, tokenizer path, peft task type).
-peft_methods: Registry[Callable[[PeftConfig, str, str, str], Any]] = Registry("PEFT method")
-
-
-def _lora_targets(targets: str | list[str], model_type: str) -> Any:
-    if isinstance(targets, list):
-        return targets
-    if targets == "qv":
-        return None
-    if targets == "all-linear":
-        return "all-linear"
-    if targets == "attention":
-        if model_type not in LORA_ATTENTION:
-            raise UserError(
-                f"train.peft.lora.targets: no `attention` preset for model type {model_type!r}; "
-                "list the module names instead"
-            )
-        return LORA_ATTENTION[model_type]
-    raise UserError(f"train.peft.lora.targets: unknown preset {targets!r}; use qv, attention, all-linear or a list")
-
-
-@peft_methods.register(PeftMethod.lora.value)
-def _lora(cfg: PeftConfig, model_type: str, tokenizer_path: str, task_type: str) -> Any:
-    from peft import LoraConfig, TaskType
-
-    lora = cfg.lora
-    return LoraConfig(
-        task_type=TaskType(task_type),
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=_lora_targets(lora.targets, model_type),
-    )
-
-
-@peft_methods.register(PeftMethod.prompt_tuning.value)
-def _prompt_tuning(cfg: PeftConfig, model_type: str, tokenizer_path: str, task_type: str) -> Any:
-    from peft import PromptTuningConfig, PromptTuningInit, TaskType
-
-    pt = cfg.prompt_tuning
-    text = pt.init == "text"
-    return PromptTuningConfig(
-        task_type=TaskType(task_type),
-        num_virtual_tokens=pt.num_virtual_tokens,
-        prompt_tuning_init=PromptTuningInit.TEXT if text else PromptTuningInit.RANDOM,
-        prompt_tuning_init_text=pt.init_text if text else None,
-        tokenizer_name_or_path=tokenizer_path if text else None,
-    )
-
-
-@peft_methods.register(PeftMethod.prefix_tuning.value)
-def _prefix_tuning(cfg: PeftConfig, model_type: str, tokenizer_path: str, task_type: str) -> Any:
-    from peft import PrefixTuningConfig, TaskType
-
-    pt = cfg.prefix_tuning
-    return PrefixTuningConfig(
-        task_type=TaskType(task_type), num_virtual_tokens=pt.num_virtual_tokens, prefix_projection=pt.projection
-    )
-
 
 def dropout_overrides(model_path: str, train: TrainConfig, **hub: Any) -> dict[str, float]:
     """Config kwargs for the dropout values the user set, under the names this architecture uses."""
@@ -107,30 +39,6 @@ def dropout_overrides(model_path: str, train: TrainConfig, **hub: Any) -> dict[s
             raise UserError(f"train.dropout.{kind}: model type {config.model_type!r} has no such dropout setting")
         kwargs.update({a: value for a in names or ("classifier_dropout",)})
     return kwargs
-
-
-def hub_kwargs(revision: str | None = None, trust_remote_code: bool = False) -> dict[str, Any]:
-    """What every from_pretrained of the user's model gets: the revision they pinned, and their word on remote code
-    (a local folder ignores the revision)."""
-    return {"revision": revision, "trust_remote_code": trust_remote_code}
-
-
-def _pretrained(task: str, model_path: str, label_names: list[str], dtype: Any = None,
-                **kwargs: Any) -> torch.nn.Module:
-    import torch
-
-    from raytune_llm.tasks import get_task
-
-    t = get_task(task)
-    return t.auto_class().from_pretrained(
-        model_path,
-        **t.model_kwargs(label_names),
-        # A checkpoint that already has a head for another label count gets a new head, not an error.
-        ignore_mismatched_sizes=True,
-        # transformers 5 keeps a checkpoint's stored dtype by default (bf16 for most hub LLMs): choose it on purpose.
-        dtype=dtype or torch.float32,
-        **kwargs,
-    )
 
 
 def build_model(model_path: str, label_names: list[str], train: TrainConfig, tokenizer_path: str,
@@ -153,7 +61,7 @@ def build_model(model_path: str, label_names: list[str], train: TrainConfig, tok
         model = quantized(task, model_path, label_names, train, **kwargs)  # not cached: it lives on the GPU
     else:
         key = (task, model_path, tuple(label_names), str(dtype), tuple(sorted(kwargs.items())))
-        model = process_cache.pretrained(key, lambda: _pretrained(task, model_path, label_names, dtype, **kwargs))
+        model = process_cache.pretrained(key, lambda: load_pretrained(task, model_path, label_names, dtype, **kwargs))
     if model.config.pad_token_id is None:
         if pad_token_id is None:
             from transformers import AutoTokenizer
@@ -165,9 +73,9 @@ def build_model(model_path: str, label_names: list[str], train: TrainConfig, tok
             raise UserError(f"train.gradient_checkpointing: {type(model).__name__} does not support it; set it to "
                             "false (or micro_batch_size to save activation memory instead)")
         checkpointing(model, True)
-    if method != PeftMethod.full:
-        peft_config = peft_methods.get(method.value)(train.peft, model.config.model_type, tokenizer_path,
-                                                     get_task(task).peft_task_type)
+    peft_config = peft_method(method.value).peft_config(train.peft, model.config.model_type, tokenizer_path,
+                                                        get_task(task).peft_task_type)
+    if peft_config is not None:
         try:
             model = wrap_peft(model, peft_config)
         except (ValueError, TypeError, KeyError) as exc:
@@ -205,42 +113,6 @@ def trainable_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def locate_model(name: str) -> str:
-    """A local folder or built-in name becomes a checked path; anything else is taken as a hub id."""
-    from raytune_llm.sources import builtins
-
-    if name.startswith(builtins.PREFIX):
-        return str(builtins.models.get(name.removeprefix(builtins.PREFIX))())
-    path = Path(name).expanduser()
-    if path.suffix == ".gguf" and path.is_file():
-        return str(path.resolve())
-    if path.exists() or name.startswith((".", "/", "~")):
-        if not (path / "config.json").is_file() and not list(path.glob("*.gguf")):
-            raise UserError(f"model.name: {name} is not a model folder (no config.json); pass a folder written by "
-                            "save_pretrained, a .gguf file, a hub id, or builtin:minilm")
-        return str(path.resolve())
-    return name
-
-
-@contextlib.contextmanager
-def _peft_reads_deprecated_alias() -> Iterator[None]:
-    """Around PEFT's model wrapping and loading: without the FutureWarning they trigger by reading transformers'
-    deprecated `is_gradient_checkpointing` alias, a library's internal matter that no user can act on."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-        yield
-
-
-def wrap_peft(model: Any, peft_config: Any) -> Any:
-    """PEFT's `get_peft_model` (see _peft_reads_deprecated_alias)."""
-    from peft import get_peft_model
-
-    with _peft_reads_deprecated_alias():
-        return get_peft_model(model, peft_config)
-
-
 def preflight(model_path: str, label_names: list[str], trains: list[TrainConfig], tokenizer_path: str,
               task: str = "sequence_classification", **hub: Any) -> list[torch.nn.Module]:
     """Build each PEFT variant the search can sample on the meta device (no weights, milliseconds), so a method
@@ -260,9 +132,9 @@ def preflight(model_path: str, label_names: list[str], trains: list[TrainConfig]
     for train in trains:
         with torch.device("meta"):
             model = t.auto_class().from_config(config, trust_remote_code=hub.get("trust_remote_code", False))
-        if train.peft.method != PeftMethod.full:
-            peft_config = peft_methods.get(train.peft.method.value)(train.peft, config.model_type, tokenizer_path,
-                                                                    t.peft_task_type)
+        peft_config = peft_method(train.peft.method.value).peft_config(train.peft, config.model_type,
+                                                                       tokenizer_path, t.peft_task_type)
+        if peft_config is not None:
             try:
                 model = wrap_peft(model, peft_config)
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -298,8 +170,8 @@ def load_trained(
     else:
         from peft import PeftModel
 
-        base = _pretrained(task, model_path, label_names, **hub)
-        with _peft_reads_deprecated_alias():
+        base = load_pretrained(task, model_path, label_names, **hub)
+        with peft_reads_deprecated_alias():
             model = PeftModel.from_pretrained(base, str(checkpoint_model_dir))
     config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
     if config.pad_token_id is None and pad_token_id is not None:

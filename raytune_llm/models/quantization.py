@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from raytune_llm.core.errors import UserError
-from raytune_llm.schema.experiment import TrainConfig
-from raytune_llm.training.precision import HALF
+from raytune_llm.models.pretrained import half_dtype, load_pretrained
+from raytune_llm.schema import TrainConfig
 
 
 def quantized(task: str, model_path: str, label_names: list[str], train: TrainConfig, **kwargs: Any) -> Any:
@@ -31,13 +31,11 @@ def quantized(task: str, model_path: str, label_names: list[str], train: TrainCo
     from peft import prepare_model_for_kbit_training
     from transformers import BitsAndBytesConfig
 
-    compute = HALF[q.compute_dtype]
+    compute = half_dtype(q.compute_dtype)
     bnb = BitsAndBytesConfig(load_in_4bit=q.bits == 4, load_in_8bit=q.bits == 8, bnb_4bit_quant_type=q.quant_type,
                              bnb_4bit_use_double_quant=q.double_quant, bnb_4bit_compute_dtype=compute)
-    from raytune_llm.models.build import _pretrained
-
-    model = _pretrained(task, model_path, label_names, compute, quantization_config=bnb,
-                        device_map={"": torch.cuda.current_device()}, **kwargs)
+    model = load_pretrained(task, model_path, label_names, compute, quantization_config=bnb,
+                            device_map={"": torch.cuda.current_device()}, **kwargs)
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=train.gradient_checkpointing,
                                            gradient_checkpointing_kwargs={"use_reentrant": False})
 

@@ -7,16 +7,15 @@ workers, so a 2-worker trial costs twice a 1-worker one. Outcomes come from `ray
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from raytune_llm.core.outcomes import better, is_finite, real_value
-from raytune_llm.results.choice import choice_or_none
-from raytune_llm.results.trials import Choice, TrialRecord, load_trials, outcome_counts, step_trace
+from raytune_llm.results.choice import Choice, choice_or_none
+from raytune_llm.results.robustness import read_summary
+from raytune_llm.results.trials import TrialRecord, load_trials, outcome_counts, step_trace
 from raytune_llm.runs.layout import CONFIG_FILE, open_run, read_info
-from raytune_llm.search.robust import ROBUST_DIR, SUMMARY_FILE
 
 # The groups a report colours trials by (outcome names map onto them in `group_of`).
 GROUPS = ("done", "stopped by scheduler", "stopped by guard", "failed by guard", "error", "not ended")
@@ -144,7 +143,6 @@ def load_run(run: str | Path) -> RunView:
     records = load_trials(run_dir)
     choice = choice_or_none(records, cfg.search)
     trials = [_trial_view(t, metric, mode, cfg.resources.num_workers) for t in records]
-    robust_file = run_dir / ROBUST_DIR / SUMMARY_FILE
     total_steps = max((int(t.last.get("total_steps", 0)) for t in records), default=0)
     eval_every = cfg.train.eval_every
     return RunView(
@@ -152,7 +150,7 @@ def load_run(run: str | Path) -> RunView:
         trials=trials, choice=choice,
         chance=info.chance_value if info.chance_metric == metric else None,
         rungs=_rungs(cfg, max(1, -(-total_steps // eval_every))), eval_every=eval_every,
-        space=list(cfg.search.space), robust=json.loads(robust_file.read_text()) if robust_file.is_file() else None,
+        space=list(cfg.search.space), robust=read_summary(run_dir),
         counts=outcome_counts(records),
     )
 

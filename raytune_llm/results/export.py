@@ -12,17 +12,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from raytune_llm.config.loading import dump_config
 from raytune_llm.core.errors import UserError
 from raytune_llm.core.outcomes import is_finite, real_value
+from raytune_llm.core.stops import advice
 from raytune_llm.core.storage import fetch_checkpoint, is_uri, node_copy
-from raytune_llm.results.choice import choose_for
-from raytune_llm.results.trials import Choice, choose, fallback_advice, load_trials, outcome_counts
+from raytune_llm.results.choice import pick
+from raytune_llm.results.trials import load_trials, outcome_counts
 from raytune_llm.runs.layout import RunInfo, read_info
-from raytune_llm.schema.experiment import ExperimentConfig, PeftMethod, ResourcesConfig, TrainConfig
+from raytune_llm.schema import ExperimentConfig, PeftMethod, ResourcesConfig, TrainConfig, dump_config
 from raytune_llm.schema.space import apply_params
-from raytune_llm.training.checkpoint import PREDICTIONS_FILE
-from raytune_llm.training.precision import autocast_for
 
 
 def best_config(cfg: ExperimentConfig, train: TrainConfig) -> ExperimentConfig:
@@ -51,6 +49,7 @@ def predict(model: Any, info: RunInfo, train: TrainConfig, split: str) -> tuple[
     from raytune_llm.tasks import get_task
     from raytune_llm.training.bare import BareSession
     from raytune_llm.training.evaluation import EvalContext, evaluate
+    from raytune_llm.training.precision import autocast_for
 
     cfg = info.experiment
     session = BareSession(device=check_device(cfg.resources))
@@ -77,8 +76,8 @@ def write_predictions(model: Any, info: RunInfo, train: TrainConfig, split: str,
 def base_model_reference(info: RunInfo) -> str:
     """How an exported adapter names its base model: the hub id or folder the user gave (a built-in's installed
     folder); a model converted from GGUF exists only in the run's prepared/ folder, so that folder."""
-    from raytune_llm.models.build import locate_model
     from raytune_llm.sources.gguf import gguf_source
+    from raytune_llm.sources.locate import locate_model
 
     cfg = info.experiment
     try:
@@ -93,7 +92,8 @@ def write_model(info: RunInfo, method: PeftMethod, checkpoint: Path, out: Path, 
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from raytune_llm.models.build import hub_kwargs, load_trained
+    from raytune_llm.models.build import load_trained
+    from raytune_llm.models.pretrained import hub_kwargs
 
     hf_logging.disable_progress_bar()
 
@@ -148,30 +148,18 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, b
     """Export the trial with the best score, or (by="robust") the best seed run of the most robust config, or
     the named trial's best report."""
     from raytune_llm.tasks import get_task
+    from raytune_llm.training.checkpoint import PREDICTIONS_FILE
 
     info = read_info(run_dir)
     cfg = info.experiment
     metric, mode = cfg.search.metric, cfg.search.mode
     trials = load_trials(run_dir)
-    if by == "robust":
-        from raytune_llm.search.robust import robust_choice, run_params
-
-        _, trial, row = robust_choice(run_dir)
-        choice, params = Choice(trial, row, fallback=trial.failed), run_params(trial)
-    elif trial_id:
-        named = [t for t in trials if t.trial_id == trial_id]
-        if not named:
-            raise UserError(f"--trial {trial_id}: no such trial; `raytune-llm status {run_dir}` lists them")
-        choice = choose(named, metric, mode)
-        params = choice.trial.params
-    else:
-        choice = choose_for(trials, cfg.search)
-        params = choice.trial.params
+    choice, params = pick(run_dir, trials, cfg.search, by, trial_id)
     trial, row = choice.trial, choice.row
     if choice.fallback and not trial_id:
         print(f"warning: no healthy trial; exporting trial {trial.trial_id}, which the stability guard stopped as "
               f"{trial.stop_reason} ({metric}={choice.score(metric):.4g} at step {row.get('step')}). "
-              f"To change that: {fallback_advice(trial)}")
+              f"To change that: {advice(trial.stop_reason)}")
     checkpoint = _checkpoint_for(info.run_root, row, trial.rows, metric, mode)
     train = apply_params(cfg.train, params)
     if out.exists() and any(out.iterdir()):
@@ -197,7 +185,7 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, b
             "exported_eval": eval_metrics, "eval_prediction_mismatches": mismatches,
             "outcomes": outcome_counts(trials),
             "fallback": {"stop_reason": trial.stop_reason, "real_value": choice.score(metric),
-                         "advice": fallback_advice(trial)} if choice.fallback else None,
+                         "advice": advice(trial.stop_reason)} if choice.fallback else None,
         }
         if (q := train.peft.quantization) is not None:
             metrics["quantized_base"] = {**q.model_dump(), "self_check": "the adapter on the full-precision base "

@@ -1,4 +1,5 @@
-"""Read a run directory's trials without Ray: table rows, outcomes, and the best finite result."""
+"""A run directory's trials, read without Ray: each trial's params, status, reports and outcome. Which of them
+the results point to is raytune_llm.results.choice."""
 
 from __future__ import annotations
 
@@ -116,53 +117,6 @@ def load_trials(run_dir: Path) -> list[TrialRecord]:
             )
         )
     return trials
-
-
-def best_result(trials: list[TrialRecord], metric: str, mode: str) -> tuple[TrialRecord, dict[str, Any]]:
-    """The best finite report over all trials; failed trials never win."""
-    candidates = [(t, r) for t in trials if (r := t.best_row(metric, mode)) is not None]
-    if not candidates:
-        raise UserError(f"no healthy trial reported a finite {metric!r}; see `raytune-llm status` for why")
-    return best_of(candidates, lambda tr: tr[1][metric], mode)
-
-
-@dataclass
-class Choice:
-    """The trial a run's results point to. `fallback`: no healthy trial exists, so this is the best trial the
-    stability guard stopped, by its real score (its stop reason in `trial.stop_reason`)."""
-
-    trial: TrialRecord
-    row: dict[str, Any]
-    fallback: bool = False
-
-    def score(self, metric: str) -> float:
-        return real_value(self.row, metric)
-
-
-def choose(trials: list[TrialRecord], metric: str, mode: str) -> Choice:
-    """The best healthy trial or, when there is none, the best guard-stopped one. Raises when neither exists."""
-    try:
-        return Choice(*best_result(trials, metric, mode))
-    except UserError:
-        candidates = [(t, r) for t in trials if (r := t.fallback_row(metric, mode)) is not None]
-        if not candidates:
-            raise
-        trial, row = best_of(candidates, lambda tr: real_value(tr[1], metric), mode)
-        return Choice(trial, row, fallback=True)
-
-
-def fallback_advice(trial: TrialRecord) -> str:
-    """What to change when every trial was stopped for `trial`'s reason."""
-    advice = {
-        "chance_level": "the task may learn slowly: raise stability.chance_level.at_fraction (e.g. 0.5), widen the "
-                        "learning-rate range, or set stability.chance_level.enabled: false",
-        "loss_spike": "lower the learning rate, add warmup or grad_clip, or raise stability.loss_spike.factor",
-        "grad_explosion": "set train.grad_clip, lower the learning rate, or raise stability.grad_explosion.factor",
-        "non_finite": "lower the learning rate, set train.grad_clip, or use precision: fp32",
-        "out_of_memory": "set train.micro_batch_size (or auto), train.gradient_checkpointing: true, precision: "
-                         "bf16, or give each trial more of a GPU (resources.gpus_per_worker)",
-    }
-    return advice.get(trial.stop_reason, "see `raytune-llm status` for each trial's stop reason")
 
 
 def outcome_counts(trials: list[TrialRecord]) -> dict[str, int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from raytune_llm.core.errors import UserError
 from raytune_llm.core.storage import is_uri, join, mirror
-from raytune_llm.schema.experiment import ExperimentConfig
+from raytune_llm.schema import ExperimentConfig
 
 META_FILE = "raytune_llm.json"
 CONFIG_FILE = "experiment.yaml"

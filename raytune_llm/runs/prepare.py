@@ -10,16 +10,18 @@ import time
 import uuid
 from pathlib import Path
 
-from raytune_llm.config.loading import dump_config
 from raytune_llm.core import storage
 from raytune_llm.core.errors import UserError
-from raytune_llm.models.build import hub_kwargs, locate_model, preflight
+from raytune_llm.models.build import preflight
+from raytune_llm.models.pretrained import hub_kwargs
 from raytune_llm.runs.layout import CONFIG_FILE, META_FILE, RunInfo, run_root_for, write_info
-from raytune_llm.schema.experiment import CLASSIFICATION_TASKS, PER_CLASS_PREFIXES, ExperimentConfig, TrainConfig
+from raytune_llm.runs.tokenise import tokenise
+from raytune_llm.schema import CLASSIFICATION_TASKS, PER_CLASS_PREFIXES, ExperimentConfig, TrainConfig, dump_config
 from raytune_llm.schema.space import apply_params
-from raytune_llm.sources import data
+from raytune_llm.sources.data import quiet_progress
 from raytune_llm.sources.gguf import convert as convert_gguf
 from raytune_llm.sources.gguf import gguf_source
+from raytune_llm.sources.locate import locate_model
 from raytune_llm.training import memory
 
 
@@ -110,9 +112,9 @@ def prepare_run(cfg: ExperimentConfig, address: str | None = None) -> tuple[Path
         print(f"tokenising {cfg.data.source} with {cfg.model.name} (max_length={cfg.model.max_length}) ...",
               flush=True)
         started = time.monotonic()
-        with data.quiet_progress():  # one line here instead of two progress bars per split
-            prepared = data.prepare(cfg.data, cfg.model, str(tokenizer_dir), run_dir / "prepared" / "data",
-                                    cfg.train.seed, cfg.task.value)
+        with quiet_progress():  # one line here instead of two progress bars per split
+            prepared = tokenise(cfg.data, cfg.model, str(tokenizer_dir), run_dir / "prepared" / "data",
+                                cfg.train.seed, cfg.task.value)
         rows = ", ".join(f"{split} {n}" for split, n in prepared.sizes.items())
         print(f"tokenised and saved ({rows} rows) in {time.monotonic() - started:.1f} s")
         check_metric_labels(cfg, prepared.label_names)

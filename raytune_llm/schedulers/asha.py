@@ -5,16 +5,16 @@ too short for slow starters."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from raytune_llm.core.strict import Strict
+from raytune_llm.schedulers.base import Scheduler, schedulers
 
 
-class ASHAScheduler(Strict):
+@schedulers.register("asha")
+class ASHAScheduler(Scheduler):
     name: Literal["asha"] = "asha"
-    uses_searcher: ClassVar[bool] = True
     grace_period: int = Field(1, ge=1, description="eval rounds every trial gets")
     reduction_factor: float = Field(2, gt=1)
     max_t: int | None = Field(None, ge=1, description="eval rounds; default: all of a trial's rounds")
@@ -29,6 +29,7 @@ class ASHAScheduler(Strict):
                                        reduction_factor=self.reduction_factor, brackets=self.brackets)
 
 
+@schedulers.register("hyperband")
 class HyperbandScheduler(ASHAScheduler):
     name: Literal["hyperband"] = "hyperband"  # type: ignore[assignment]
     brackets: int = Field(3, ge=1, description="brackets, each with grace_period x reduction_factor^i")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from raytune_llm.core.strict import Strict
+from raytune_llm.schedulers.base import Scheduler, schedulers
 
 
-class FIFOScheduler(Strict):
+@schedulers.register("fifo")
+class FIFOScheduler(Scheduler):
     name: Literal["fifo"] = "fifo"
-    uses_searcher: ClassVar[bool] = True
 
     def build(self, max_t: int, space: dict[str, Any] | None = None) -> Any:
         from ray.tune.schedulers import FIFOScheduler as TuneFIFO

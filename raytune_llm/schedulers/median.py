@@ -4,16 +4,16 @@ the median of the other trials' running averages at the same point. Gentler than
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from raytune_llm.core.strict import Strict
+from raytune_llm.schedulers.base import Scheduler, schedulers
 
 
-class MedianScheduler(Strict):
+@schedulers.register("median")
+class MedianScheduler(Scheduler):
     name: Literal["median"] = "median"
-    uses_searcher: ClassVar[bool] = True
     grace_period: int = Field(1, ge=1, description="eval rounds before a trial can be stopped")
     min_samples_required: int = Field(3, ge=1, description="trials that must have reached a point to compare")
 

@@ -15,7 +15,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from raytune_llm.core.strict import Strict
+from raytune_llm.core.errors import Problem
+from raytune_llm.core.protocols import Experiment
+from raytune_llm.schedulers.base import Scheduler, schedulers
 
 # Settings a running trial can take over from a checkpoint made under other values: the optimizer's and the
 # loss's hyperparameters (applied to the restored optimizer, raytune_llm.training.loop) and dropout (the model is
@@ -40,7 +42,8 @@ def tune_domain(param: Any) -> Any:
     return tune.qrandint(param.low, param.high, param.step)
 
 
-class PBTScheduler(Strict):
+@schedulers.register("pbt")
+class PBTScheduler(Scheduler):
     name: Literal["pbt"] = "pbt"
     perturbation_interval: int = Field(2, ge=1, description="eval rounds between a trial's exploit/explore steps")
     quantile_fraction: float = Field(0.25, gt=0, le=0.5, description="share of the population copied from / to")
@@ -73,25 +76,26 @@ class PBTScheduler(Strict):
             synch=self.synch,
         )
 
-    def problems(self, space: dict[str, Any], in_process: bool) -> list[tuple[str, str]]:
-        """(YAML path, message) for each reason this PBT cannot run on `space`."""
-        out = []
-        if not in_process:
-            out.append(("search.scheduler", "pbt continues trials from each other's checkpoints, which needs the "
-                        "in-process executor: set resources.num_workers: 1 and resources.executor: auto (or tune)"))
+    def problems(self, cfg: Experiment) -> list[Problem]:
+        """Each reason this PBT cannot run on the experiment's space and executor."""
+        space, out = cfg.search.space, []
+        if not cfg.resources.in_process:
+            out.append(Problem("search.scheduler", "pbt continues trials from each other's checkpoints, which needs "
+                               "the in-process executor: set resources.num_workers: 1 and resources.executor: auto "
+                               "(or tune)"))
         for name, param in space.items():
             if param.when or getattr(param, "by", None):
-                out.append((f"search.space.{name}", "pbt draws each param on its own: remove `when:` and `by:` "
-                            "(or use another scheduler)"))
+                out.append(Problem(f"search.space.{name}", "pbt draws each param on its own: remove `when:` and "
+                                   "`by:` (or use another scheduler)"))
         for name in self.mutate or []:
             if name not in space:
-                out.append(("search.scheduler.mutate", f"{name!r} is not a param of search.space"))
+                out.append(Problem("search.scheduler.mutate", f"{name!r} is not a param of search.space"))
             elif name not in MUTABLE:
-                out.append(("search.scheduler.mutate", f"{name!r} cannot change in the middle of a run; "
-                            f"perturbable: {', '.join(MUTABLE)}"))
-        if not self.mutated(space):
-            out.append(("search.space", f"pbt has nothing to perturb: add one of {', '.join(MUTABLE)} to the "
-                        "space (e.g. optimizer.lr)"))
+                out.append(Problem("search.scheduler.mutate", f"{name!r} cannot change in the middle of a run; "
+                                   f"perturbable: {', '.join(MUTABLE)}"))
+        if not self.mutated(dict(space)):
+            out.append(Problem("search.space", f"pbt has nothing to perturb: add one of {', '.join(MUTABLE)} to the "
+                               "space (e.g. optimizer.lr)"))
         return out
 
 

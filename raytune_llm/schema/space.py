@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from raytune_llm.core.errors import Problem
-from raytune_llm.schema.experiment import CategoricalParam, FloatParam, IntParam, Param, TrainConfig
+from raytune_llm.schema.search import CategoricalParam, FloatParam, IntParam, Param
+from raytune_llm.schema.train import PeftMethod, TrainConfig
 
 if TYPE_CHECKING:
     import optuna
+
+    from raytune_llm.schema.experiment import ExperimentConfig
 
 
 def _submodel(model: type[BaseModel], key: str) -> type[BaseModel] | None:
@@ -211,3 +214,27 @@ def suggest(trial: optuna.Trial, space: dict[str, Param]) -> dict[str, Any]:
         else:
             sampled[name] = trial.suggest_categorical(name, param.choices)
     return sampled
+
+
+def batch_param_values(param: Param) -> list[int] | None:
+    """Every batch size the param can sample, or None when there are too many to list (log-scaled ints)."""
+    if isinstance(param, CategoricalParam):
+        return list(param.choices)
+    if isinstance(param, IntParam) and not param.log:
+        return list(range(param.low, param.high + 1, param.step))
+    return None
+
+
+def batch_values(cfg: ExperimentConfig) -> list[int]:
+    """The global batch sizes a trial can get (a log-scaled range: its largest, the one that matters for memory)."""
+    batch = cfg.search.space.get("batch_size")
+    if batch is None or isinstance(batch, FloatParam):
+        return [cfg.train.batch_size]
+    values = batch_param_values(batch)
+    return [int(v) for v in values] if values is not None else [int(batch.high)]
+
+
+def sampled_peft_methods(cfg: ExperimentConfig) -> list[PeftMethod]:
+    """The PEFT methods a trial of the search can get."""
+    p = cfg.search.space.get("peft.method")
+    return [PeftMethod(m) for m in p.choices] if isinstance(p, CategoricalParam) else [cfg.train.peft.method]

@@ -11,9 +11,9 @@ from typing import Any
 from raytune_llm.core import storage
 from raytune_llm.core.errors import UserError
 from raytune_llm.runs.layout import RunInfo
-from raytune_llm.schema.experiment import ExperimentConfig, FloatParam, IntParam, ResourcesConfig, TrainConfig
+from raytune_llm.schema import ExperimentConfig, FloatParam, IntParam, ResourcesConfig, TrainConfig
 from raytune_llm.schema.space import apply_params
-from raytune_llm.training.loop import RunSpec
+from raytune_llm.training.spec import RunSpec
 
 _ROUND_KEYS = ("epochs", "max_steps", "batch_size", "eval_every")
 
@@ -49,7 +49,7 @@ def connect(cfg: ExperimentConfig, address: str | None) -> dict[str, float]:
     """Start or join Ray; returns the cluster's resources. Refuses trials that could never be placed."""
     import ray
 
-    from raytune_llm.executors import WORKER_ENV
+    from raytune_llm.executors.env import WORKER_ENV
 
     # Save the search state every second (Tune's default: every 10 s or more), so that a driver killed right
     # after a trial ends does not lose that trial's completion and re-run it on resume.

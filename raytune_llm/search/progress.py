@@ -1,4 +1,5 @@
-"""A live trial table for the terminal, printed as trials report and finish."""
+"""What a user sees of a search in the terminal: a live trial table, printed as trials report and end, and the
+summary when the search ends (`finish`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
+from raytune_llm.core.errors import UserError
 from raytune_llm.core.outcomes import BestSoFar, best_of, is_failure
+from raytune_llm.core.stops import advice
+from raytune_llm.results.choice import choose_for
+from raytune_llm.results.trials import load_trials, outcome_counts
+from raytune_llm.runs.layout import open_run, read_info
 
 
 def _fmt(value: Any) -> str:
@@ -88,16 +94,6 @@ class ProgressTable(Callback):
             print(notice, file=self.stream or sys.stdout, flush=True)
 
 
-# The setting that relaxes each guard rule, for the notice when most trials are stopped by one rule.
-RELAX = {
-    "chance_level": "stability.chance_level.at_fraction (later) or stability.chance_level.enabled: false",
-    "loss_spike": "stability.loss_spike.factor (higher), or a lower learning rate / more warmup",
-    "grad_explosion": "stability.grad_explosion.factor (higher), or train.grad_clip",
-    "non_finite": "a lower learning rate, train.grad_clip, or train.precision: fp32",
-    "out_of_memory": "train.micro_batch_size (or auto), train.gradient_checkpointing: true, or fewer trials per GPU",
-}
-
-
 class StopPattern:
     """Notices, once per search, when most trials so far were stopped for the same reason at about the same point:
     then it is the task or the settings, not the trials, and the user should know which setting relaxes the rule."""
@@ -125,6 +121,34 @@ class StopPattern:
                     fractions[-1] - fractions[0] <= 0.1:
                 self.said = True
                 return (f"note: {len(fractions)} of {len(self.trials)} trials so far were stopped as {reason} at "
-                        f"{fractions[0]:.0%}-{fractions[-1]:.0%} of their budget; if the task is just slow or hard, "
-                        f"relax {RELAX.get(reason, 'the stability settings')}")
+                        f"{fractions[0]:.0%}-{fractions[-1]:.0%} of their budget: the task or the settings, not the "
+                        f"trials; to change that: {advice(reason)}")
         return ""
+
+
+def finish(run_dir: str) -> int:
+    """After Tuner.fit returns: a summary, and the resume command if the search was cut short (Ctrl-C)."""
+    local = open_run(run_dir)
+    trials = load_trials(local)
+    counts = outcome_counts(trials)
+    print("trials: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    unfinished = sum(n for k, n in counts.items() if k in ("running", "pending", "paused"))
+    if unfinished:
+        print(f"interrupted with {unfinished} trial(s) unfinished; continue with: raytune-llm resume {run_dir}")
+        return 130
+    search = read_info(local).experiment.search
+    try:
+        choice = choose_for(trials, search)
+    except UserError:
+        print(f"no trial reported a finite {search.metric}: nothing to export; `raytune-llm status {run_dir}` "
+              "shows why each trial ended")
+        return 0
+    if choice.fallback:
+        print(f"no healthy trial: the stability guard stopped every trial ({choice.trial.stop_reason} for the best, "
+              f"trial {choice.trial.trial_id}, real {search.metric}={choice.score(search.metric):.4g}); export falls "
+              f"back to it. To change that: {advice(choice.trial.stop_reason)}")
+    else:
+        print(f"best: trial {choice.trial.trial_id}, {search.metric}={choice.score(search.metric):.4g}")
+    print(f"next: raytune-llm status {run_dir}\n      raytune-llm report {run_dir} --out ./report   (one HTML page "
+          f"of plots)\n      raytune-llm export {run_dir} --out ./best-model")
+    return 0

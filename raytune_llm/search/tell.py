@@ -15,9 +15,9 @@ from typing import Any
 from ray.tune.search.optuna import OptunaSearch
 
 from raytune_llm.core.outcomes import is_finite, searcher_verdict
-from raytune_llm.schema.experiment import SearchConfig
+from raytune_llm.schema import SearchConfig
 from raytune_llm.schema.space import searcher_names, suggest
-from raytune_llm.searchers import Plan
+from raytune_llm.searchers.base import Plan
 
 
 class TruthfulOptunaSearch(OptunaSearch):

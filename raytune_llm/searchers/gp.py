@@ -3,20 +3,17 @@ spaces; params it cannot model (conditional ones) are sampled at random."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from raytune_llm.core.strict import Strict
+from raytune_llm.searchers.base import Plan, Searcher, searchers
 from raytune_llm.searchers.tpe import MIN_STARTUP, startup_trials
 
-if TYPE_CHECKING:
-    from raytune_llm.searchers import Plan
 
-
-class GPSearcher(Strict):
+@searchers.register("gp")
+class GPSearcher(Searcher):
     name: Literal["gp"] = "gp"
-    seed: int | None = 0
     n_startup_trials: int | None = Field(
         None, ge=1, description="random trials before the GP models the space; default: a third of "
         f"search.num_trials, at least {MIN_STARTUP}")

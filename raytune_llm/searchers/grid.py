@@ -4,12 +4,11 @@ grid has, so that `search.num_trials` can cover it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from raytune_llm.core.strict import Strict
-
-if TYPE_CHECKING:
-    from raytune_llm.searchers import Plan
+from raytune_llm.core.errors import Problem
+from raytune_llm.core.protocols import Experiment
+from raytune_llm.searchers.base import Plan, Searcher, searchers
 
 
 def param_values(param: Any) -> list[Any] | None:
@@ -33,12 +32,26 @@ def grid_size(space: dict[str, Any]) -> int:
     return size
 
 
-class GridSearcher(Strict):
+@searchers.register("grid")
+class GridSearcher(Searcher):
     name: Literal["grid"] = "grid"
-    seed: int | None = 0
 
     def sampler(self, plan: Plan) -> Any:
         from raytune_llm.searchers.grid_sampler import TuneGridSampler
 
         grid = {name: param_values(param) for name, param in plan.space.items()}
         return TuneGridSampler(grid, seed=self.seed)
+
+    def problems(self, cfg: Experiment) -> list[Problem]:
+        s, problems = cfg.search, []
+        for name, param in s.space.items():
+            if param_values(param) is None:
+                problems.append(Problem(f"search.space.{name}", "grid search needs a finite set of values: give "
+                                        "`choices`, or a `step` without `log: true`"))
+        if not problems and s.space and s.num_trials != (size := grid_size(s.space)):
+            problems.append(Problem("search.num_trials", f"is {s.num_trials}, but the grid has {size} points; set "
+                                    f"it to {size} to try each once"))
+        if s.points_to_evaluate:
+            problems.append(Problem("search.points_to_evaluate", "grid search already tries every combination; "
+                                    "remove the points or choose another searcher"))
+        return problems

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from raytune_llm.core.strict import Strict
-
-if TYPE_CHECKING:
-    from raytune_llm.searchers import Plan
+from raytune_llm.searchers.base import Plan, Searcher, searchers
 
 
-class RandomSearcher(Strict):
+@searchers.register("random")
+class RandomSearcher(Searcher):
     name: Literal["random"] = "random"
-    seed: int | None = 0
 
     def sampler(self, plan: Plan) -> Any:
         import optuna

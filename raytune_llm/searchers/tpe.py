@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from raytune_llm.core.strict import Strict
-
-if TYPE_CHECKING:
-    from raytune_llm.searchers import Plan
+from raytune_llm.searchers.base import Plan, Searcher, searchers
 
 MIN_STARTUP = 4
 
@@ -22,9 +19,9 @@ def startup_trials(num_trials: int) -> int:
     return max(MIN_STARTUP, math.ceil(num_trials / 3))
 
 
-class TPESearcher(Strict):
+@searchers.register("tpe")
+class TPESearcher(Searcher):
     name: Literal["tpe", "optuna"] = "tpe"
-    seed: int | None = 0
     n_startup_trials: int | None = Field(
         None, ge=1, description="random trials before TPE models the space; default: a third of search.num_trials, "
         f"at least {MIN_STARTUP}")

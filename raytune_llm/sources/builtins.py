@@ -19,8 +19,8 @@ from raytune_llm.core.errors import UserError
 from raytune_llm.core.registry import Registry
 
 PREFIX = "builtin:"
-models: Registry[Callable[[], Path]] = Registry("built-in model")
-datasets: Registry[Callable[[], dict[str, list[dict[str, Any]]]]] = Registry("built-in dataset")
+models: Registry[Callable[[], Path]] = Registry("built-in model", needs=())
+datasets: Registry[Callable[[], dict[str, list[dict[str, Any]]]]] = Registry("built-in dataset", needs=())
 
 BBC_LABELS = ["business", "entertainment", "politics", "sport", "tech"]
 BBC_SEED = 20240601

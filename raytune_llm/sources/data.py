@@ -1,38 +1,22 @@
-"""Load a labeled dataset, map its labels, and tokenise it once per search into an Arrow cache.
-
-Trials only ever read the cache (`datasets.load_from_disk`, memory-mapped), so tokenisation never runs per
-trial. Sources: a directory of split files (`train.parquet`, `validation.csv`, `test.jsonl`, ...), a
-`save_to_disk` directory, a hub dataset id, or a built-in (`builtin:bbc_news`).
-"""
+"""Read a labeled dataset's splits: a directory of split files (`train.parquet`, `validation.csv`, `test.jsonl`,
+...), a `save_to_disk` directory, a hub dataset id, or a built-in (`builtin:bbc_news`); the eval split held out of
+train when the data has none. Tokenising them, the task's way, is raytune_llm.runs.tokenise."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from raytune_llm.core.errors import UserError
-from raytune_llm.schema.experiment import DataConfig, ModelConfig
+from raytune_llm.schema import DataConfig
 from raytune_llm.sources import builtins
 
 if TYPE_CHECKING:
     import datasets
 
 _FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
-
-
-@dataclass(frozen=True)
-class PreparedData:
-    path: Path
-    label_names: list[str]
-    sizes: dict[str, int]
-    chance_value: float  # what a model that learnt nothing scores on `chance_metric` (e.g. MCC 0)
-    chance_metric: str = "eval_accuracy"  # "" when the task has no chance level (causal LM)
-    chance_loss: float | None = None  # the eval loss of the best constant prediction, where the task has one
-    unlabelled: list[str] = field(default_factory=list)  # splits without labels (a GLUE test split)
 
 
 _METADATA_FILES = {"labels.json"}  # tag names of a token-classification folder, not a split
@@ -101,7 +85,7 @@ def _require_split(raw: datasets.DatasetDict, split: str, key: str) -> datasets.
     return ds
 
 
-def _splits(raw: datasets.DatasetDict, cfg: DataConfig, seed: int) -> dict[str, datasets.Dataset]:
+def read_splits(raw: datasets.DatasetDict, cfg: DataConfig, seed: int) -> dict[str, datasets.Dataset]:
     train = _require_split(raw, cfg.train_split, "train_split")
     if cfg.eval_split in raw and cfg.eval_holdout:
         raise UserError(f"data.eval_holdout: the data has an eval split {cfg.eval_split!r}, which trials are scored "
@@ -130,50 +114,3 @@ def quiet_progress() -> Iterator[None]:
     finally:
         if not was_disabled:
             datasets.enable_progress_bars()
-
-
-def prepare(cfg: DataConfig, model: ModelConfig, tokenizer_path: str, out: Path, seed: int,
-            task_name: str = "sequence_classification") -> PreparedData:
-    """Tokenise train/eval(/test) once, the task's way, and save them as an Arrow dataset at `out`."""
-    import datasets
-    from transformers import AutoTokenizer
-
-    from raytune_llm.tasks import MODEL_COLUMNS, get_task
-    from raytune_llm.tasks.base import require_columns
-
-    task = get_task(task_name)
-    splits = _splits(load_raw(cfg), cfg, seed)
-    unlabelled = []
-    if "test" in splits and task.unlabelled(splits["test"], cfg):
-        # GLUE-style test split: no labels to score on; export writes its predictions instead.
-        splits["test"] = task.with_placeholder_labels(splits["test"], cfg)
-        unlabelled.append("test")
-    for name, ds in splits.items():
-        require_columns(ds, task.required_columns(cfg), name,
-                        "set data.text_column / data.text_pair_column / data.label_column")
-    names = task.label_names(cfg, splits["train"])
-    limits = {"train": cfg.max_train_samples, "eval": cfg.max_eval_samples}
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
-    encoded = {}
-    for name, ds in splits.items():
-        if limits.get(name) and limits[name] < len(ds):
-            ds = ds.shuffle(seed=seed).select(range(limits[name]))
-        ds = task.encode(ds, cfg, tokenizer, model.max_length, names, name)
-        # Train rows feed the model only; eval/test rows keep what the task's evaluation reads.
-        keep = MODEL_COLUMNS + ([] if name == "train" else list(task.extra_columns))
-        encoded[name] = ds.select_columns([c for c in keep if c in ds.column_names])
-    dd = datasets.DatasetDict(encoded)
-    dd.save_to_disk(str(out))
-    chance = task.chance_level(encoded["eval"], names)
-    prepared = PreparedData(
-        path=out,
-        label_names=names,
-        sizes={k: len(v) for k, v in encoded.items()},
-        chance_value=chance.value if chance else 0.0,
-        chance_metric=chance.metric if chance else "",
-        chance_loss=chance.loss if chance else None,
-        unlabelled=unlabelled,
-    )
-    (out / "labels.json").write_text(json.dumps({"label_names": names, "sizes": prepared.sizes,
-                                                 "unlabelled": unlabelled}, indent=2))
-    return prepared

@@ -1,5 +1,5 @@
 """What a task is: everything the data preparation, the training loop, evaluation and export need to know about
-one kind of fine-tuning, so that none of them branches on the task's name.
+one kind of fine-tuning, so that none of them branches on the task's name; and the registry tasks register in.
 
 A task is stateless; its methods take what they need. Tokenised splits carry the model's input columns plus
 `labels`; a task may keep extra per-row columns for evaluation (`extra_columns`, e.g. the reference answer of a
@@ -8,18 +8,21 @@ generation task), which never reach the model.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from raytune_llm.core.errors import UserError
+from raytune_llm.core.errors import Problem, UserError
+from raytune_llm.core.registry import Registry
 
 if TYPE_CHECKING:
     import datasets
     import torch
 
-    from raytune_llm.schema.experiment import DataConfig, GenerationConfig
+    from raytune_llm.schema import DataConfig, ExperimentConfig, GenerationConfig
 
 MODEL_COLUMNS = ["input_ids", "attention_mask", "token_type_ids", "labels"]
 INDEX = "_index"  # the row's position in its split, which the evaluation loop adds to each row a task sees
@@ -133,6 +136,22 @@ class Task:
         """Whether an exported model's prediction matches the trial's (exact, except where a task says)."""
         return a == b
 
+    # -------------------------------------------------------------- validation
+    def problems(self, cfg: ExperimentConfig) -> list[Problem]:
+        """What this task cannot be combined with in `cfg` (what it reports is checked by the schema: TASK_METRICS)."""
+        return []
+
+
+def _known(name: str, cls: Any) -> str | None:
+    from raytune_llm.schema import Task as TaskName
+
+    if name not in {t.value for t in TaskName}:
+        return f"not a value of schema.Task {[t.value for t in TaskName]}"
+    return None if getattr(cls, "name", None) == name else f"its `name` must be {name!r}"
+
+
+tasks: Registry[type[Task]] = Registry("task", check=_known)
+
 
 def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in batch.items() if k != "labels"}
@@ -142,3 +161,20 @@ def require_columns(ds: datasets.Dataset, needed: list[str], split: str, hint: s
     missing = [c for c in needed if c not in ds.column_names]
     if missing:
         raise UserError(f"data: split {split!r} has no column {missing[0]!r}; it has {ds.column_names}; {hint}")
+
+
+Fn = TypeVar("Fn", bound=Callable[..., Any])
+
+
+def no_grad(fn: Fn) -> Fn:
+    """`torch.no_grad()` as a decorator that imports torch only when called: task modules import nothing heavy, so
+    that `validate` can ask a task to check itself."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -10,16 +10,14 @@ import re
 import string
 from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
-
-from raytune_llm.core.errors import UserError
-from raytune_llm.tasks.base import INDEX, EvalBatch, Task, model_inputs
+from raytune_llm.core.errors import Problem, UserError
+from raytune_llm.tasks.base import INDEX, EvalBatch, Task, model_inputs, no_grad, tasks
 
 if TYPE_CHECKING:
     import datasets
+    import torch
 
-    from raytune_llm.schema.experiment import DataConfig, GenerationConfig
+    from raytune_llm.schema import DataConfig, ExperimentConfig, GenerationConfig
 
 IGNORE = -100
 
@@ -66,6 +64,9 @@ def shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, t
 
 def response_loss(model: Any, batch: dict[str, torch.Tensor], autocast: dict) -> tuple[torch.Tensor, float, int]:
     """The batch's logits, and the summed loss over its response tokens and their count."""
+    import torch
+    import torch.nn.functional as F
+
     with torch.autocast(**autocast):
         logits = model(**model_inputs(batch)).logits
     flat_logits, targets = shifted(logits, batch["labels"])
@@ -73,11 +74,23 @@ def response_loss(model: Any, batch: dict[str, torch.Tensor], autocast: dict) ->
     return logits, loss, int((targets != IGNORE).sum())
 
 
+@tasks.register("causal_lm")
 class CausalLM(Task):
     name = "causal_lm"
     peft_task_type = "CAUSAL_LM"
     extra_columns = ("prompt_length", "answer", "reference")
     token_level = True
+
+    def problems(self, cfg: ExperimentConfig) -> list[Problem]:
+        """The metrics of generated answers need something to compare with, and rows to generate for."""
+        problems, metric = [], cfg.search.metric
+        if metric == "eval_exact_match" and not cfg.data.answer_column:
+            problems.append(Problem("search.metric", "eval_exact_match compares generated answers with "
+                                    "data.answer_column; set data.answer_column"))
+        if metric in ("eval_exact_match", "eval_bleu", "eval_rouge_l") and cfg.generation.eval_samples == 0:
+            problems.append(Problem("generation.eval_samples", f"is 0, so {metric} is never measured; set it to the "
+                                    "number of eval rows to answer (e.g. 32)"))
+        return problems
 
     def loss_terms(self, labels: torch.Tensor) -> int:
         return int((labels[:, 1:] != IGNORE).sum())  # the shifted targets the loss counts
@@ -122,6 +135,8 @@ class CausalLM(Task):
         return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE, return_tensors="pt")
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+        import torch.nn.functional as F
+
         return F.cross_entropy(*shifted(logits, labels), ignore_index=IGNORE, label_smoothing=label_smoothing)
 
     def eval_batch(self, model: Any, batch: dict[str, torch.Tensor], rows: list[dict[str, Any]], autocast: dict,
@@ -146,10 +161,12 @@ class CausalLM(Task):
                 refs.append(None)
         return EvalBatch(loss, count, preds, refs)
 
-    @torch.no_grad()
+    @no_grad
     def generate(self, model: Any, rows: list[dict[str, Any]], tokenizer: Any, autocast: dict,
                  generation: GenerationConfig) -> list[str]:
         """Greedy responses to the rows' prompts, left-padded into one batch."""
+        import torch
+
         if not rows:
             return []
         device = next(p for p in model.parameters()).device

@@ -7,23 +7,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import torch
-
-from raytune_llm.tasks.base import ChanceLevel, EvalBatch
+from raytune_llm.tasks.base import ChanceLevel, EvalBatch, no_grad, tasks
 from raytune_llm.tasks.causal_lm import IGNORE, CausalLM, prompt_text, response_loss, template_columns
 from raytune_llm.tasks.metrics import classification_metrics
 from raytune_llm.tasks.sequence_classification import SequenceClassification, label_ids
 
 if TYPE_CHECKING:
     import datasets
+    import torch
 
-    from raytune_llm.schema.experiment import DataConfig, GenerationConfig
+    from raytune_llm.schema import DataConfig, GenerationConfig
 
 
 def verbalisers(cfg: DataConfig, label_names: list[str]) -> list[str]:
     return list(cfg.verbalizer) if cfg.verbalizer else list(label_names)
 
 
+@tasks.register("generative_classification")
 class GenerativeClassification(CausalLM):
     """A causal LM task (model class, collation and loss are CausalLM's) with classification's labels and metrics."""
 
@@ -70,10 +70,12 @@ class GenerativeClassification(CausalLM):
         preds = self.classify(model, rows, tokenizer.pad_token_id, autocast, batch["input_ids"].device)
         return EvalBatch(loss, count, preds, [r["class_id"] for r in rows])
 
-    @torch.no_grad()
+    @no_grad
     def classify(self, model: Any, rows: list[dict[str, Any]], pad: int, autocast: dict,
                  device: torch.device) -> list[int]:
         """The label whose verbaliser is likeliest after each row's prompt (summed token log-probabilities)."""
+        import torch
+
         seqs, targets = [], []
         for r in rows:
             prompt = r["input_ids"][: r["prompt_length"]]

@@ -1,19 +1,10 @@
-"""Classification metrics, and the worst finite value of an objective (what a stopped trial reports)."""
+"""Classification metrics, hand-written (tests compare them with scikit-learn's)."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
 from collections.abc import Sequence
-
-# Known bounds of metrics, so a stopped trial reports a natural worst value (0 accuracy) rather than a
-# huge sentinel that would distort plots.
-_BOUNDED = {
-    "accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "f1": (0.0, 1.0), "precision": (0.0, 1.0), "recall": (0.0, 1.0),
-    "exact_match": (0.0, 1.0), "pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0), "mcc": (-1.0, 1.0),
-    "bleu": (0.0, 1.0), "rouge_l": (0.0, 1.0),
-}
-_UNBOUNDED_WORST = 1e9
 
 
 def classification_metrics(preds: Sequence[int], labels: Sequence[int], names: Sequence[str]) -> dict[str, float]:
@@ -58,13 +49,3 @@ def matthews(preds: Sequence[int], labels: Sequence[int]) -> float:
     if cov_pp == 0 or cov_yy == 0:
         return 0.0
     return cov_yp / math.sqrt(cov_pp * cov_yy)
-
-
-def worst_value(metric: str, mode: str) -> float:
-    """The worst finite value of `metric` under `mode` ("max" or "min")."""
-    name = metric.removeprefix("eval_").removeprefix("test_")
-    name = next((k for k in ("precision", "recall", "f1") if name.startswith(k + "_")), name)  # per class
-    if name in _BOUNDED:
-        low, high = _BOUNDED[name]
-        return low if mode == "max" else high
-    return -_UNBOUNDED_WORST if mode == "max" else _UNBOUNDED_WORST

@@ -7,17 +7,15 @@ import math
 import statistics
 from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
-
 from raytune_llm.core.errors import UserError
-from raytune_llm.tasks.base import ChanceLevel, EvalBatch, model_inputs
+from raytune_llm.tasks.base import ChanceLevel, EvalBatch, model_inputs, tasks
 from raytune_llm.tasks.sequence_classification import SequenceClassification, tokenise_texts
 
 if TYPE_CHECKING:
     import datasets
+    import torch
 
-    from raytune_llm.schema.experiment import DataConfig, GenerationConfig
+    from raytune_llm.schema import DataConfig, GenerationConfig
 
 
 def pearson(x: list[float], y: list[float]) -> float:
@@ -49,6 +47,7 @@ def spearman(x: list[float], y: list[float]) -> float:
     return pearson(ranks(x), ranks(y))
 
 
+@tasks.register("regression")
 class Regression(SequenceClassification):
     """Sequence classification's inputs and model class with one real-valued output and MSE."""
 
@@ -81,6 +80,8 @@ class Regression(SequenceClassification):
         """Start the output at the mean training target. A fresh head outputs ~0 against targets like 0-5, and the
         first hundreds of steps then go into learning that offset (predictions collapse to one value and the
         correlation sits near 0); starting at the mean leaves the gradient to the part that correlates."""
+        import torch
+
         # The 1-output layer of the head; under PEFT also its trainable copy (modules_to_save).
         heads = [m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m.out_features == 1
                  and {"classifier", "out_proj", "score"} & set(name.split("."))]
@@ -91,10 +92,15 @@ class Regression(SequenceClassification):
                     head.bias.fill_(sum(labels) / len(labels))
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+        import torch.nn.functional as F
+
         return F.mse_loss(logits.float().squeeze(-1), labels.float())
 
     def eval_batch(self, model: Any, batch: dict[str, torch.Tensor], rows: list[dict[str, Any]], autocast: dict,
                    tokenizer: Any, generation: GenerationConfig) -> EvalBatch:
+        import torch
+        import torch.nn.functional as F
+
         with torch.autocast(**autocast):
             scores = model(**model_inputs(batch)).logits.float().squeeze(-1)
         labels = batch["labels"].float()

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
-
 from raytune_llm.core.errors import UserError
 from raytune_llm.sources import builtins
-from raytune_llm.tasks.base import ChanceLevel, EvalBatch, Task, label_entropy, model_inputs
+from raytune_llm.tasks.base import ChanceLevel, EvalBatch, Task, label_entropy, model_inputs, tasks
 from raytune_llm.tasks.metrics import classification_metrics
 
 if TYPE_CHECKING:
     import datasets
+    import torch
 
-    from raytune_llm.schema.experiment import DataConfig, GenerationConfig
+    from raytune_llm.schema import DataConfig, GenerationConfig
 
 
 def label_ids(values: list[Any], names: list[str], split: str, column: str) -> list[int]:
@@ -52,6 +50,7 @@ def tokenise_texts(ds: datasets.Dataset, cfg: DataConfig, tokenizer: Any, max_le
     return ds.map(encode, batched=True, desc=f"tokenising {split}")
 
 
+@tasks.register("sequence_classification")
 class SequenceClassification(Task):
     name = "sequence_classification"
     peft_task_type = "SEQ_CLS"
@@ -102,10 +101,15 @@ class SequenceClassification(Task):
                 "label2id": {n: i for i, n in enumerate(label_names)}}
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+        import torch.nn.functional as F
+
         return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
 
     def eval_batch(self, model: Any, batch: dict[str, torch.Tensor], rows: list[dict[str, Any]], autocast: dict,
                    tokenizer: Any, generation: GenerationConfig) -> EvalBatch:
+        import torch
+        import torch.nn.functional as F
+
         with torch.autocast(**autocast):
             logits = model(**model_inputs(batch)).logits.float()
         loss = float(F.cross_entropy(logits, batch["labels"], reduction="sum"))

@@ -8,17 +8,15 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
-
 from raytune_llm.core.errors import UserError
-from raytune_llm.tasks.base import ChanceLevel, EvalBatch, Task, model_inputs
+from raytune_llm.tasks.base import ChanceLevel, EvalBatch, Task, model_inputs, tasks
 from raytune_llm.tasks.sequence_classification import label_ids
 
 if TYPE_CHECKING:
     import datasets
+    import torch
 
-    from raytune_llm.schema.experiment import DataConfig, GenerationConfig
+    from raytune_llm.schema import DataConfig, GenerationConfig
 
 IGNORE = -100
 
@@ -61,6 +59,7 @@ def entity_scores(pred_seqs: list[list[str]], gold_seqs: list[list[str]]) -> dic
     return out
 
 
+@tasks.register("token_classification")
 class TokenClassification(Task):
     name = "token_classification"
     peft_task_type = "TOKEN_CLS"
@@ -125,11 +124,16 @@ class TokenClassification(Task):
         return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE, return_tensors="pt")
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+        import torch.nn.functional as F
+
         return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE,
                                label_smoothing=label_smoothing)
 
     def eval_batch(self, model: Any, batch: dict[str, torch.Tensor], rows: list[dict[str, Any]], autocast: dict,
                    tokenizer: Any, generation: GenerationConfig) -> EvalBatch:
+        import torch
+        import torch.nn.functional as F
+
         with torch.autocast(**autocast):
             logits = model(**model_inputs(batch)).logits.float()
         labels = batch["labels"]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from raytune_llm.core import process_cache
-from raytune_llm.schema.experiment import TrainConfig
+from raytune_llm.schema import TrainConfig
 
 
 def train_loader(train_ds: Any, cfg: TrainConfig, world: int, rank: int, collate: Callable[..., Any],

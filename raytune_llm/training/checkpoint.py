@@ -17,11 +17,11 @@ import torch
 
 from raytune_llm.core.storage import STAGING_PREFIX
 from raytune_llm.models.build import save_trainable, unwrap
-from raytune_llm.schema.experiment import PeftMethod
+from raytune_llm.schema import PeftMethod
 from raytune_llm.training.sharding import full_state, is_sharded, load_full_state
 
 if TYPE_CHECKING:
-    from raytune_llm.training.loop import Session
+    from raytune_llm.training.spec import Session
 
 STATE_FILE = "trainer_state.pt"
 PREDICTIONS_FILE = "eval_predictions.json"

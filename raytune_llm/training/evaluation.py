@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.distributed as dist
 
-from raytune_llm.schema.experiment import GenerationConfig, TrainConfig
+from raytune_llm.schema import GenerationConfig, TrainConfig
 from raytune_llm.tasks import MODEL_COLUMNS, Task
 from raytune_llm.tasks.base import INDEX
 from raytune_llm.training.sharding import is_sharded
 
 if TYPE_CHECKING:
-    from raytune_llm.training.loop import Session
+    from raytune_llm.training.spec import Session
 
 
 def gather(obj: Any, world_size: int) -> list[Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from raytune_llm.schema.experiment import TrainConfig
+from raytune_llm.schema import TrainConfig
 
 _LAYER = re.compile(r"\.(?:layer|layers|h|block)\.(\d+)(?:\.|$)")
 EMBEDDINGS = -1

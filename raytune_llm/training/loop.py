@@ -9,20 +9,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from raytune_llm.core import process_cache
-from raytune_llm.core.outcomes import REAL_PREFIX, is_failure
-from raytune_llm.models.build import build_model, hub_kwargs
+from raytune_llm.core.outcomes import REAL_PREFIX, is_failure, worst_value
+from raytune_llm.models.build import build_model
+from raytune_llm.models.pretrained import hub_kwargs
 from raytune_llm.models.quantization import is_quantized
-from raytune_llm.schema.experiment import GenerationConfig, StabilityConfig, TrainConfig
+from raytune_llm.schema import GenerationConfig, StabilityConfig, TrainConfig
 from raytune_llm.tasks import get_task
-from raytune_llm.tasks.metrics import worst_value
 from raytune_llm.training.accumulation import MicroBatches, loss_weights
 from raytune_llm.training.batching import train_loader
 from raytune_llm.training.checkpoint import load_state, report_with_checkpoint
@@ -37,55 +35,10 @@ from raytune_llm.training.levers import (
 )
 from raytune_llm.training.precision import OVERFLOW_PATIENCE, LossScaler, autocast_for, resolve
 from raytune_llm.training.sharding import shard
+from raytune_llm.training.spec import RunSpec, Session
 from raytune_llm.training.stability import StabilityGuard, Verdict
 from raytune_llm.training.startup import startup_facts
 from raytune_llm.training.window import StepWindow
-
-
-@dataclass
-class RunSpec:
-    """Everything a worker needs, as plain data (it crosses process boundaries)."""
-
-    model_path: str
-    tokenizer_path: str
-    data_path: str
-    label_names: list[str]
-    train: dict[str, Any]
-    metric: str = "eval_accuracy"
-    mode: str = "max"
-    torch_threads: int | None = 1
-    stability: dict[str, Any] = field(default_factory=dict)
-    task: str = "sequence_classification"
-    chance_metric: str = "eval_accuracy"  # "" = the task has no chance level
-    chance_value: float | None = None  # None: worked out from the eval split
-    chance_loss: float | None = None  # the eval loss of the best constant prediction, where the task has one
-    population_board: str = ""  # the search's population board (raytune_llm.actors.population); "" = none
-    strategy: str = "ddp"  # resources.strategy: how several workers split the work (ddp | fsdp)
-    run_id: str = ""  # which run's inputs a node's cache holds (see storage.node_copy)
-    model_revision: str | None = None  # model.revision and model.trust_remote_code, for every from_pretrained
-    trust_remote_code: bool = False
-    generation: dict[str, Any] = field(default_factory=dict)
-    started_at: float = field(default_factory=time.time)  # when the trial started, for start-up cost
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class Session(Protocol):
-    rank: int
-    world_size: int
-    device: torch.device
-    node_id: str
-
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None: ...
-
-    def restore_dir(self) -> Path | None: ...
-
-    def peers_learnt(self, board: str, fraction: float, above_chance: bool) -> bool | None:
-        """Post this evaluation to the search's population; whether another trial was above chance by this
-        fraction of its budget (the same answer on every rank), or None when there is no population."""
-        ...
-
 
 # ---------------------------------------------------------------- helpers
 

@@ -30,7 +30,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from raytune_llm.core.errors import UserError
-from raytune_llm.schema.experiment import ExperimentConfig, PeftMethod, TrainConfig
+from raytune_llm.schema import ExperimentConfig, PeftMethod, TrainConfig
+from raytune_llm.schema.space import batch_values
 from raytune_llm.training.sharding import layer_stack
 
 TRANSIENT = 0.25
@@ -188,7 +189,6 @@ def plan(cfg: ExperimentConfig, trains: list[TrainConfig], models: list[torch.nn
     worker has; the lines to print. Raises UserError when one cannot fit (resources.memory_check: error)."""
     import os
 
-    from raytune_llm.config.rules import batch_values
     from raytune_llm.training.precision import resolve
 
     res = cfg.resources

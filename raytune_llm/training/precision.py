@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
+from raytune_llm.models.pretrained import half_dtype
+
 # Consecutive overflowing steps before an fp16 run counts as diverged: by then GradScaler has halved its scale this
 # many times (65536 -> 2^-4), far below any scale a healthy run's gradients need.
 OVERFLOW_PATIENCE = 20
@@ -33,7 +34,8 @@ def resolve(precision: str, device: torch.device) -> str:
 def autocast_for(precision: str, device: torch.device) -> dict[str, Any]:
     """torch.autocast arguments for `precision` on this device."""
     mode = resolve(precision, device)
-    return {"device_type": device.type, "dtype": HALF.get(mode, torch.bfloat16), "enabled": mode != "fp32"}
+    return {"device_type": device.type, "dtype": half_dtype("fp16" if mode == "fp16" else "bf16"),
+            "enabled": mode != "fp32"}
 
 
 class LossScaler:

@@ -17,7 +17,7 @@ def test_a_bf16_gpu_trial_is_checked_on_the_gpu_and_its_predictions_reproduce(
     from raytune_llm.config.loading import validate_dict
     from raytune_llm.results.export import check_device, predict, write_model
     from raytune_llm.runs.prepare import prepare_run
-    from raytune_llm.schema.experiment import TrainConfig
+    from raytune_llm.schema import TrainConfig
     from raytune_llm.search.driver import train_template
     from raytune_llm.training.bare import BareSession
     from raytune_llm.training.loop import run

@@ -11,7 +11,7 @@ import pytest
 def ray_session() -> Iterator[None]:
     import ray
 
-    from raytune_llm.executors import WORKER_ENV
+    from raytune_llm.executors.env import WORKER_ENV
 
     # 3 CPUs on a 2-core machine: a 2-worker trial plus its Tune driver's small share must fit.
     ray.init(num_cpus=3, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False,

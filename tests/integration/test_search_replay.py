@@ -27,7 +27,7 @@ def load(name: str) -> Any:
 def test_the_simulation_stops_the_same_trials_as_a_real_tuner(ray_session: None, tmp_path: Path) -> None:
     from ray import tune
 
-    from raytune_llm.schema.experiment import SearchConfig
+    from raytune_llm.schema import SearchConfig
     from raytune_llm.search.tell import build_search
 
     bench = load("search_efficiency")

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from raytune_llm.schema.experiment import SearchConfig
+from raytune_llm.schema import SearchConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -7,16 +7,16 @@ from pathlib import Path
 import pytest
 
 from raytune_llm.runs.layout import RunInfo
-from raytune_llm.schema.experiment import DataConfig, ModelConfig, TrainConfig
-from raytune_llm.sources.data import prepare
-from raytune_llm.training.loop import RunSpec
+from raytune_llm.runs.tokenise import tokenise
+from raytune_llm.schema import DataConfig, ModelConfig, TrainConfig
+from raytune_llm.training.spec import RunSpec
 
 
 @pytest.fixture(scope="session")
 def info(tiny_bert: Path, sentiment_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> RunInfo:
     out = tmp_path_factory.mktemp("prepared") / "data"
     cfg = DataConfig(source=str(sentiment_dir), labels=["neg", "pos"])
-    p = prepare(cfg, ModelConfig(name="x", max_length=16), str(tiny_bert), out, seed=0)
+    p = tokenise(cfg, ModelConfig(name="x", max_length=16), str(tiny_bert), out, seed=0)
     config = {"model": {"name": str(tiny_bert), "max_length": 16}, "data": cfg.model_dump(mode="json")}
     return RunInfo(config=config, model_path=str(tiny_bert), tokenizer_path=str(tiny_bert), data_path=str(p.path),
                    label_names=p.label_names, sizes=p.sizes, chance_value=p.chance_value)

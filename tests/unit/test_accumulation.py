@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 import torch
 
-from raytune_llm.config.rules import experiment_problems
+from raytune_llm.config import experiment_problems
 from raytune_llm.core.outcomes import outcome, searcher_verdict
 from raytune_llm.runs.layout import RunInfo
-from raytune_llm.schema.experiment import ExperimentConfig, TrainConfig
+from raytune_llm.schema import ExperimentConfig, TrainConfig
 from raytune_llm.training.bare import BareSession
-from raytune_llm.training.loop import RunSpec, run
+from raytune_llm.training.loop import run
+from raytune_llm.training.spec import RunSpec
 from tests.unit.conftest import spec_for
 from tests.unit.test_ddp_agreement import NO_DROPOUT, _run_two, ner_spec  # noqa: F401 (a fixture)
 

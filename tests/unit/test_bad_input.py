@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from raytune_llm.core.errors import UserError
-from raytune_llm.models.build import locate_model, preflight
-from raytune_llm.schema.experiment import TrainConfig
+from raytune_llm.models.build import preflight
+from raytune_llm.schema import TrainConfig
+from raytune_llm.sources.locate import locate_model
 from tests.conftest import tiny_experiment
 
 

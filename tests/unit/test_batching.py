@@ -10,7 +10,7 @@ import datasets
 import pytest
 
 from raytune_llm.runs.layout import RunInfo
-from raytune_llm.schema.experiment import TrainConfig
+from raytune_llm.schema import TrainConfig
 from raytune_llm.tasks import get_task
 from raytune_llm.training.bare import BareSession
 from raytune_llm.training.batching import padding, train_loader

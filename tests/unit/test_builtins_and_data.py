@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from raytune_llm.core.errors import UserError
-from raytune_llm.models.build import locate_model
-from raytune_llm.schema.experiment import DataConfig, ModelConfig
+from raytune_llm.runs.tokenise import tokenise
+from raytune_llm.schema import DataConfig, ModelConfig
 from raytune_llm.sources import builtins
-from raytune_llm.sources.data import prepare
+from raytune_llm.sources.locate import locate_model
 from tests.conftest import SHARED_DATA
 
 
@@ -37,7 +37,7 @@ def test_prepare_maps_string_labels_and_caches(tiny_bert: Path, sentiment_dir: P
     import datasets
 
     cfg = DataConfig(source=str(sentiment_dir), labels=["neg", "pos"])
-    prepared = prepare(cfg, ModelConfig(name="x", max_length=16), str(tiny_bert), tmp_path / "cache", seed=0)
+    prepared = tokenise(cfg, ModelConfig(name="x", max_length=16), str(tiny_bert), tmp_path / "cache", seed=0)
     assert prepared.label_names == ["neg", "pos"]
     assert prepared.sizes == {"train": 96, "eval": 12, "test": 12}
     # Chance level: MCC 0 whatever the balance; the constant prediction's loss is the label entropy (6/6 here).
@@ -71,12 +71,12 @@ def test_bad_data_is_a_clear_error(tiny_bert: Path, tmp_path: Path, cfg_kwargs: 
     src = _write(tmp_path / "d", frame)
     cfg = DataConfig(source=str(src), **cfg_kwargs)
     with pytest.raises(UserError, match=message):
-        prepare(cfg, ModelConfig(name="x"), str(tiny_bert), tmp_path / "cache", seed=0)
+        tokenise(cfg, ModelConfig(name="x"), str(tiny_bert), tmp_path / "cache", seed=0)
 
 
 def test_missing_data_folder(tiny_bert: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not a directory of split files"):
-        prepare(DataConfig(source=str(tmp_path / "nope")), ModelConfig(name="x"), str(tiny_bert), tmp_path / "c", 0)
+        tokenise(DataConfig(source=str(tmp_path / "nope")), ModelConfig(name="x"), str(tiny_bert), tmp_path / "c", 0)
 
 
 def test_text_pairs_are_encoded_together(tiny_bert: Path, tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_text_pairs_are_encoded_together(tiny_bert: Path, tmp_path: Path) -> Non
     frame = pd.DataFrame({"a": ["the cat sat", "a dog ran"], "b": ["on the mat", "in the park"], "label": [0, 1]})
     src = _write(tmp_path / "pairs", frame)
     cfg = DataConfig(source=str(src), text_column="a", text_pair_column="b", test_split=None)
-    prepare(cfg, ModelConfig(name="x", max_length=32), str(tiny_bert), tmp_path / "cache", seed=0)
+    tokenise(cfg, ModelConfig(name="x", max_length=32), str(tiny_bert), tmp_path / "cache", seed=0)
     row = datasets.load_from_disk(str(tmp_path / "cache"))["train"][0]
     assert row["token_type_ids"].count(1) >= 4  # the second segment is marked as such
 
@@ -105,8 +105,8 @@ def test_other_local_formats_load(tiny_bert: Path, tmp_path: Path, fmt: str) -> 
     if fmt == "save_to_disk":
         ds = datasets.Dataset.from_pandas(frame)
         datasets.DatasetDict({"train": ds, "validation": ds}).save_to_disk(str(src))
-    prepared = prepare(DataConfig(source=str(src), test_split=None), ModelConfig(name="x", max_length=16),
-                       str(tiny_bert), tmp_path / "cache", seed=0)
+    prepared = tokenise(DataConfig(source=str(src), test_split=None), ModelConfig(name="x", max_length=16),
+                        str(tiny_bert), tmp_path / "cache", seed=0)
     assert prepared.sizes == {"train": 4, "eval": 4} and prepared.label_names == ["0", "1"]
 
 
@@ -118,8 +118,8 @@ def test_an_unlabelled_test_split_is_accepted_and_marked(tiny_bert: Path, tmp_pa
                                                          test_frame: pd.DataFrame) -> None:
     src = _write(tmp_path / "glue", pd.DataFrame({"text": ["good", "bad"] * 4, "label": [1, 0] * 4}))
     test_frame.to_parquet(src / "test.parquet")
-    prepared = prepare(DataConfig(source=str(src), labels=["neg", "pos"]), ModelConfig(name="x"), str(tiny_bert),
-                       tmp_path / "cache", seed=0)
+    prepared = tokenise(DataConfig(source=str(src), labels=["neg", "pos"]), ModelConfig(name="x"), str(tiny_bert),
+                        tmp_path / "cache", seed=0)
     assert prepared.unlabelled == ["test"] and prepared.sizes["test"] == 3
 
 
@@ -127,4 +127,4 @@ def test_a_partly_labelled_test_split_is_still_an_error(tiny_bert: Path, tmp_pat
     src = _write(tmp_path / "glue", pd.DataFrame({"text": ["good", "bad"] * 4, "label": [1, 0] * 4}))
     pd.DataFrame({"text": ["good", "bad"], "label": [1, -1]}).to_parquet(src / "test.parquet")
     with pytest.raises(UserError, match="cannot be mapped"):
-        prepare(DataConfig(source=str(src)), ModelConfig(name="x"), str(tiny_bert), tmp_path / "cache", seed=0)
+        tokenise(DataConfig(source=str(src)), ModelConfig(name="x"), str(tiny_bert), tmp_path / "cache", seed=0)

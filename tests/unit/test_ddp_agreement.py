@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from raytune_llm.schema.experiment import DataConfig, ModelConfig, TrainConfig
-from raytune_llm.sources.data import prepare
+from raytune_llm.runs.tokenise import tokenise
+from raytune_llm.schema import DataConfig, ModelConfig, TrainConfig
 from raytune_llm.training.bare import BareSession
-from raytune_llm.training.loop import RunSpec, run
+from raytune_llm.training.loop import run
+from raytune_llm.training.spec import RunSpec
 from tests.unit.ranks import spawn_two
 
 NO_DROPOUT = {"hidden": 0.0, "attention": 0.0, "classifier": 0.0}  # identical forward passes in 1 and 2 processes
@@ -69,8 +70,8 @@ def ner_spec(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> RunSp
     pd.DataFrame(rows).to_parquet(data / "train.parquet")
     pd.DataFrame(rows[:12]).to_parquet(data / "validation.parquet")
     cfg = DataConfig(source=str(data), text_column="tokens", label_column="ner_tags", labels=NER_TAGS)
-    p = prepare(cfg, ModelConfig(name="x", max_length=32), str(tiny_bert), tmp_path_factory.mktemp("ner") / "d", 0,
-                "token_classification")
+    p = tokenise(cfg, ModelConfig(name="x", max_length=32), str(tiny_bert), tmp_path_factory.mktemp("ner") / "d", 0,
+                 "token_classification")
     train = TrainConfig.model_validate({"max_steps": 4, "eval_every": 2, "batch_size": 8, "dropout": NO_DROPOUT,
                                         "optimizer": {"lr": 5e-3}})
     return RunSpec(model_path=str(tiny_bert), tokenizer_path=str(tiny_bert), data_path=str(p.path),

@@ -12,7 +12,7 @@ from raytune_llm.config.loading import validate_dict
 from raytune_llm.core import process_cache
 from raytune_llm.core.errors import ConfigError
 from raytune_llm.models.build import build_model
-from raytune_llm.schema.experiment import TrainConfig
+from raytune_llm.schema import TrainConfig
 from tests.unit.test_validation import problems
 
 BASE = {"model": {"name": "builtin:minilm"}, "data": {"source": "builtin:bbc_news"}}

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from raytune_llm.schema.experiment import DataConfig, ModelConfig, PeftMethod, TrainConfig
-from raytune_llm.sources.data import prepare
+from raytune_llm.runs.tokenise import tokenise
+from raytune_llm.schema import DataConfig, ModelConfig, PeftMethod, TrainConfig
 from raytune_llm.training.bare import BareSession
 from raytune_llm.training.checkpoint import PREDICTIONS_FILE
-from raytune_llm.training.loop import RunSpec, run
+from raytune_llm.training.loop import run
+from raytune_llm.training.spec import RunSpec
 from tests.unit.ranks import spawn_two
 from tests.unit.test_ddp_agreement import NO_DROPOUT
 
@@ -52,8 +53,8 @@ def fsdp_spec(tiny_bert: Path, sentiment_dir: Path, tmp_path_factory: pytest.Tem
     train.to_parquet(data / "train.parquet")
     train.iloc[:13].to_parquet(data / "validation.parquet")  # 13 rows: 7 and 6, in batches of 2 -> 4 and 3 passes
     cfg = DataConfig(source=str(data), labels=["neg", "pos"], test_split=None)
-    prepared = prepare(cfg, ModelConfig(name="x", max_length=16), str(tiny_bert),
-                       tmp_path_factory.mktemp("fsdp") / "d", 0)
+    prepared = tokenise(cfg, ModelConfig(name="x", max_length=16), str(tiny_bert),
+                        tmp_path_factory.mktemp("fsdp") / "d", 0)
     train_cfg = TrainConfig.model_validate({"max_steps": 6, "eval_every": 3, "batch_size": 8, "eval_batch_size": 2,
                                             "dropout": NO_DROPOUT, "optimizer": {"lr": 2e-3}})
     spec = RunSpec(model_path=str(tiny_bert), tokenizer_path=str(tiny_bert), data_path=str(prepared.path),
@@ -94,8 +95,8 @@ def test_fsdp_trains_checkpoints_resumes_and_exports(fsdp_spec: tuple[RunSpec, A
 
 
 def test_rules_for_fsdp(tiny_bert: Path, sentiment_dir: Path) -> None:
-    from raytune_llm.config.rules import experiment_problems
-    from raytune_llm.schema.experiment import ExperimentConfig
+    from raytune_llm.config import experiment_problems
+    from raytune_llm.schema import ExperimentConfig
 
     def problems(train: dict[str, Any], workers: int = 2) -> list[str]:
         cfg = ExperimentConfig.model_validate({"model": {"name": str(tiny_bert)},

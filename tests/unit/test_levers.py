@@ -9,7 +9,7 @@ import torch
 
 from raytune_llm.models.build import build_model
 from raytune_llm.runs.layout import RunInfo
-from raytune_llm.schema.experiment import TrainConfig
+from raytune_llm.schema import TrainConfig
 from raytune_llm.training.bare import BareSession
 from raytune_llm.training.levers import L2SP, Freezer, layer_of, num_layers, param_groups, reinit_top_layers
 from raytune_llm.training.loop import run

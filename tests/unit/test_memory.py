@@ -14,7 +14,7 @@ import torch
 
 from raytune_llm.core.errors import UserError
 from raytune_llm.models.build import preflight
-from raytune_llm.schema.experiment import ExperimentConfig, TrainConfig
+from raytune_llm.schema import ExperimentConfig, TrainConfig
 from raytune_llm.training.memory import GIB, Estimate, check, estimate
 
 # One process: a random-init BERT of the given shape trains three AdamW steps; its peak resident memory above what

@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from raytune_llm.schema.experiment import StabilityConfig
-from raytune_llm.tasks.metrics import classification_metrics, worst_value
+from raytune_llm.core.outcomes import worst_value
+from raytune_llm.schema import StabilityConfig
+from raytune_llm.tasks.metrics import classification_metrics
 from raytune_llm.training.stability import StabilityGuard
 
 

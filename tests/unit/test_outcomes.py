@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from raytune_llm.core.outcomes import better, outcome, real_value
-from raytune_llm.results.trials import TrialRecord, choose
+from raytune_llm.results.choice import choose
+from raytune_llm.results.trials import TrialRecord
 
 DONE = {"step": 10, "total_steps": 10, "stop_reason": ""}
 
@@ -238,7 +239,7 @@ def test_ties_are_broken_as_export_breaks_them(monkeypatch: pytest.MonkeyPatch) 
 def test_robust_reruns_guard_stopped_configs_when_no_trial_is_healthy() -> None:
     """Trials that reported finite values but were stopped as unstable are re-run (by their real values), not
     reported as having "no finite metric"; with a healthy trial, only healthy ones are picked."""
-    from raytune_llm.search.robust import top_configs
+    from raytune_llm.results.choice import top_configs
 
     a = record("a", [{"eval_accuracy": 0.0, "real_eval_accuracy": 0.6, "step": 4, "total_steps": 10,
                       "stop_reason": "chance_level"}])
@@ -253,7 +254,7 @@ def test_robust_reruns_guard_stopped_configs_when_no_trial_is_healthy() -> None:
 
 def test_export_by_robust_tells_a_user_who_ran_robust_to_continue_it(tmp_path: Any) -> None:
     from raytune_llm.core.errors import UserError
-    from raytune_llm.search.robust import robust_choice
+    from raytune_llm.results.choice import robust_choice
 
     with pytest.raises(UserError, match=r"run `raytune-llm robust .*` first"):
         robust_choice(tmp_path)

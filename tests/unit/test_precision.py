@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from raytune_llm.runs.layout import RunInfo
-from raytune_llm.schema.experiment import TrainConfig
+from raytune_llm.schema import TrainConfig
 from raytune_llm.training.bare import BareSession
 from raytune_llm.training.loop import _scheduler, run
 from raytune_llm.training.precision import OVERFLOW_PATIENCE, autocast_for, resolve

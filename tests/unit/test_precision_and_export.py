@@ -14,7 +14,7 @@ import pytest
 from raytune_llm.config.loading import validate_dict
 from raytune_llm.results.export import predict, write_model
 from raytune_llm.runs.prepare import prepare_run
-from raytune_llm.schema.experiment import TrainConfig
+from raytune_llm.schema import TrainConfig
 from raytune_llm.search.driver import train_template
 from raytune_llm.training.bare import BareSession
 from raytune_llm.training.loop import run
@@ -107,7 +107,8 @@ def test_an_exported_adapter_names_the_users_base_model(bf16_llama: Path, sentim
 def test_revision_and_trust_remote_code_reach_every_load(tiny_bert: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from raytune_llm.models.build import build_model, hub_kwargs, preflight
+    from raytune_llm.models.build import build_model, preflight
+    from raytune_llm.models.pretrained import hub_kwargs
 
     seen: list[tuple[str, dict]] = []
     for cls in (AutoModelForSequenceClassification, AutoConfig):
@@ -130,7 +131,7 @@ def test_the_export_check_runs_on_the_kind_of_device_the_trial_trained_on(monkey
     import torch
 
     from raytune_llm.results.export import check_device
-    from raytune_llm.schema.experiment import ResourcesConfig
+    from raytune_llm.schema import ResourcesConfig
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert check_device(ResourcesConfig(gpus_per_worker=1)) == "cuda"

@@ -151,7 +151,7 @@ def test_step_trace_places_each_value_at_its_optimizer_step() -> None:
 
 
 def test_robust_results_show_as_the_spread_over_seeds_and_a_table(tmp_path: Path) -> None:
-    from raytune_llm.search.robust import ROBUST_DIR, SUMMARY_FILE
+    from raytune_llm.results.robustness import ROBUST_DIR, SUMMARY_FILE
 
     run = write_run(tmp_path / "r", trials=10, steps=40, eval_every=10, seed=2)
     (run / ROBUST_DIR).mkdir()

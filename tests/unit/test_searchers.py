@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from raytune_llm.core.outcomes import searcher_verdict
-from raytune_llm.schema.experiment import SearchConfig
-from raytune_llm.searchers import SEARCHERS, Plan
+from raytune_llm.schema import SearchConfig
+from raytune_llm.searchers import Plan, searchers
 from raytune_llm.searchers.grid import grid_size, param_values
 from raytune_llm.searchers.tpe import startup_trials
 
@@ -106,7 +106,7 @@ def test_grid_tries_every_combination_once() -> None:
     assert sorted(seen) == sorted(itertools.product([1e-5, 2e-5, 3e-5], [0.0, 0.01]))
 
 
-@pytest.mark.parametrize("name", sorted(SEARCHERS))
+@pytest.mark.parametrize("name", searchers.names())
 def test_every_searcher_proposes_within_the_space(name: str) -> None:
     import optuna
 

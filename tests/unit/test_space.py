@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from raytune_llm.schema.experiment import CategoricalParam, FloatParam, IntParam, TrainConfig
+from raytune_llm.schema import CategoricalParam, FloatParam, IntParam, TrainConfig
 from raytune_llm.schema.space import apply_params, sampling_order, settable_paths, suggest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

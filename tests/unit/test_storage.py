@@ -10,7 +10,7 @@ import pytest
 from raytune_llm.core import storage
 from raytune_llm.core.errors import UserError
 from raytune_llm.runs.layout import open_run, run_root_for
-from raytune_llm.schema.experiment import ExperimentConfig
+from raytune_llm.schema import ExperimentConfig
 
 
 @pytest.fixture(autouse=True)

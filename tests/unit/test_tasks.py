@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from raytune_llm.core.errors import UserError
-from raytune_llm.schema.experiment import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
-from raytune_llm.sources.data import prepare
+from raytune_llm.runs.tokenise import tokenise
+from raytune_llm.schema import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 from raytune_llm.tasks.causal_lm import IGNORE, extract_answer
 from raytune_llm.tasks.regression import pearson, spearman
 from raytune_llm.tasks.token_classification import entities, entity_scores
 from raytune_llm.training.bare import BareSession
-from raytune_llm.training.loop import RunSpec, run
+from raytune_llm.training.loop import run
+from raytune_llm.training.spec import RunSpec
 
 # ---------------------------------------------------------------- metrics
 
@@ -62,8 +63,8 @@ def test_ner_labels_sit_on_the_first_subword_of_each_word(tiny_bert: Path, ner_d
     import datasets
     from transformers import AutoTokenizer
 
-    p = prepare(DataConfig(source=str(ner_dir), text_column="tokens", label_column="ner_tags"),
-                ModelConfig(name="x", max_length=32), str(tiny_bert), tmp_path / "d", 0, "token_classification")
+    p = tokenise(DataConfig(source=str(ner_dir), text_column="tokens", label_column="ner_tags"),
+                 ModelConfig(name="x", max_length=32), str(tiny_bert), tmp_path / "d", 0, "token_classification")
     assert p.label_names[:3] == ["O", "B-PER", "I-PER"] and p.chance_metric == "eval_f1"
     ds = datasets.load_from_disk(str(p.path))["train"]
     tok = AutoTokenizer.from_pretrained(str(tiny_bert))
@@ -80,7 +81,7 @@ def test_ner_needs_bio_tags(tiny_bert: Path, ner_dir: Path, tmp_path: Path) -> N
     cfg = DataConfig(source=str(ner_dir), text_column="tokens", label_column="ner_tags",
                      labels=["PER", "ORG", "LOC", "X", "Y", "Z", "W"])
     with pytest.raises(UserError, match="exactly one tag without a B-/I- prefix"):
-        prepare(cfg, ModelConfig(name="x", max_length=32), str(tiny_bert), tmp_path / "d", 0, "token_classification")
+        tokenise(cfg, ModelConfig(name="x", max_length=32), str(tiny_bert), tmp_path / "d", 0, "token_classification")
 
 
 def test_causal_lm_masks_the_prompt_and_holds_out_eval(tiny_llama: Path, instruct_dir: Path, tmp_path: Path) -> None:
@@ -89,7 +90,7 @@ def test_causal_lm_masks_the_prompt_and_holds_out_eval(tiny_llama: Path, instruc
 
     cfg = DataConfig(source=str(instruct_dir), label_column="output", prompt_template="Q: {instruction}\nA: ",
                      answer_column="final_answer", eval_split="validation", eval_holdout=8, test_split=None)
-    p = prepare(cfg, ModelConfig(name="x", max_length=64), str(tiny_llama), tmp_path / "d", 0, "causal_lm")
+    p = tokenise(cfg, ModelConfig(name="x", max_length=64), str(tiny_llama), tmp_path / "d", 0, "causal_lm")
     assert p.sizes == {"train": 40, "eval": 8} and p.chance_metric == ""
     tok = AutoTokenizer.from_pretrained(str(tiny_llama))
     row = datasets.load_from_disk(str(p.path))["eval"][0]
@@ -104,8 +105,8 @@ def test_causal_lm_masks_the_prompt_and_holds_out_eval(tiny_llama: Path, instruc
 
 def test_regression_rejects_non_numeric_targets(tiny_bert: Path, sentiment_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="regression needs finite numbers"):
-        prepare(DataConfig(source=str(sentiment_dir)), ModelConfig(name="x", max_length=16), str(tiny_bert),
-                tmp_path / "d", 0, "regression")
+        tokenise(DataConfig(source=str(sentiment_dir)), ModelConfig(name="x", max_length=16), str(tiny_bert),
+                 tmp_path / "d", 0, "regression")
 
 
 def test_each_task_has_its_default_objective_and_known_metrics() -> None:
@@ -134,7 +135,7 @@ def _spec(model: Path, p: object, task: str, metric: str, mode: str, **train: ob
 
 def test_regression_trains_and_reports_correlations(tiny_bert: Path, pairs_dir: Path, tmp_path: Path) -> None:
     cfg = DataConfig(source=str(pairs_dir), text_pair_column="text_pair")
-    p = prepare(cfg, ModelConfig(name="x", max_length=32), str(tiny_bert), tmp_path / "d", 0, "regression")
+    p = tokenise(cfg, ModelConfig(name="x", max_length=32), str(tiny_bert), tmp_path / "d", 0, "regression")
     session = BareSession(tmp_path / "out")
     last = run(_spec(tiny_bert, p, "regression", "eval_pearson", "max"), session)
     assert last["step"] == 4 and -1 <= last["eval_pearson"] <= 1 and last["eval_mse"] == last["eval_loss"]
@@ -144,7 +145,7 @@ def test_regression_trains_and_reports_correlations(tiny_bert: Path, pairs_dir: 
 
 def test_ner_trains_and_reports_entity_f1(tiny_bert: Path, ner_dir: Path, tmp_path: Path) -> None:
     cfg = DataConfig(source=str(ner_dir), text_column="tokens", label_column="ner_tags")
-    p = prepare(cfg, ModelConfig(name="x", max_length=32), str(tiny_bert), tmp_path / "d", 0, "token_classification")
+    p = tokenise(cfg, ModelConfig(name="x", max_length=32), str(tiny_bert), tmp_path / "d", 0, "token_classification")
     session = BareSession(tmp_path / "out")
     last = run(_spec(tiny_bert, p, "token_classification", "eval_f1", "max", peft={"method": "lora"}), session)
     assert {"eval_f1", "eval_precision", "eval_recall", "eval_accuracy"} <= set(last)
@@ -157,7 +158,7 @@ def test_causal_lm_trains_with_every_peft_method(method: str, tiny_llama: Path, 
                                                  tmp_path: Path) -> None:
     cfg = DataConfig(source=str(instruct_dir), label_column="output", prompt_template="Q: {instruction}\nA: ",
                      answer_column="final_answer", eval_holdout=8, test_split=None)
-    p = prepare(cfg, ModelConfig(name="x", max_length=64), str(tiny_llama), tmp_path / "d", 0, "causal_lm")
+    p = tokenise(cfg, ModelConfig(name="x", max_length=64), str(tiny_llama), tmp_path / "d", 0, "causal_lm")
     session = BareSession(tmp_path / "out")
     peft = {"method": method, "prompt_tuning": {"num_virtual_tokens": 4}, "prefix_tuning": {"num_virtual_tokens": 4}}
     last = run(_spec(tiny_llama, p, "causal_lm", "eval_loss", "min", peft=peft, optimizer={"lr": 1e-2}), session)
@@ -191,8 +192,8 @@ def test_generative_classification_scores_each_verbaliser(tiny_llama: Path, sent
 
     cfg = DataConfig(source=str(sentiment_dir), labels=["neg", "pos"], verbalizer=[" bad", " good"],
                      prompt_template="Review: {text}\nSentiment:")
-    p = prepare(cfg, ModelConfig(name="x", max_length=32), str(tiny_llama), tmp_path / "d", 0,
-                "generative_classification")
+    p = tokenise(cfg, ModelConfig(name="x", max_length=32), str(tiny_llama), tmp_path / "d", 0,
+                 "generative_classification")
     assert p.chance_metric == "eval_mcc" and p.chance_value == 0.0
     row = datasets.load_from_disk(str(p.path))["eval"][0]
     n = row["prompt_length"]

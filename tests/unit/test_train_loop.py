@@ -10,7 +10,7 @@ import pytest
 
 from raytune_llm.results.export import predict, write_model
 from raytune_llm.runs.layout import RunInfo
-from raytune_llm.schema.experiment import PeftMethod, TrainConfig
+from raytune_llm.schema import PeftMethod, TrainConfig
 from raytune_llm.training.bare import BareSession
 from raytune_llm.training.checkpoint import PREDICTIONS_FILE
 from raytune_llm.training.loop import run

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from raytune_llm.executors import START_ATTEMPT_S, WORKER_ENV
+from raytune_llm.executors.env import START_ATTEMPT_S, WORKER_ENV
 from raytune_llm.executors.train import placement_retries, start_failure
-from raytune_llm.schema.experiment import ResourcesConfig
+from raytune_llm.schema import ResourcesConfig
 
 
 def test_attempts_span_the_start_timeout() -> None:

@@ -1,0 +1,58 @@
+"""The training loop's contract: what a run is given (`RunSpec`, plain data that crosses process boundaries) and
+who it reports to (`Session`, one per executor: a Tune trial, a Ray Train worker, a bare process). Torch-free, so
+that the search driver and the executors can hold a run's spec without importing torch before a trial runs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class RunSpec:
+    """Everything a worker needs, as plain data (it crosses process boundaries)."""
+
+    model_path: str
+    tokenizer_path: str
+    data_path: str
+    label_names: list[str]
+    train: dict[str, Any]
+    metric: str = "eval_accuracy"
+    mode: str = "max"
+    torch_threads: int | None = 1
+    stability: dict[str, Any] = field(default_factory=dict)
+    task: str = "sequence_classification"
+    chance_metric: str = "eval_accuracy"  # "" = the task has no chance level
+    chance_value: float | None = None  # None: worked out from the eval split
+    chance_loss: float | None = None  # the eval loss of the best constant prediction, where the task has one
+    population_board: str = ""  # the search's population board (raytune_llm.actors.population); "" = none
+    strategy: str = "ddp"  # resources.strategy: how several workers split the work (ddp | fsdp)
+    run_id: str = ""  # which run's inputs a node's cache holds (see storage.node_copy)
+    model_revision: str | None = None  # model.revision and model.trust_remote_code, for every from_pretrained
+    trust_remote_code: bool = False
+    generation: dict[str, Any] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)  # when the trial started, for start-up cost
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Session(Protocol):
+    rank: int
+    world_size: int
+    device: torch.device
+    node_id: str
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None: ...
+
+    def restore_dir(self) -> Path | None: ...
+
+    def peers_learnt(self, board: str, fraction: float, above_chance: bool) -> bool | None:
+        """Post this evaluation to the search's population; whether another trial was above chance by this
+        fraction of its budget (the same answer on every rank), or None when there is no population."""
+        ...
