@@ -178,7 +178,7 @@ def build_tuner(cfg: ExperimentConfig, info: RunInfo, total: dict[str, float],
     if cfg.run.prune_stopped:
         from raytune_llm.search.pruning import PruneStoppedCheckpoints
 
-        callbacks.append(PruneStoppedCheckpoints(info.run_root, s.metric, s.mode))
+        callbacks.append(PruneStoppedCheckpoints(info.run_root, s))
     return tune.Tuner(
         make_trainable(cfg, info),
         param_space=param_space,

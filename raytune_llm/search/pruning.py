@@ -2,10 +2,13 @@
 
 Per trial, Ray Train already keeps only the `keep_checkpoints` best and the latest checkpoint. A search of many
 trials still fills a disk with the checkpoints of trials that ASHA or the stability guard stopped; this callback
-removes them, following the rule export uses (`results.choose`), so it never deletes what export may want:
+removes them, asking the pick itself (raytune_llm.results.choice) whether each could still be picked, so it never
+deletes what export may want:
 
-- a healthy trial that ended early is deleted only once an *ended* healthy trial has a strictly better value (a
-  running trial's lead proves nothing: the guard may still stop it as failing, and export would then pick this one);
+- a healthy trial that ended early is deleted only once the trials that ended healthy make it impossible for the
+  pick to be it (`choice.beaten`: a better one on the metric, or with `search.objectives` one that dominates it
+  or is better by more than the tolerance; a running trial's lead proves nothing: the guard may still stop it as
+  failing, and export would then pick this one);
 - a trial the guard stopped as failing keeps its checkpoints until the search ends: if no healthy trial exists
   then, export falls back to the best of them, whose checkpoints are kept; the others are deleted.
 
@@ -25,15 +28,22 @@ from typing import Any
 
 from ray.tune import Callback
 
-from raytune_llm.core.outcomes import best_of, better, is_failure, is_finite, real_value
+from raytune_llm.core.errors import UserError
+from raytune_llm.core.outcomes import REAL_PREFIX, better, is_failure, is_finite, real_value
 from raytune_llm.core.storage import is_uri, join, remove_checkpoints
+from raytune_llm.results.choice import beaten, choose, objectives
+from raytune_llm.results.trials import TrialRecord
+from raytune_llm.schema import SearchConfig
+
+_STATE = ("best", "best_real", "last", "ended", "early", "failed", "order", "folders", "removed", "kept", "recheck")
 
 
 class PruneStoppedCheckpoints(Callback):
-    def __init__(self, run_root: str, metric: str, mode: str) -> None:
-        self.run_root, self.metric, self.mode = run_root, metric, mode
+    def __init__(self, run_root: str, search: SearchConfig) -> None:
+        self.run_root, self.search = run_root, search
+        self.metric, self.mode = search.metric, search.mode
         self.folders: dict[str, str] = {}  # trial -> its folder in the run (an in-process trial's checkpoints)
-        self.best: dict[str, float] = {}  # trial -> its best value of a healthy report
+        self.best: dict[str, dict[str, Any]] = {}  # trial -> its objectives in its best healthy report
         self.best_real: dict[str, float] = {}  # trial -> its best real value (failed trials: the fallback)
         self.last: dict[str, dict[str, Any]] = {}  # trial -> its last report (stop reason, step)
         self.ended: set[str] = set()  # trials that ended healthy (done or early)
@@ -57,9 +67,9 @@ class PruneStoppedCheckpoints(Callback):
         if is_finite(real) and better(real, self.best_real.get(tid), self.mode):
             self.best_real[tid] = real
         value = result.get(self.metric)
-        if not is_failure(result.get("stop_reason", "")) and is_finite(value) and better(value, self.best.get(tid),
-                                                                                           self.mode):
-            self.best[tid] = value
+        if not is_failure(result.get("stop_reason", "")) and is_finite(value) and better(
+                value, self.best.get(tid, {}).get(self.metric), self.mode):
+            self.best[tid] = {m: result.get(m) for m, _ in objectives(self.search)}
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         tid, last = trial.trial_id, self.last.get(trial.trial_id, {})
@@ -85,27 +95,33 @@ class PruneStoppedCheckpoints(Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._sweep(everything=True)
         self._prune_early()
-        if any(t in self.best for t in self.ended):
-            keep = None  # a healthy trial exists: no fallback will be needed
-        else:  # the fallback export picks: the best real value, the earliest trial among equals
-            scored = sorted((t for t in self.failed if t in self.best_real), key=lambda t: self.order.get(t, 0))
-            keep = best_of(scored, lambda t: self.best_real[t], self.mode)
+        records = self._records(self.ended | self.failed)
+        try:
+            choice = choose(records, self.metric, self.mode)
+            keep = choice.trial.trial_id if choice.fallback else None  # a healthy pick: no fallback needed
+        except UserError:  # nothing with a value to pick
+            keep = None
         for tid in sorted(self.failed - {keep}):
             self._remove(tid)
             self.failed.discard(tid)
 
-    def _beaten(self, tid: str) -> bool:
-        """Whether export can never pick `tid`: an ended healthy trial is better, or as good and earlier."""
-        value = self.best.get(tid)
-        if value is None:
-            return True
-        first = self.order.get(tid, 0)
-        return any(better(self.best[e], value, self.mode) or (self.best[e] == value and self.order.get(e, 0) < first)
-                   for e in self.ended if e in self.best and e != tid)
+    def _records(self, trial_ids: set[str]) -> list[TrialRecord]:
+        """What the pick needs of these trials, in trial order: a healthy one's best report, a failed one's best
+        real value."""
+        out = []
+        for tid in sorted(trial_ids, key=lambda t: self.order.get(t, 0)):
+            reason = self.last.get(tid, {}).get("stop_reason", "")
+            if tid in self.failed and tid in self.best_real:
+                row = {self.metric: None, REAL_PREFIX + self.metric: self.best_real[tid], "stop_reason": reason}
+            else:
+                row = {**self.best.get(tid, {}), "stop_reason": ""}
+            out.append(TrialRecord(tid, {}, "TERMINATED", rows=[row]))
+        return out
 
     def _prune_early(self) -> None:
+        ended = self._records(self.ended)
         for tid in sorted(self.early):
-            if self._beaten(tid):
+            if beaten(tid, ended, self.search):
                 self._remove(tid)
                 self.early.discard(tid)
 
@@ -133,9 +149,7 @@ class PruneStoppedCheckpoints(Callback):
             print(f"warning: could not delete the checkpoints of trial {trial_id}: {exc}")
 
     def get_state(self) -> dict[str, Any]:
-        return {k: (sorted(v) if isinstance(v, set) else dict(v)) for k, v in vars(self).items()
-                if k in ("best", "best_real", "last", "ended", "early", "failed", "order", "folders", "removed",
-                         "kept", "recheck")}
+        return {k: (sorted(v) if isinstance(v, set) else dict(v)) for k, v in vars(self).items() if k in _STATE}
 
     def set_state(self, state: dict[str, Any]) -> None:
         for key, value in state.items():

@@ -118,3 +118,46 @@ def test_a_multi_objective_product_search_exports_from_the_pareto_front(
     out = tmp_path / "best"
     assert main(["export", str(run_dir), "--out", str(out)]) == 0
     assert json.loads((out / "metrics.json").read_text())["trial_id"] == lora
+
+
+def test_a_pareto_pick_stopped_early_keeps_its_checkpoints_and_exports(
+    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The defaults a user gets with further objectives: ASHA stops trials and their checkpoints are pruned. LoRA
+    with a learning rate too small to move is worse on eval loss than full fine-tuning at ASHA's first rung and is
+    stopped there, yet it is on the Pareto front and, with a tolerance wider than the gap, the pick. Pruning asks
+    the pick itself, so its checkpoints stay and export exports the trial `status` names."""
+    import json
+
+    import yaml
+
+    from raytune_llm.cli.main import main
+    from tests.conftest import tiny_experiment
+
+    cfg = tiny_experiment(tiny_bert, sentiment_dir, tmp_path / "runs", **{
+        "search.num_trials": 2, "search.max_concurrent_trials": 1,
+        "search.scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2},
+        "search.searcher": {"name": "random", "seed": 0},
+        "search.space": {"peft.method": {"type": "categorical", "choices": ["full", "lora"]},
+                         "optimizer.lr": {"type": "float", "low": 1e-8, "high": 1e-3, "log": True}},
+        "search.points_to_evaluate": [{"peft.method": "full", "optimizer.lr": 1e-3},
+                                      {"peft.method": "lora", "optimizer.lr": 1e-8}],
+        "search.objectives": [{"metric": "trainable_params", "mode": "min"}], "search.pareto_tolerance": 10.0,
+        "run.prune_stopped": True,
+    })
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["search", str(path)]) == 0
+    run_dir = tmp_path / "runs" / "t"
+    capsys.readouterr()
+    assert main(["status", str(run_dir), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    by_method = {t["params"]["peft.method"]: t for t in status["trials"]}
+    lora, full = by_method["lora"], by_method["full"]
+    assert full["outcome"] == "done" and lora["outcome"] == "early-stopped"  # ASHA stopped LoRA at its first rung
+    assert lora["best_eval_loss"] > full["best_eval_loss"]  # beaten on the metric alone ...
+    assert status["best_trial"] == lora["trial_id"]  # ... and still the pick: fewer trainable weights, in tolerance
+    out = tmp_path / "best"
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    exported = json.loads((out / "metrics.json").read_text())
+    assert exported["trial_id"] == lora["trial_id"] and exported["eval_prediction_mismatches"] == 0

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from raytune_llm.core.outcomes import better, outcome, real_value
-from raytune_llm.results.choice import choose
+from raytune_llm.results.choice import choose, choose_for
 from raytune_llm.results.trials import TrialRecord
+from raytune_llm.schema import SearchConfig
 
 DONE = {"step": 10, "total_steps": 10, "stop_reason": ""}
 
@@ -64,17 +65,18 @@ def test_better_and_outcome_rules() -> None:
 class Pruner:
     """PruneStoppedCheckpoints driven by hand, recording which trials' checkpoints it deletes."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, mode: str = "max") -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, mode: str = "max", **search: Any) -> None:
         from raytune_llm.search import pruning
 
         self.removed: list[str] = []
         # Deleted trials are swept again later (late writes): record each trial once, in the order first deleted.
         monkeypatch.setattr(pruning, "remove_checkpoints", lambda root, tid, staged_only:
                             staged_only or tid in self.removed or self.removed.append(tid))
-        self.cb = pruning.PruneStoppedCheckpoints("/unused", "eval_accuracy", mode)
+        self.cb = pruning.PruneStoppedCheckpoints("/unused", SearchConfig(metric="eval_accuracy", mode=mode, **search))
 
-    def result(self, tid: str, value: float, step: int, reason: str = "", real: float | None = None) -> None:
-        res = {"eval_accuracy": value, "step": step, "total_steps": 10, "stop_reason": reason}
+    def result(self, tid: str, value: float, step: int, reason: str = "", real: float | None = None,
+               **extra: Any) -> None:
+        res = {"eval_accuracy": value, "step": step, "total_steps": 10, "stop_reason": reason, **extra}
         if real is not None:
             res["real_eval_accuracy"] = real
         self.cb.on_trial_result(0, [], SimpleNamespace(trial_id=tid), res)
@@ -105,6 +107,25 @@ def test_an_early_stopped_trial_is_pruned_once_an_ended_healthy_trial_beats_it(
     assert p.removed == ["a"]
 
 
+def test_with_objectives_pruning_keeps_what_the_pareto_pick_may_take(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beaten on the metric alone is not beaten: within the tolerance, fewer trainable weights can be the pick."""
+    p = Pruner(monkeypatch, objectives=[{"metric": "trainable_params", "mode": "min"}], pareto_tolerance=0.05)
+    p.result("full", 0.9, 10, trainable_params=1000)
+    p.complete("full")
+    p.result("lora", 0.87, 2, trainable_params=10)  # stopped early, 0.03 below full: on the front, within 0.05
+    p.complete("lora")
+    p.result("worse", 0.86, 2, trainable_params=2000)  # dominated by full: never on the front
+    p.complete("worse")
+    p.result("far", 0.8, 2, trainable_params=1)  # on the front, but 0.1 below full: outside the tolerance for good
+    p.complete("far")
+    assert p.removed == ["worse", "far"]
+    trials = [record(tid, [{"eval_accuracy": acc, "trainable_params": n, **DONE}])
+              for tid, acc, n in (("full", 0.9, 1000), ("lora", 0.87, 10), ("worse", 0.86, 2000), ("far", 0.8, 1))]
+    search = SearchConfig(metric="eval_accuracy", mode="max", pareto_tolerance=0.05,
+                          objectives=[{"metric": "trainable_params", "mode": "min"}])
+    assert choose_for(trials, search).trial.trial_id == "lora"  # what pruning kept for
+
+
 def test_a_checkpoint_written_after_its_trial_was_pruned_is_deleted_too(tmp_path: Any,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """A stopped Train trial's workers can finish writing a checkpoint after Tune reported the trial complete
@@ -118,7 +139,7 @@ def test_a_checkpoint_written_after_its_trial_was_pruned_is_deleted_too(tmp_path
     real = pruning.remove_checkpoints
     monkeypatch.setattr(pruning, "remove_checkpoints",
                         lambda root, tid, staged_only: (listed.update([tid]), real(root, tid, staged_only)))
-    cb = pruning.PruneStoppedCheckpoints(str(tmp_path), "eval_accuracy", "max")
+    cb = pruning.PruneStoppedCheckpoints(str(tmp_path), SearchConfig(metric="eval_accuracy", mode="max"))
     folder = tmp_path / "train" / "a"
 
     def report(tid: str, value: float, step: int) -> None:
@@ -140,7 +161,7 @@ def test_a_checkpoint_written_after_its_trial_was_pruned_is_deleted_too(tmp_path
     cb.on_experiment_end([])
     assert not list(folder.glob("checkpoint_*")) and folder.is_dir()
     assert listed["a"] == 3 * 2  # deleted, swept once more, swept at the end; each in train/ and its own folder
-    resumed = pruning.PruneStoppedCheckpoints(str(tmp_path), "eval_accuracy", "max")
+    resumed = pruning.PruneStoppedCheckpoints(str(tmp_path), SearchConfig(metric="eval_accuracy", mode="max"))
     resumed.set_state(cb.get_state())
     assert resumed.removed == {"a"}
 
@@ -159,7 +180,7 @@ def test_what_a_kept_trials_killed_processes_staged_is_swept_and_its_checkpoints
                            {"eval_accuracy": 0.9, "step": 10, "total_steps": 10, "stop_reason": ""})
         cb.on_trial_complete(0, [], SimpleNamespace(trial_id=tid))
 
-    cb = pruning.PruneStoppedCheckpoints(str(tmp_path), "eval_accuracy", "max")
+    cb = pruning.PruneStoppedCheckpoints(str(tmp_path), SearchConfig(metric="eval_accuracy", mode="max"))
     folder = tmp_path / "train" / "a"
     (folder / "checkpoint_1").mkdir(parents=True)
     (folder / f"{STAGING_PREFIX}1").mkdir()
@@ -173,7 +194,7 @@ def test_what_a_kept_trials_killed_processes_staged_is_swept_and_its_checkpoints
 
     listed: list[str] = []
     monkeypatch.setattr(pruning, "remove_checkpoints", lambda root, tid, staged_only: listed.append(tid))
-    on_cloud = pruning.PruneStoppedCheckpoints("s3://bucket/run", "eval_accuracy", "max")
+    on_cloud = pruning.PruneStoppedCheckpoints("s3://bucket/run", SearchConfig(metric="eval_accuracy", mode="max"))
     report(on_cloud, "a")
     on_cloud.on_experiment_end([])
     assert listed == []
