@@ -130,11 +130,12 @@ def test_two_thousand_trials_stay_a_small_page(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["trials"] == 2000
 
 
-def test_report_does_not_start_or_import_ray(reported: tuple[Path, Path], tmp_path: Path) -> None:
+def test_report_does_not_start_or_import_ray_or_torch(reported: tuple[Path, Path], tmp_path: Path) -> None:
     run, _ = reported
     code = ("import sys; from raytune_llm.cli.main import main; "
             f"assert main(['report', {str(run)!r}, '--out', {str(tmp_path / 'o')!r}]) == 0; "
-            "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
+            "assert main(['status', " + repr(str(run)) + "]) == 0; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'torch')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
