@@ -77,14 +77,16 @@ def _verdict(s: dict[str, Any]) -> str:
     if s["scheduler_stops_by_rounds"]:
         details.append("stopped by the scheduler after " + ", ".join(
             f"{r} round(s): {n}" for r, n in s["scheduler_stops_by_rounds"].items()))
-    if s["guard_stops_by_reason"]:
-        details.append("stopped by the guard: " + ", ".join(f"{r}: {n}" for r, n in
-                                                             s["guard_stops_by_reason"].items()))
     if s["errors"]:
         details.append("errors: " + "; ".join(f"{e['trial_id']}: {e['error']}" for e in s["errors"][:5]))
     detail_html = "".join(f"<li>{_e(d)}</li>" for d in details)
+    reasons = s["guard_stop_reasons"]
+    stops = _table(["stopped by the guard as", "trials", "", "to change that"],
+                   [[r, n, "failed" if reasons.get(r, {}).get("failure", True) else "healthy, kept its score",
+                     reasons.get(r, {}).get("advice", "")] for r, n in s["guard_stops_by_reason"].items()]
+                   ) if s["guard_stops_by_reason"] else ""
     return (f'<section id="verdict"><h2>Verdict</h2><p>{headline}</p><div class="cards">{card_html}</div>'
-            f"<ul>{detail_html}</ul></section>")
+            f"<ul>{detail_html}</ul>{stops}</section>")
 
 
 def _importance_table(s: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from raytune_llm.core.stops import STOP_REASONS, advice
 from raytune_llm.report import importance
 from raytune_llm.report.collect import GROUPS, RunView, rerun_command
 
@@ -25,6 +26,8 @@ def summarise(run: RunView) -> dict[str, Any]:
     best = run.best_trial
     score_imp, score_note = importance.for_score(run)
     fail_imp, fail_note = importance.for_failing(run)
+    guard_stops = _count([t.record.stop_reason for t in run.trials
+                          if t.group in ("failed by guard", "stopped by guard")])
     robust_best = None
     if run.robust and run.robust.get("configs"):
         top = run.robust["configs"][0]
@@ -35,8 +38,10 @@ def summarise(run: RunView) -> dict[str, Any]:
         "counts": run.counts,  # by outcome, as `status --json` counts them
         "groups": {g: sum(t.group == g for t in run.trials) for g in GROUPS},
         "scheduler_stops_by_rounds": _count([t.rounds for t in run.trials if t.group == "stopped by scheduler"]),
-        "guard_stops_by_reason": _count([t.record.stop_reason for t in run.trials
-                                         if t.group in ("failed by guard", "stopped by guard")]),
+        "guard_stops_by_reason": guard_stops,
+        # Each stop reason seen, as the one table of stop reasons (core.stops) has it.
+        "guard_stop_reasons": {r: {"failure": STOP_REASONS[r].failure, "advice": advice(r),
+                                   "setting": STOP_REASONS[r].setting} for r in guard_stops if r in STOP_REASONS},
         "errors": [{"trial_id": t.trial_id, "error": t.record.error} for t in run.trials if t.group == "error"],
         "best": None if best is None else {
             "trial_id": best.trial_id, "value": run.choice.score(run.metric), "step": run.choice.row.get("step"),

@@ -4,6 +4,7 @@ alone in a real browser, the re-run command, comparison of seeds, and scale."""
 from __future__ import annotations
 
 import csv
+import html
 import json
 import re
 import shlex
@@ -47,6 +48,18 @@ def test_summary_counts_equal_status(reported: tuple[Path, Path], capsys: pytest
     assert summary["groups"]["stopped by scheduler"] == sum(summary["scheduler_stops_by_rounds"].values()) > 0
     assert set(summary["guard_stops_by_reason"]) == {"non_finite", "chance_level", "loss_spike", "plateau"}
     assert len(summary["errors"]) == summary["groups"]["error"] > 0
+
+
+def test_each_guard_stop_shows_the_advice_of_the_one_stop_table(reported: tuple[Path, Path]) -> None:
+    from raytune_llm.core.stops import STOP_REASONS
+
+    _, out = reported
+    summary, page = json.loads((out / "summary.json").read_text()), (out / "index.html").read_text()
+    for reason, row in summary["guard_stop_reasons"].items():
+        assert row == {"failure": STOP_REASONS[reason].failure, "advice": STOP_REASONS[reason].advice,
+                       "setting": STOP_REASONS[reason].setting}
+        assert html.escape(STOP_REASONS[reason].advice) in page
+    assert summary["guard_stop_reasons"]["plateau"]["failure"] is False
 
 
 def test_compute_adds_up_and_failed_share_is_the_failed_trials(reported: tuple[Path, Path]) -> None:
