@@ -148,8 +148,16 @@ def restore_tuner(run_dir: Path, info: RunInfo) -> Any:
 
     if not list(run_dir.glob("experiment_state-*.json")):
         raise UserError(f"{run_dir}: no search state to resume (it never started a trial); run `search` again")
-    return tune.Tuner.restore(info.run_root, make_trainable(info.experiment, info), resume_unfinished=True,
-                              resume_errored=False, restart_errored=False)
+    try:
+        return tune.Tuner.restore(info.run_root, make_trainable(info.experiment, info), resume_unfinished=True,
+                                  resume_errored=False, restart_errored=False)
+    except (ModuleNotFoundError, AttributeError) as exc:
+        # Tune saved the searcher and the callbacks with the search, by their module paths: a run made before the
+        # package took its present layout names modules that are gone.
+        if "raytune_llm" not in str(exc):
+            raise
+        raise UserError(f"{info.run_root} was started by an older raytune-llm ({exc}) and cannot be resumed by this "
+                        "one; `status`, `report` and `export` still read it; to go on, start a new search") from None
 
 
 def build_tuner(cfg: ExperimentConfig, info: RunInfo, total: dict[str, float],

@@ -199,3 +199,34 @@ def test_trials_that_cannot_be_placed_are_refused_up_front(ray_session: None) ->
         connect(validate_dict({**base, "resources": {"num_workers": 8}}), None)
     with pytest.raises(UserError, match="GPUs"):
         connect(validate_dict({**base, "resources": {"gpus_per_worker": 1}}), None)
+
+
+def test_a_run_saved_by_an_older_layout_is_refused_in_one_line_and_still_read(
+        ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Tune saves the searcher and the callbacks with the search by their module paths; after the package moved
+    them, `resume` of an older run says so in one line (exit 2, no traceback) and `status` still reads it."""
+    import pickle
+    import types
+
+    from tests.synthetic_run import write_run
+
+    run = write_run(tmp_path / "old", trials=3, steps=20, eval_every=10)
+    gone = types.ModuleType("raytune_llm.searchers.tell")  # where the searcher's adapter lived before the move
+
+    class TruthfulOptunaSearch:
+        pass
+
+    TruthfulOptunaSearch.__module__ = gone.__name__
+    TruthfulOptunaSearch.__qualname__ = "TruthfulOptunaSearch"
+    gone.TruthfulOptunaSearch = TruthfulOptunaSearch
+    sys.modules[gone.__name__] = gone
+    try:
+        (run / "tuner.pkl").write_bytes(pickle.dumps({"search_alg": TruthfulOptunaSearch()}))
+    finally:
+        del sys.modules[gone.__name__]
+    capsys.readouterr()
+    assert main(["resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "started by an older raytune-llm" in err and "raytune_llm.searchers.tell" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main(["status", str(run)]) == 0
