@@ -30,7 +30,7 @@ from ray.train.v2._internal.execution.callback import ControllerCallback
 from ray.tune import Callback
 from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
 
-from raytune_llm.actors import named as named_actors
+from raytune_llm.actors import named
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +61,11 @@ class PlacementLedger:
 
 
 def ledger_name(run_root: str) -> str:
-    return named_actors.actor_name("placements", run_root)
+    return named.actor_name("placements", run_root)
 
 
 def start_ledger(run_root: str) -> str:
-    return named_actors.start(PlacementLedger, ledger_name(run_root))
+    return named.start(PlacementLedger, ledger_name(run_root))
 
 
 def record(name: str, trial: str) -> None:
@@ -73,10 +73,10 @@ def record(name: str, trial: str) -> None:
     if not name:
         return
     try:
-        ray.get(named_actors.lookup(name).record.remote(trial, ray.get_runtime_context().get_actor_id()),
+        ray.get(named.lookup(name).record.remote(trial, ray.get_runtime_context().get_actor_id()),
                 timeout=30)
     except (ValueError, ray.exceptions.RayError) as exc:
-        named_actors.forget(name)
+        named.forget(name)
         # Train's own clean-up still runs; only the prompt release of this trial's resources is lost.
         logger.warning("the search's placement ledger is unreachable (%s); this trial's resources are released "
                        "by Ray Train alone when it ends", type(exc).__name__)
@@ -147,11 +147,11 @@ class ReleasePlacements(Callback):
         self._hold(self._call("take_all"))
         self.held = [_Held(trial, controller, 0.0) for controller, trial in self.ended.items()]
         self.release(force=True)
-        named_actors.stop(self.ledger)
+        named.stop(self.ledger)
 
     def _call(self, method: str, *args: Any) -> list[tuple[str, str]]:
         try:
-            return ray.get(getattr(named_actors.lookup(self.ledger), method).remote(*args), timeout=30)
+            return ray.get(getattr(named.lookup(self.ledger), method).remote(*args), timeout=30)
         except (ValueError, ray.exceptions.RayError) as exc:
             logger.warning("placement ledger %s unreachable (%s); Ray Train's own clean-up applies",
                            self.ledger, type(exc).__name__)

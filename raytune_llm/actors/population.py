@@ -15,7 +15,7 @@ from typing import Any
 import ray
 from ray.tune import Callback
 
-from raytune_llm.actors import named as named_actors
+from raytune_llm.actors import named
 
 
 @ray.remote(num_cpus=0)
@@ -31,12 +31,12 @@ class PopulationBoard:
 
 
 def board_name(run_root: str) -> str:
-    return named_actors.actor_name("population", run_root)
+    return named.actor_name("population", run_root)
 
 
 def start_board(run_root: str) -> str:
     """Start (or find) the run's board; returns the name trials look it up by."""
-    return named_actors.start(PopulationBoard, board_name(run_root))
+    return named.start(PopulationBoard, board_name(run_root))
 
 
 class EndBoard(Callback):
@@ -46,7 +46,7 @@ class EndBoard(Callback):
         self.name = name
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        named_actors.stop(self.name)
+        named.stop(self.name)
 
 
 def ask(name: str, trial: str, fraction: float, above: bool) -> bool | None:
@@ -54,9 +54,9 @@ def ask(name: str, trial: str, fraction: float, above: bool) -> bool | None:
     if not name:
         return None
     try:
-        return bool(ray.get(named_actors.lookup(name).post.remote(trial, fraction, above), timeout=30))
+        return bool(ray.get(named.lookup(name).post.remote(trial, fraction, above), timeout=30))
     except (ValueError, ray.exceptions.RayError) as exc:
-        named_actors.forget(name)  # gone with a restarted driver: not worth a failed trial
+        named.forget(name)  # gone with a restarted driver: not worth a failed trial
         print(f"warning: the search's population board is unreachable ({type(exc).__name__}); the chance-level "
               "check uses this trial's own evidence only")
         return None

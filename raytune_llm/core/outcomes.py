@@ -109,7 +109,7 @@ def searcher_verdict(errored: bool, last: dict[str, Any], metric: str) -> str:
 
 
 class BestSoFar:
-    """Each trial's best value so far as export counts it (`results.TrialRecord.best_row`): the best finite value
+    """Each trial's best value so far as export counts it (`results.trials.TrialRecord.best_row`): the best finite value
     of its reports, healthy early stops included; a trial the guard stopped as failing has none from then on.
     For the callbacks that show a best while the search runs (the live table, TensorBoard, MLflow)."""
 

