@@ -84,14 +84,29 @@ def load_rows(run_dir: Path, trial_id: str) -> list[dict[str, Any]]:
     return next(t.rows for t in load_trials(run_dir) if t.trial_id == trial_id)
 
 
+def search_and_status(cfg: dict[str, Any], tmp_path: Path,
+                      capsys: pytest.CaptureFixture[str]) -> tuple[Path, dict[str, Any]]:
+    """`raytune-llm search` of the experiment, then its run folder and `status --json`."""
+    import json
+
+    import yaml
+
+    from raytune_llm.cli.main import main
+
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["search", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["status", str(tmp_path / "runs" / "t"), "--json"]) == 0
+    return tmp_path / "runs" / "t", json.loads(capsys.readouterr().out)
+
+
 def test_a_multi_objective_product_search_exports_from_the_pareto_front(
     ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Accuracy against trainable weights: full fine-tuning and LoRA both end on the front; with a tolerance wider
     than their gap, export takes LoRA's far smaller trainable set."""
     import json
-
-    import yaml
 
     from raytune_llm.cli.main import main
     from tests.conftest import tiny_experiment
@@ -102,13 +117,7 @@ def test_a_multi_objective_product_search_exports_from_the_pareto_front(
         "search.space": {"peft.method": {"type": "categorical", "choices": ["full", "lora"]}},
         "search.objectives": [{"metric": "trainable_params", "mode": "min"}], "search.pareto_tolerance": 1.0,
     })
-    path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    assert main(["search", str(path)]) == 0
-    run_dir = tmp_path / "runs" / "t"
-    capsys.readouterr()
-    assert main(["status", str(run_dir), "--json"]) == 0
-    status = json.loads(capsys.readouterr().out)
+    run_dir, status = search_and_status(cfg, tmp_path, capsys)
     front = {row["trial_id"]: row for row in status["pareto_front"] or []}
     lora = next(t["trial_id"] for t in status["trials"] if t["params"]["peft.method"] == "lora")
     full = next(t["trial_id"] for t in status["trials"] if t["params"]["peft.method"] == "full")
@@ -129,8 +138,6 @@ def test_a_pareto_pick_stopped_early_keeps_its_checkpoints_and_exports(
     the pick itself, so its checkpoints stay and export exports the trial `status` names."""
     import json
 
-    import yaml
-
     from raytune_llm.cli.main import main
     from tests.conftest import tiny_experiment
 
@@ -145,13 +152,7 @@ def test_a_pareto_pick_stopped_early_keeps_its_checkpoints_and_exports(
         "search.objectives": [{"metric": "trainable_params", "mode": "min"}], "search.pareto_tolerance": 10.0,
         "run.prune_stopped": True,
     })
-    path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    assert main(["search", str(path)]) == 0
-    run_dir = tmp_path / "runs" / "t"
-    capsys.readouterr()
-    assert main(["status", str(run_dir), "--json"]) == 0
-    status = json.loads(capsys.readouterr().out)
+    run_dir, status = search_and_status(cfg, tmp_path, capsys)
     by_method = {t["params"]["peft.method"]: t for t in status["trials"]}
     lora, full = by_method["lora"], by_method["full"]
     assert full["outcome"] == "done" and lora["outcome"] == "early-stopped"  # ASHA stopped LoRA at its first rung
