@@ -13,7 +13,7 @@ from typing import Any
 
 from raytune_llm.core.errors import Problem
 from raytune_llm.schema import CategoricalParam, ExperimentConfig, FloatParam, Param, PeftMethod
-from raytune_llm.schema.space import bounds_for, candidate_values, sampled_peft_methods
+from raytune_llm.schema.space import batch_param_values, bounds_for, candidate_values, sampled_peft_methods
 
 # Stability levers and the PEFT methods they break, with why.
 _LEVER_LIMITS: dict[str, tuple[tuple[PeftMethod, ...], str]] = {
@@ -104,6 +104,34 @@ def _point_problem(param: Param, value: Any, point: dict[str, Any]) -> str | Non
     return None
 
 
+def worker_problems(cfg: ExperimentConfig) -> list[Problem]:
+    """Several workers per trial (DDP ranks, whichever executor was asked for): each its own GPU, an equal share of
+    every batch, micro-batches they agree on."""
+    problems, res, workers = [], cfg.resources, cfg.resources.num_workers
+    if workers == 1:
+        return problems
+    if res.gpus_per_worker and res.gpus_per_worker != int(res.gpus_per_worker):
+        problems.append(Problem("resources.gpus_per_worker", f"{res.gpus_per_worker} GPU per worker with "
+                                f"num_workers={workers}: two ranks of one trial could share a GPU, which NCCL "
+                                "refuses; use whole GPUs per worker, or num_workers: 1 to pack trials"))
+    batch = cfg.search.space.get("batch_size")
+    if batch is None and cfg.train.batch_size % workers:
+        problems.append(Problem("train.batch_size", f"global batch {cfg.train.batch_size} must divide evenly "
+                                f"over resources.num_workers={workers}; use a multiple of {workers}"))
+    elif batch is not None and not isinstance(batch, FloatParam):
+        values = batch_param_values(batch)
+        bad = "a log-scaled range" if values is None else [v for v in values if v % workers]
+        if bad:
+            problems.append(Problem("search.space.batch_size", f"every sampled batch must divide over "
+                                    f"resources.num_workers={workers} ({bad} does not); use choices that are "
+                                    f"multiples of {workers}, or step: {workers}"))
+    if cfg.train.micro_batch_size == "auto":
+        problems.append(Problem("train.micro_batch_size", f"auto halves a worker's micro-batch when it runs out of "
+                                f"memory, which one DDP rank of num_workers={workers} cannot do alone; give a "
+                                "number, or use num_workers: 1"))
+    return problems
+
+
 def batch_problems(cfg: ExperimentConfig) -> list[Problem]:
     problems = []
     if isinstance(cfg.search.space.get("batch_size"), FloatParam):
@@ -153,5 +181,5 @@ def search_problems(cfg: ExperimentConfig) -> list[Problem]:
 
 def rule_problems(cfg: ExperimentConfig) -> list[Problem]:
     """Every cross-field problem of a schema-valid experiment that no plug-in owns."""
-    return (batch_problems(cfg) + lever_problems(cfg) + quantization_problems(cfg) + sharding_problems(cfg)
-            + data_problems(cfg) + search_problems(cfg))
+    return (worker_problems(cfg) + batch_problems(cfg) + lever_problems(cfg) + quantization_problems(cfg)
+            + sharding_problems(cfg) + data_problems(cfg) + search_problems(cfg))

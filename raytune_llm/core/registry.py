@@ -3,9 +3,9 @@ stability detectors, tasks, PEFT methods; and the built-in assets), filled by `@
 plug-in's class.
 
 A registry checks a plug-in once, when it registers: its name (lower case, unique in its kind), the hooks its kind
-needs (every plug-in has `problems(cfg)`, the checks `validate` collects from the plug-ins an experiment uses), and
-whatever else its kind requires (`check`). Those are the developer's mistakes and fail at import. A user's
-unknown name fails when it is looked up, in one line that lists the choices.
+needs (every plug-in kind has `problems(cfg)`, the checks `validate` collects from the plug-ins an experiment uses;
+the built-in assets need none), and whatever else its kind requires (`check`). Those are the developer's mistakes
+and fail at import. A user's unknown name fails when it is looked up, in one line that lists the choices.
 """
 
 from __future__ import annotations
@@ -70,6 +70,10 @@ class Registry(Generic[T]):
             name = value.get("name", default) if isinstance(value, dict) else getattr(value, "name", default)
             return aliases.get(name, name)
 
+        if not self._items:
+            raise ValueError(f"no {self.kind} is registered: nothing to choose from")
+        if len(self._items) == 1:
+            return next(iter(self._items.values()))
         members = tuple(Annotated[cls, Tag(name)] for name, cls in self._items.items())
         return Annotated[Union[members], Discriminator(tag)]  # noqa: UP007 - built at run time
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from raytune_llm.core.errors import Problem
 from raytune_llm.core.registry import Registry
-from raytune_llm.schema.space import batch_param_values
 
 if TYPE_CHECKING:
     from raytune_llm.schema import ExperimentConfig, ResourcesConfig
@@ -79,31 +78,6 @@ class RayTrain(Executor):
 
         return make_driver(template, cfg.train, cfg.resources, train_storage, cfg.run, placement_ledger)
 
-    def problems(self, cfg: ExperimentConfig) -> list[Problem]:
-        """A DDP job's ranks: each its own GPU, an equal share of every batch, micro-batches they agree on."""
-        problems, res, workers = [], cfg.resources, cfg.resources.num_workers
-        if workers == 1:
-            return problems
-        if res.gpus_per_worker and res.gpus_per_worker != int(res.gpus_per_worker):
-            problems.append(Problem("resources.gpus_per_worker", f"{res.gpus_per_worker} GPU per worker with "
-                                    f"num_workers={workers}: two ranks of one trial could share a GPU, which NCCL "
-                                    "refuses; use whole GPUs per worker, or num_workers: 1 to pack trials"))
-        batch = cfg.search.space.get("batch_size")
-        if batch is None and cfg.train.batch_size % workers:
-            problems.append(Problem("train.batch_size", f"global batch {cfg.train.batch_size} must divide evenly "
-                                    f"over resources.num_workers={workers}; use a multiple of {workers}"))
-        elif batch is not None and batch.type != "float":
-            values = batch_param_values(batch)
-            bad = "a log-scaled range" if values is None else [v for v in values if v % workers]
-            if bad:
-                problems.append(Problem("search.space.batch_size", f"every sampled batch must divide over "
-                                        f"resources.num_workers={workers} ({bad} does not); use choices that are "
-                                        f"multiples of {workers}, or step: {workers}"))
-        if cfg.train.micro_batch_size == "auto":
-            problems.append(Problem("train.micro_batch_size", f"auto halves a worker's micro-batch when it runs out "
-                                    f"of memory, which one DDP rank of num_workers={workers} cannot do alone; give a "
-                                    "number, or use num_workers: 1"))
-        return problems
 
 
 def executor_for(res: ResourcesConfig) -> Executor:

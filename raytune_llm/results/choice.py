@@ -1,6 +1,7 @@
-"""The pick: which trial, and which of its reports, a run's results point to. Decided here and nowhere else: export,
-`status`, the report, `search`'s summary and `robust` ask `pick` (or `choose_for`), `train` asks `best_report`, and
-the checkpoint pruning asks `beaten` ("could the pick still be this trial?") instead of restating the rule.
+"""The pick: which trial, and which of its reports, a run's results point to. Decided here and nowhere else: export
+asks `pick`; `status`, the report and `search`'s summary ask `choose_for` (`choice_or_none`); `robust` asks
+`top_configs` for what to re-run; `train` asks `best_report`; and the checkpoint pruning asks `beaten` ("could the
+pick still be this trial?") instead of restating the rule.
 
 The rule, stated:
 - A trial is scored by its best report with a finite `search.metric`; a failed trial (the guard stopped it as
@@ -92,6 +93,8 @@ def choose_for(trials: list[TrialRecord], search: SearchConfig) -> Choice:
     if choice.fallback or not search.objectives or search.pareto_tolerance == 0:
         return choice
     front = pareto_front(trials, search)
+    if not front:  # no healthy trial reported every objective: nothing to trade off
+        return choice
     best = front[0][1][search.metric]
     near = [(t, r) for t, r in front if abs(r[search.metric] - best) <= search.pareto_tolerance]
     second, mode = search.objectives[0].metric, search.objectives[0].mode
@@ -168,7 +171,9 @@ def beaten(candidate: str, ended: list[TrialRecord], search: SearchConfig) -> bo
     that ended healthy, the candidate among them, in trial order (the earlier of equals wins). Running trials prove
     nothing: the guard may yet stop one as failing, and the pick would fall back to the ones that ended."""
     metric, mode = search.metric, search.mode
-    position = next(i for i, t in enumerate(ended) if t.trial_id == candidate)
+    position = next((i for i, t in enumerate(ended) if t.trial_id == candidate), None)
+    if position is None:
+        raise ValueError(f"trial {candidate} has not ended healthy: whether it is beaten cannot be told")
     mine = ended[position].best_row(metric, mode)
     if mine is None:
         return True

@@ -148,9 +148,10 @@ def restore_tuner(run_dir: Path, info: RunInfo) -> Any:
 
     if not list(run_dir.glob("experiment_state-*.json")):
         raise UserError(f"{run_dir}: no search state to resume (it never started a trial); run `search` again")
+    trainable = make_trainable(info.experiment, info)
     try:
-        return tune.Tuner.restore(info.run_root, make_trainable(info.experiment, info), resume_unfinished=True,
-                                  resume_errored=False, restart_errored=False)
+        return tune.Tuner.restore(info.run_root, trainable, resume_unfinished=True, resume_errored=False,
+                                  restart_errored=False)
     except (ModuleNotFoundError, AttributeError) as exc:
         # Tune saved the searcher and the callbacks with the search, by their module paths: a run made before the
         # package took its present layout names modules that are gone.

@@ -2,7 +2,7 @@
 
 Ray's OptunaSearch tells COMPLETE with the last reported value whenever one exists, so a trial ASHA stopped after
 one round counts as if its one-round score were final; it tells FAIL only for an error without a value. Here the
-verdict comes from `outcomes.searcher_verdict` (the one place that decides outcomes): pruned trials are PRUNED
+verdict comes from `core.outcomes.searcher_verdict` (the one place that decides outcomes): pruned trials are PRUNED
 with the intermediate values already reported to Optuna at each evaluation, guard failures COMPLETE with their
 worst finite value, errors FAIL.
 """

@@ -181,7 +181,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                 verdict = guard.check_step(step, loss_value, grad_norm)
             if verdict:  # never apply this step's update
                 optimizer.zero_grad(set_to_none=True)
-                # `step` counts completed steps; the trace ends with this one, step + 1 (results.step_trace)
+                # `step` counts completed steps; the trace ends with this one, step + 1 (results.trials.step_trace)
                 last = {spec.metric: worst, "stop_reason": verdict.reason, "stop_detail": verdict.detail, "step": step,
                         "total_steps": total_steps, **window.trace(), "trace_last_step": step + 1,
                         **{f"stop_{k}": v for k, v in verdict.values.items()}}

@@ -218,6 +218,8 @@ def test_the_pareto_front_and_exports_stated_pick() -> None:
     assert choose_for(trials, tolerant).trial.trial_id == "lora16"  # within 0.01 of 0.91, 70x fewer weights
     assert choose_for(trials, _search(objectives=[{"metric": "trainable_params", "mode": "min"}],
                                       pareto_tolerance=0.05)).trial.trial_id == "lora4"
+    no_cost = [TrialRecord("a", {}, "TERMINATED", rows=[{"eval_accuracy": 0.8, "step": 8, "total_steps": 8}])]
+    assert choose_for(no_cost, tolerant).trial.trial_id == "a"  # no objective reported: the metric decides alone
 
 
 def test_objectives_are_checked_against_what_the_task_reports() -> None:

@@ -243,3 +243,11 @@ def test_trackers_default_to_tensorboard_and_the_optuna_journal() -> None:
     cfg = validate_dict({"model": {"name": "builtin:minilm"}, "data": {"source": "builtin:bbc_news"}})
     assert cfg.tracking.tensorboard and cfg.tracking.optuna_journal
     assert not cfg.tracking.mlflow.enabled and not cfg.tracking.wandb.enabled
+
+
+def test_an_executor_asked_for_wrongly_hides_no_other_problem() -> None:
+    data = {"model": {"name": "m"}, "data": {"source": "d"}, "train": {"batch_size": 15},
+            "resources": {"executor": "tune", "num_workers": 2, "gpus_per_worker": 0.5}}
+    with pytest.raises(ConfigError) as exc:
+        validate_dict(data)
+    assert {"resources.executor", "resources.gpus_per_worker", "train.batch_size"} <= set(problems(exc))
