@@ -95,13 +95,19 @@ def is_failed_outcome(name: str) -> bool:
 
 
 def searcher_verdict(errored: bool, last: dict[str, Any], metric: str) -> str:
-    """What the searcher is told about an ended trial: "complete" (its value is a finished trial's), "pruned"
-    (stopped part-way by the scheduler or a time budget while healthy: the searcher ranks it by its intermediate
-    values, not as if a partial score were final) or "fail" (it raised, or never reported a finite value).
-    A trial the guard stopped as failing is "complete" with the worst finite value it reported: a FAIL would be
-    ignored by TPE, and a region that only fails would keep attracting proposals."""
+    """What the searcher is told about an ended trial:
+    - "complete": its value is a finished trial's (it ran its budget, or the guard's `plateau` rule ended it);
+    - "pruned": stopped part-way by the scheduler or a time budget while healthy: the searcher ranks it by its
+      intermediate values, not as if a partial score were final;
+    - "infeasible": the guard stopped it as failing: complete with the worst finite value it reported (a FAIL would
+      be ignored by TPE, and a region that only fails would keep attracting proposals) and marked infeasible, so that
+      every sampler ranks it below every healthy trial (TPE's good examples are complete, then pruned, then
+      infeasible trials) and it is never on the Pareto front;
+    - "fail": it raised, or never reported a finite value."""
     if errored or not is_finite(last.get(metric)):
         return "fail"
+    if is_failure(str(last.get("stop_reason") or "")):
+        return "infeasible"
     kind = outcome("TERMINATED", last)
     if kind == "early-stopped" and last.get("stop_reason") not in EARLY_STOP_REASONS:
         return "pruned"

@@ -4,7 +4,8 @@ Ray's OptunaSearch tells COMPLETE with the last reported value whenever one exis
 one round counts as if its one-round score were final; it tells FAIL only for an error without a value. Here the
 verdict comes from `core.outcomes.searcher_verdict` (the one place that decides outcomes): pruned trials are PRUNED
 with the intermediate values already reported to Optuna at each evaluation, guard failures COMPLETE with their
-worst finite value, errors FAIL.
+worst finite value and an infeasible constraint (Optuna's `Trial.set_constraint`: TPE, GP and NSGA-II rank them
+below every feasible trial, and the study's Pareto front leaves them out), errors FAIL.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from raytune_llm.core.outcomes import is_finite, searcher_verdict
 from raytune_llm.schema import SearchConfig
 from raytune_llm.schema.space import searcher_names, suggest
 from raytune_llm.searchers.base import Plan
+
+# The constraint a trial the guard stopped as failing violates (Optuna: > 0 is infeasible).
+FAILED = "raytune_llm.failed"
 
 
 class TruthfulOptunaSearch(OptunaSearch):
@@ -38,15 +42,19 @@ class TruthfulOptunaSearch(OptunaSearch):
 
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
         verdict = searcher_verdict(error, result or {}, metrics[0])
-        state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "fail": TrialState.FAIL}[verdict]
+        state = {"complete": TrialState.COMPLETE, "infeasible": TrialState.COMPLETE, "pruned": TrialState.PRUNED,
+                 "fail": TrialState.FAIL}[verdict]
         value = None
-        if verdict == "complete":
+        if state == TrialState.COMPLETE:
             values = [result.get(m) for m in metrics]
             if not all(is_finite(v) for v in values):  # a further objective never reported: not a result
                 state = TrialState.FAIL
             else:
                 value = values if len(values) > 1 else values[0]
-        self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
+        trial = self._ot_trials[trial_id]
+        # Every told trial carries the constraint (0: feasible), so that samplers that model constraints see all.
+        trial.set_constraint(FAILED, 1.0 if verdict == "infeasible" else 0.0)
+        self._ot_study.tell(trial, value, state=state)
         self._completed_trials.add(trial_id)
         return None
 

@@ -10,6 +10,7 @@ import pytest
 
 from raytune_llm.core.outcomes import searcher_verdict
 from raytune_llm.schema import SearchConfig
+from raytune_llm.search.tell import FAILED
 from raytune_llm.searchers import Plan, searchers
 from raytune_llm.searchers.grid import grid_size, param_values
 from raytune_llm.searchers.tpe import startup_trials
@@ -53,7 +54,9 @@ def test_the_searcher_is_told_the_truth_about_each_ended_trial() -> None:
     assert by_id["done"].state == TrialState.COMPLETE and by_id["done"].value == 0.8
     assert by_id["asha"].state == TrialState.PRUNED  # TPE ranks it by how far it got, not as finished
     assert by_id["asha"].intermediate_values == {1: 0.6}
-    assert by_id["guard"].state == TrialState.COMPLETE and by_id["guard"].value == 0.0  # the worst, not FAIL
+    assert by_id["guard"].state == TrialState.COMPLETE and by_id["guard"].value == 0.0  # the worst, not FAIL ...
+    assert by_id["guard"].constraints == {FAILED: 1.0}  # ... and infeasible: below every healthy trial
+    assert all(by_id[t].constraints == {FAILED: 0.0} for t in ("done", "asha", "plateau"))
     assert by_id["plateau"].state == TrialState.COMPLETE and by_id["plateau"].value == 0.7
     assert by_id["error"].state == TrialState.FAIL
     assert by_id["silent"].state == TrialState.FAIL
@@ -63,8 +66,46 @@ def test_verdicts_follow_the_outcome_rules() -> None:
     assert searcher_verdict(False, _row(8, 0.8), "eval_accuracy") == "complete"
     assert searcher_verdict(False, _row(2, 0.6), "eval_accuracy") == "pruned"
     assert searcher_verdict(False, _row(4, float("nan")), "eval_accuracy") == "fail"
-    assert searcher_verdict(False, _row(4, 1e9, stop_reason="non_finite"), "eval_accuracy") == "complete"
+    assert searcher_verdict(False, _row(4, 1e9, stop_reason="non_finite"), "eval_accuracy") == "infeasible"
+    assert searcher_verdict(False, _row(6, 0.7, stop_reason="plateau"), "eval_accuracy") == "complete"
     assert searcher_verdict(True, _row(8, 0.8), "eval_accuracy") == "fail"
+
+
+def test_a_failed_trial_is_never_one_of_tpes_good_examples() -> None:
+    """Optuna's TPE fills its "good" set with COMPLETE trials before any PRUNED one, whatever their values; a guard
+    failure told COMPLETE with its worst value would be TPE's only good example while ASHA prunes the healthy trials
+    (gamma = 1 for 6-10 trials). Marked infeasible, it ranks below every healthy trial."""
+    from optuna.samplers._tpe.sampler import _split_trials
+
+    from raytune_llm.search.tell import build_search
+
+    search = build_search(_search(), concurrent=1)
+    for i in range(6):
+        search.suggest(str(i))
+    search.on_trial_complete("0", _row(4, 0.0, stop_reason="loss_spike", real_eval_accuracy=0.4))
+    for i in range(1, 6):  # healthy, stopped by ASHA at different points
+        search.on_trial_result(str(i), _row(2, 0.5 + i / 100))
+        search.on_trial_complete(str(i), _row(2, 0.5 + i / 100))
+    study = search._ot_study
+    failed = study.trials[search._ot_trials["0"].number]
+    for n_below in (1, 3, 5):
+        below, _ = _split_trials(study, study.trials, n_below)
+        assert failed not in below and len(below) == n_below
+    below, _ = _split_trials(study, study.trials, 1)
+    assert below[0].intermediate_values == {1: 0.55}  # the healthy trial that got furthest, best
+
+
+def test_a_failed_trial_is_never_on_the_studys_pareto_front() -> None:
+    from raytune_llm.search.tell import build_search
+
+    cfg = _search(objectives=[{"metric": "trainable_params", "mode": "min"}], searcher={"name": "random"})
+    search = build_search(cfg, concurrent=1)
+    for tid in ("healthy", "failed"):
+        search.suggest(tid)
+    search.on_trial_complete("healthy", _row(8, 0.8, trainable_params=1000))
+    # Its worst accuracy, but the fewest weights: without the constraint, on the front.
+    search.on_trial_complete("failed", _row(4, 0.0, stop_reason="chance_level", trainable_params=10))
+    assert [t.number for t in search._ot_study.best_trials] == [search._ot_trials["healthy"].number]
 
 
 def test_points_to_evaluate_are_tried_first() -> None:
