@@ -27,6 +27,34 @@ MUTABLE = ("optimizer.lr", "optimizer.weight_decay", "optimizer.beta1", "optimiz
            "dropout.classifier")
 
 
+class InRange:
+    """PBT's explore step, made to keep every perturbed value inside its param's range (Tune's `custom_explore_fn`).
+    Ray multiplies a value by 0.8 or 1.2 without bounds: optimizer.beta2 0.999 became 1.199, which the schema refuses
+    inside the trial (it then ended `error`), dropout could pass 1, and a learning rate leave the user's space. Each
+    value is clipped to its range (the space's bounds are valid settings: `validate` checks them), put back on its
+    step, and an int stays an int. A module-level class: Tune pickles the scheduler with the search."""
+
+    def __init__(self, space: dict[str, Any]) -> None:
+        self.ranges = {name: (p.low, p.high, p.type == "int", getattr(p, "step", None))
+                       for name, p in space.items() if p.type != "categorical"}
+
+    def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
+        for name, (low, high, is_int, step) in self.ranges.items():
+            if name not in config:
+                continue
+            value = min(max(config[name], low), high)
+            if step:
+                value = min(low + round((value - low) / step) * step, high)
+            config[name] = round(value) if is_int else float(value)
+        return config
+
+
+def mutation(param: Any) -> Any:
+    """How PBT perturbs a param: a categorical shifts to a neighbouring choice (a list, which Ray steps through);
+    a range is multiplied by 0.8 / 1.2 or drawn anew (a Tune domain; kept in range by `InRange`)."""
+    return list(param.choices) if param.type == "categorical" else tune_domain(param)
+
+
 def tune_domain(param: Any) -> Any:
     """A space param as a Ray Tune distribution (no `when:`/`by:`: PBT samples each param on its own)."""
     from ray import tune
@@ -72,7 +100,8 @@ class PBTScheduler(Scheduler):
         return UntilTheLastReport(
             time_attr="training_iteration", perturbation_interval=self.perturbation_interval,
             quantile_fraction=self.quantile_fraction, resample_probability=self.resample_probability,
-            hyperparam_mutations={name: tune_domain(space[name]) for name in self.mutated(space) if name in space},
+            hyperparam_mutations={name: mutation(space[name]) for name in self.mutated(space) if name in space},
+            custom_explore_fn=InRange({name: space[name] for name in self.mutated(space) if name in space}),
             synch=self.synch,
         )
 

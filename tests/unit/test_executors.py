@@ -161,3 +161,28 @@ def test_ray_train_checkpoints_are_staged_in_the_trial_folder_and_moved_where_tr
     assert isinstance(persisted.filesystem, pyarrow.fs.LocalFileSystem)
     assert (folder / "checkpoint_2026" / "model" / "model.safetensors").stat().st_ino == inode  # renamed
     assert list(staged.iterdir()) == []
+
+
+def test_pbt_keeps_every_perturbed_value_in_its_range() -> None:
+    """Ray's explore step multiplies by 0.8 / 1.2 without bounds: beta2 0.999 became 1.199 and the trial errored."""
+    import random
+
+    from ray.tune.schedulers.pbt import _explore
+
+    from raytune_llm.schema.space import apply_params
+
+    space = {"optimizer.lr": {"type": "float", "low": 1.0e-5, "high": 1.0e-3, "log": True},
+             "optimizer.beta2": {"type": "float", "low": 0.9, "high": 0.999},
+             "dropout.hidden": {"type": "categorical", "choices": [0.0, 0.1, 0.2]},
+             "label_smoothing": {"type": "float", "low": 0.0, "high": 0.2, "step": 0.05}}
+    cfg = experiment(search={"space": space, "scheduler": {"name": "pbt", "resample_probability": 0.0}})
+    built = cfg.search.scheduler.build(8, cfg.search.space)
+    random.seed(0)
+    config = {"optimizer.lr": 1.0e-3, "optimizer.beta2": 0.999, "dropout.hidden": 0.2, "label_smoothing": 0.2}
+    for _ in range(50):
+        config, _ = _explore(config, built._hyperparam_mutations, built._resample_probability,
+                             built._perturbation_factors, built._custom_explore_fn)
+        assert 1.0e-5 <= config["optimizer.lr"] <= 1.0e-3 and 0.9 <= config["optimizer.beta2"] <= 0.999
+        assert config["dropout.hidden"] in (0.0, 0.1, 0.2)
+        assert round(config["label_smoothing"] / 0.05, 9).is_integer() and 0.0 <= config["label_smoothing"] <= 0.2
+        apply_params(cfg.train, config)  # every perturbed config is one a trial accepts
