@@ -33,6 +33,12 @@ def run_params(record: TrialRecord) -> dict[str, Any]:
     return dict(nested) if isinstance(nested, dict) else dict(record.params)
 
 
+def config_of(params: dict[str, Any]) -> dict[str, Any]:
+    """A config as `robust` re-runs it: its params without the seed, which the re-runs set (a seed in the space is
+    one of the things re-running with other seeds averages over)."""
+    return {k: v for k, v in params.items() if k != "seed"}
+
+
 def robust_score(values: list[float], kind: str, mode: str) -> float:
     sign = 1.0 if mode == "max" else -1.0
     mean = statistics.fmean(values)
@@ -53,7 +59,7 @@ def summarise(picks: list[TrialRecord], runs: list[TrialRecord], info: RunInfo, 
     worst = worst_value(metric, mode)
     configs = []
     for pick in picks:
-        mine = [r for r in runs if {k: v for k, v in run_params(r).items() if k != "seed"} == pick.params]
+        mine = [r for r in runs if config_of(run_params(r)) == config_of(pick.params)]
         values, failed, seeds = [], 0, []
         for r in mine:
             last = r.last

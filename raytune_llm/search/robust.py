@@ -12,7 +12,15 @@ from typing import Any
 from raytune_llm.core.errors import UserError
 from raytune_llm.core.storage import is_uri, join, put_file
 from raytune_llm.results.choice import top_configs
-from raytune_llm.results.robustness import REQUEST_FILE, ROBUST_DIR, SCORES, SUMMARY_FILE, seeds_for, summarise
+from raytune_llm.results.robustness import (
+    REQUEST_FILE,
+    ROBUST_DIR,
+    SCORES,
+    SUMMARY_FILE,
+    config_of,
+    seeds_for,
+    summarise,
+)
 from raytune_llm.results.trials import load_trials, outcome_counts
 from raytune_llm.runs.layout import open_run, read_info
 
@@ -32,7 +40,13 @@ def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str |
     cfg = info.experiment
     metric, mode = cfg.search.metric, cfg.search.mode
     trials = load_trials(run_dir)
-    picks = top_configs(trials, metric, mode, top_k)
+    # One re-run per config: trials that differ only in a searched seed are one config to re-run with new seeds.
+    picks, seen = [], set()
+    for trial in top_configs(trials, metric, mode, len(trials)):
+        if (key := json.dumps(config_of(trial.params), sort_keys=True, default=str)) not in seen:
+            seen.add(key)
+            picks.append(trial)
+    picks = picks[:top_k]
     if not picks:
         raise UserError(f"no trial of {run_dir} reported a finite {metric!r} (outcomes: {outcome_counts(trials)}); "
                         "nothing to re-run")
@@ -66,7 +80,7 @@ def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str |
         (robust_dir / REQUEST_FILE).write_text(json.dumps(request))
         if is_uri(robust_root):
             put_file(robust_dir / REQUEST_FILE, join(robust_root, REQUEST_FILE))
-        grid = [{**t.params, "seed": s} for t in picks for s in seeds_for(cfg.train.seed, seeds)]
+        grid = [{**config_of(t.params), "seed": s} for t in picks for s in seeds_for(cfg.train.seed, seeds)]
         tuner = tune.Tuner(
             trainable,
             param_space={"params": tune.grid_search(grid)},

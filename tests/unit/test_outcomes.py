@@ -301,3 +301,21 @@ def test_best_so_far_counts_what_export_counts() -> None:
     for tid, reports in rows.items():  # ... exactly as export reads the trials afterwards
         row = TrialRecord(tid, {}, "TERMINATED", reports).best_row("eval_accuracy", "max")
         assert (row or {}).get("eval_accuracy") == best.get(tid)
+
+
+def test_robust_reads_its_reruns_of_a_config_whose_seed_was_searched() -> None:
+    """With `seed` in the space, a pick's params hold a seed the re-runs replace; they are the same config."""
+    from raytune_llm.results.robustness import summarise
+    from raytune_llm.runs.layout import RunInfo
+    from raytune_llm.schema import ExperimentConfig
+
+    cfg = ExperimentConfig.model_validate({"model": {"name": "m"}, "data": {"source": "d"}, "search": {
+        "metric": "eval_accuracy", "mode": "max", "space": {"seed": {"type": "int", "low": 0, "high": 9}}}})
+    info = RunInfo(config=cfg.model_dump(mode="json"), model_path="m", tokenizer_path="m", data_path="d",
+                   label_names=["a", "b"], sizes={"train": 10}, chance_value=0.0, chance_metric="")
+    pick = TrialRecord("p", {"optimizer.lr": 1e-3, "seed": 7}, "TERMINATED", rows=[{"eval_accuracy": 0.9, **DONE}])
+    runs = [TrialRecord(f"r{s}", {"params": {"optimizer.lr": 1e-3, "seed": s}}, "TERMINATED",
+                        rows=[{"eval_accuracy": 0.8 + (s - 40) / 100, **DONE}]) for s in (43, 44)]
+    summary = summarise([pick], runs, info, "mean")
+    assert [c["runs"] for c in summary["configs"]] == [["r43", "r44"]]
+    assert summary["configs"][0]["mean"] == pytest.approx(0.835)
