@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from raytune_llm.core.conditions import allowed_values
 from raytune_llm.core.errors import Problem
 from raytune_llm.schema import CategoricalParam, ExperimentConfig, FloatParam, Param, PeftMethod
 from raytune_llm.schema.space import batch_param_values, bounds_for, candidate_values, sampled_peft_methods
@@ -37,7 +38,7 @@ def _active_with(param: Param, method: PeftMethod) -> bool:
     allowed = (param.when or {}).get("peft.method")
     if allowed is None:
         return True
-    return method.value in (allowed if isinstance(allowed, list) else [allowed])
+    return method.value in allowed_values(allowed)
 
 
 def lever_problems(cfg: ExperimentConfig) -> list[Problem]:

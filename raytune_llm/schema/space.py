@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from raytune_llm.core.conditions import allowed_values, is_active, sampling_order
 from raytune_llm.core.errors import Problem
 from raytune_llm.schema.search import CategoricalParam, FloatParam, IntParam, Param
 from raytune_llm.schema.train import PeftMethod, TrainConfig
@@ -54,10 +55,6 @@ def apply_params(train: TrainConfig, params: dict[str, Any]) -> TrainConfig:
     return TrainConfig.model_validate(data)
 
 
-def _parents(param: Param) -> list[str]:
-    return [*(param.when or {}), *(getattr(param, "by", None) or {})]
-
-
 def bounds_for(param: FloatParam | IntParam, sampled: dict[str, Any]) -> tuple[Any, Any, str]:
     """The param's range given the values sampled so far (its `by:` range for the sampled value of that param,
     else its own), and the suffix that names that range's own dimension for the searcher."""
@@ -79,38 +76,6 @@ def searcher_names(point: dict[str, Any], space: dict[str, Param]) -> dict[str, 
             suffix = "" if isinstance(param, CategoricalParam) else bounds_for(param, point)[2]
             named[name + suffix] = point[name]
     return named
-
-
-def sampling_order(space: dict[str, Param]) -> list[str]:
-    """Params ordered so that every `when:` or `by:` parent is sampled before its children."""
-    order: list[str] = []
-    visiting: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in order or name not in space:
-            return
-        if name in visiting:
-            raise ValueError(f"`when:`/`by:` conditions form a cycle through {name!r}")
-        visiting.add(name)
-        for parent in _parents(space[name]):
-            visit(parent)
-        visiting.discard(name)
-        order.append(name)
-
-    for name in space:
-        visit(name)
-    return order
-
-
-def _allowed(values: Any) -> list[Any]:
-    return values if isinstance(values, list) else [values]
-
-
-def is_active(param: Param, sampled: dict[str, Any]) -> bool:
-    return all(
-        parent in sampled and sampled[parent] in _allowed(values)
-        for parent, values in (param.when or {}).items()
-    )
 
 
 def candidate_values(param: Param) -> list[Any]:
@@ -182,7 +147,7 @@ def check_space(space: dict[str, Param], train: TrainConfig) -> list[Problem]:
             elif not isinstance(parent_param, CategoricalParam):
                 problems.append(Problem(f"{where}.when", f"{parent!r} must be a categorical param"))
             else:
-                for value in _allowed(values):
+                for value in allowed_values(values):
                     if value not in parent_param.choices:
                         problems.append(
                             Problem(

@@ -1,11 +1,13 @@
 """Grid search: every combination of the space's values, each once, in a seeded order. Every param must be
 enumerable (choices, or an int/float range with a `step`); `validate` says which is not and how many points the
-grid has, so that `search.num_trials` can cover it."""
+grid has, so that `search.num_trials` can cover it. A param with `when:` is varied only where it is sampled: two
+points that differ only in a param their conditions leave out are one trial, not two."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
+from raytune_llm.core.conditions import is_active, sampling_order
 from raytune_llm.core.errors import Problem
 from raytune_llm.core.protocols import Experiment
 from raytune_llm.searchers.base import Plan, Searcher, searchers
@@ -25,11 +27,22 @@ def param_values(param: Any) -> list[Any] | None:
     return [float(f"{param.low + i * step:.12g}") for i in range(count)]  # 3e-05, not 3.0000000000000004e-05
 
 
+def grid_points(space: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every distinct trial of the grid: each combination of the values of the params active in it, in order."""
+    points: list[dict[str, Any]] = [{}]
+    for name in sampling_order(space):
+        param, grown = space[name], []
+        for point in points:
+            if is_active(param, point):
+                grown += [{**point, name: value} for value in param_values(param) or [None]]
+            else:
+                grown.append(point)
+        points = grown
+    return points
+
+
 def grid_size(space: dict[str, Any]) -> int:
-    size = 1
-    for param in space.values():
-        size *= len(param_values(param) or [None])
-    return size
+    return len(grid_points(space))
 
 
 @searchers.register("grid")
@@ -37,10 +50,9 @@ class GridSearcher(Searcher):
     name: Literal["grid"] = "grid"
 
     def sampler(self, plan: Plan) -> Any:
-        from raytune_llm.searchers.grid_sampler import TuneGridSampler
+        from raytune_llm.searchers.grid_sampler import PointsSampler
 
-        grid = {name: param_values(param) for name, param in plan.space.items()}
-        return TuneGridSampler(grid, seed=self.seed)
+        return PointsSampler(grid_points(plan.space), seed=self.seed)
 
     def problems(self, cfg: Experiment) -> list[Problem]:
         s, problems = cfg.search, []

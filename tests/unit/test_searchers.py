@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from raytune_llm.config import validate_dict
+from raytune_llm.core.errors import ConfigError
 from raytune_llm.core.outcomes import searcher_verdict
 from raytune_llm.schema import SearchConfig
 from raytune_llm.search.tell import FAILED
@@ -145,6 +147,30 @@ def test_grid_tries_every_combination_once() -> None:
         seen.append((round(params["optimizer.lr"], 8), params["optimizer.weight_decay"]))
         study.tell(trial, 0.5)
     assert sorted(seen) == sorted(itertools.product([1e-5, 2e-5, 3e-5], [0.0, 0.01]))
+
+
+def test_grid_varies_a_conditional_param_only_where_it_is_sampled() -> None:
+    """full x 2 lrs, and lora x 2 lrs x 2 ranks: 6 distinct trials, not the 8 of the full product (where full
+    fine-tuning's points would differ only in a LoRA rank it never reads)."""
+    import optuna
+
+    from raytune_llm.schema.space import suggest
+
+    space = {"peft.method": {"type": "categorical", "choices": ["full", "lora"]},
+             "optimizer.lr": {"type": "categorical", "choices": [1e-5, 1e-4]},
+             "peft.lora.r": {"type": "categorical", "choices": [4, 16], "when": {"peft.method": "lora"}}}
+    cfg = _search(searcher={"name": "grid"}, num_trials=6, space=space)
+    assert grid_size(cfg.space) == 6
+    study = optuna.create_study(sampler=cfg.searcher.sampler(Plan(6, 1, cfg.space)))
+    seen = []
+    for _ in range(6):
+        trial = study.ask()
+        seen.append(tuple(sorted(suggest(trial, cfg.space).items())))
+        study.tell(trial, 0.5)
+    assert len(set(seen)) == 6
+    with pytest.raises(ConfigError, match=r"search.num_trials: is 8, but the grid has 6 points"):
+        validate_dict({"model": {"name": "m"}, "data": {"source": "d"}, "search": {
+            "searcher": {"name": "grid"}, "num_trials": 8, "space": space}})
 
 
 @pytest.mark.parametrize("name", searchers.names())
