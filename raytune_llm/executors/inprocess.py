@@ -86,9 +86,6 @@ def make_inprocess_trial(template: RunSpec, train: TrainConfig) -> Callable[[dic
         resolved = apply_params(train, params)
         spec = RunSpec(**{**template.to_dict(), "train": resolved.model_dump(mode="json"), "started_at": started})
         session = TuneSession(use_gpu=bool(ray.get_gpu_ids()))
-        try:
-            worker.run(spec, session)
-        finally:
-            release_memory(session.device)
+        worker.run_then_release(spec, session, lambda: release_memory(session.device))
 
     return trial

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,26 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     except torch.cuda.OutOfMemoryError as exc:
         # Its own reason in `status`: the fix (smaller batch or max_length, fewer trials per GPU) differs.
         raise RuntimeError(f"CUDA out of memory: {str(exc).splitlines()[0]}") from exc
+
+
+def run_then_release(spec: RunSpec, session: Session, release: Callable[[], None]) -> dict[str, Any]:
+    """`run`, then `release` once nothing holds what the trial made. Tune stops a trial by raising SystemExit at its
+    next report; while that exception lives, its traceback holds the loop's frames (the model, the optimizer, their
+    GPU memory), so a release in a `finally` freed nothing and a trial packed on the same GPU could run out of
+    memory. The exception is let go first, the memory released, and SystemExit raised again for Tune."""
+    try:
+        last = run(spec, session)
+    except SystemExit:
+        stopped = True
+    except BaseException:
+        release()  # Tune never reuses the process of a trial that raised: it goes, and its memory with it
+        raise
+    else:
+        stopped = False
+    release()
+    if stopped:
+        raise SystemExit(0)
+    return last
 
 
 def local_checkpoint(checkpoint: Any, rank: int) -> Path | None:

@@ -12,6 +12,7 @@ from raytune_llm.config.loading import validate_dict
 from raytune_llm.core import process_cache
 from raytune_llm.core.errors import ConfigError
 from raytune_llm.models.build import build_model
+from raytune_llm.runs.layout import RunInfo
 from raytune_llm.schema import TrainConfig
 from tests.unit.test_validation import problems
 
@@ -186,3 +187,30 @@ def test_pbt_keeps_every_perturbed_value_in_its_range() -> None:
         assert config["dropout.hidden"] in (0.0, 0.1, 0.2)
         assert round(config["label_smoothing"] / 0.05, 9).is_integer() and 0.0 <= config["label_smoothing"] <= 0.2
         apply_params(cfg.train, config)  # every perturbed config is one a trial accepts
+
+
+def test_a_trial_tune_stops_gives_its_model_back_before_the_next_trial(info: RunInfo, tmp_path: Path) -> None:
+    """Tune stops a trial with SystemExit at a report; the memory is released only once nothing holds the model."""
+    import gc
+
+    from transformers import BertForSequenceClassification
+
+    from raytune_llm.executors.worker import run_then_release
+    from raytune_llm.training.bare import BareSession
+    from tests.unit.conftest import spec_for
+
+    class StoppedByTune(BareSession):
+        def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
+            super().report(metrics, checkpoint_dir)
+            raise SystemExit(0)  # what ray.tune.report does in a trial its scheduler stopped
+
+    alive: list[int] = []
+
+    def release() -> None:
+        gc.collect()
+        alive.append(sum(isinstance(o, BertForSequenceClassification) for o in gc.get_objects()))
+
+    process_cache.clear()  # no copy of the weights kept for a next trial: every model left is the trial's
+    with pytest.raises(SystemExit):
+        run_then_release(spec_for(info), StoppedByTune(tmp_path), release)
+    assert alive == [0]
