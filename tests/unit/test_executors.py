@@ -208,7 +208,7 @@ def test_a_trial_tune_stops_gives_its_model_back_before_the_next_trial(info: Run
 
     def release() -> None:
         gc.collect()
-        alive.append(sum(isinstance(o, BertForSequenceClassification) for o in gc.get_objects()))
+        alive.append(sum(type(o) is BertForSequenceClassification for o in gc.get_objects()))
 
     process_cache.clear()  # no copy of the weights kept for a next trial: every model left is the trial's
     with pytest.raises(SystemExit):
