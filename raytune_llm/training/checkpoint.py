@@ -1,7 +1,7 @@
 """A training run's checkpoint: what the loop writes with each evaluation report and reads back to continue.
 
     model/               the trainable weights (the adapter only, for PEFT methods), safetensors
-    trainer_state.pt     optimizer and scheduler state, and the step
+    trainer_state.pt     optimizer and scheduler state, the step, and fp16's loss scale
     eval_predictions.json  the evaluation's predictions (export checks the exported model against them)
     metrics.json         the report the checkpoint was made with
 """
@@ -21,6 +21,7 @@ from raytune_llm.schema import PeftMethod
 from raytune_llm.training.sharding import full_state, is_sharded, load_full_state
 
 if TYPE_CHECKING:
+    from raytune_llm.training.precision import LossScaler
     from raytune_llm.training.spec import Session
 
 STATE_FILE = "trainer_state.pt"
@@ -28,7 +29,8 @@ PREDICTIONS_FILE = "eval_predictions.json"
 
 
 def report_with_checkpoint(session: Session, metrics: dict[str, Any], model: torch.nn.Module,
-                           optimizer: torch.optim.Optimizer, scheduler: Any, step: int, preds: list[int]) -> None:
+                           optimizer: torch.optim.Optimizer, scheduler: Any, step: int, preds: list[int],
+                           scaler: LossScaler | None = None) -> None:
     """Report `metrics` with a checkpoint of this moment (rank 0's; every rank reports, because a report is also
     a barrier across workers). A sharded model's full state is gathered first, by every rank."""
     model_state, optimizer_state = full_state(model, optimizer) if is_sharded(model) else (None, None)
@@ -40,14 +42,15 @@ def report_with_checkpoint(session: Session, metrics: dict[str, Any], model: tor
         out = Path(tmp)
         save_trainable(model, out / "model", model_state)
         torch.save({"optimizer": optimizer_state or optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "step": step, "sharded": model_state is not None}, out / STATE_FILE)
+                    "step": step, "sharded": model_state is not None,
+                    "loss_scaler": scaler.state_dict() if scaler else {}}, out / STATE_FILE)
         (out / PREDICTIONS_FILE).write_text(json.dumps(preds))
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         session.report(metrics, out)
 
 
 def load_state(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-               method: PeftMethod) -> int:
+               method: PeftMethod, scaler: LossScaler | None = None) -> int:
     """Load a checkpoint into a freshly built run; returns the step to continue from."""
     from safetensors.torch import load_file, load_model
 
@@ -71,10 +74,14 @@ def load_state(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
             set_peft_model_state_dict(model, load_file(str(ckpt / "model" / "adapter_model.safetensors")))
         optimizer.load_state_dict(state["optimizer"])
     step = int(state["step"])
+    # The schedule advanced once per applied update, which under fp16 is fewer than the steps (skipped ones).
+    updates = int(state["scheduler"].get("last_epoch", step))
     for group, values, base, factor in zip(optimizer.param_groups, chosen, scheduler.base_lrs, scheduler.lr_lambdas,
                                            strict=True):
         group.update(values)
-        group["lr"] = base * factor(step)
-    scheduler.last_epoch = step
+        group["lr"] = base * factor(updates)
+    scheduler.last_epoch = updates
+    if scaler is not None:
+        scaler.load_state_dict(state.get("loss_scaler") or {})
     scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr() reports
     return step

@@ -126,9 +126,10 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     opt = cfg.optimizer
     optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps)
     scheduler = _scheduler(cfg, optimizer, warmup_steps, total_steps)
+    scaler = LossScaler(precision, device)
     step = 0
     if (restore := session.restore_dir()) is not None:
-        step = load_state(restore, model, optimizer, scheduler, cfg.peft.method)
+        step = load_state(restore, model, optimizer, scheduler, cfg.peft.method, scaler)
 
     # The stability guard; chance level = what the task scores when nothing was learnt (e.g. the majority class).
     baseline, chance_metric, chance_loss = spec.chance_value, spec.chance_metric, spec.chance_loss
@@ -150,7 +151,6 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     # Train.
     max_norm = cfg.grad_clip if cfg.grad_clip is not None else float("inf")
     micro = MicroBatches(cfg.batch_size // world, cfg.micro_batch_size, world)
-    scaler = LossScaler(precision, device)
     fgm = cfg.fgm_epsilon > 0
     window = StepWindow()
     startup: dict[str, float] = {}
@@ -192,7 +192,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                 scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            window.applied(loss_value, grad_norm, batch, time.perf_counter() - t)
+            window.applied(loss_value, None if overflowed else grad_norm, batch, time.perf_counter() - t)
 
             if step % cfg.eval_every == 0 or step == total_steps:
                 eval_metrics, preds = evaluate(model, eval_ds, ctx, cfg, session, autocast)
@@ -225,7 +225,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                     # The searcher sees the worst value; the real one stays beside it, with this checkpoint, so a
                     # search whose every trial the guard stopped still has something to show and export.
                     last.update({spec.metric: worst, REAL_PREFIX + spec.metric: last[spec.metric]})
-                report_with_checkpoint(session, last, model, optimizer, scheduler, step, preds)
+                report_with_checkpoint(session, last, model, optimizer, scheduler, step, preds, scaler)
                 if verdict:
                     return last
     except torch.OutOfMemoryError as exc:

@@ -73,6 +73,18 @@ class LossScaler:
         else:
             optimizer.step()
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of fp16's scaling: the scale (a resumed run starting again at 65536 would skip
+        its first steps once more) and the steps skipped so far."""
+        if not self.scaler:
+            return {}
+        return {"scaler": self.scaler.state_dict(), "skipped": self.skipped, "in_a_row": self.in_a_row}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.scaler and state:
+            self.scaler.load_state_dict(state["scaler"])
+            self.skipped, self.in_a_row = state["skipped"], state["in_a_row"]
+
     def report(self) -> dict[str, float]:
         if not self.scaler:
             return {}

@@ -3,6 +3,8 @@ an overflow that persists is), and fp16 agreeing with fp32 on what a short run l
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -94,3 +96,24 @@ def test_fp16_and_bf16_learn_what_fp32_learns(info: RunInfo) -> None:
     assert losses["fp16"] == pytest.approx(losses["fp32"], rel=2e-2)  # fp16 keeps 11 bits of mantissa
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=5e-2)  # bf16 8
     assert losses["fp16"] != losses["fp32"]  # and it did compute in half precision
+
+
+def test_fp16_skipped_steps_are_no_gradient_norm_and_a_resume_keeps_scale_and_schedule(
+        info: RunInfo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The steps the scaler skipped leave no non-finite gradient norm in the reports (2 of the first window's 3);
+    a run resumed from its checkpoint goes on with the loss scale and the learning rate it had (before: 65536 again,
+    and a schedule that counted the skipped steps as updates)."""
+    import math
+
+    _overflow_on(monkeypatch, calls=2)
+    whole = BareSession(tmp_path / "whole", device="cpu")
+    (tmp_path / "whole").mkdir()
+    spec = spec_for(info, precision="fp16", optimizer={"lr": 1e-3}, schedule={"warmup_ratio": 0.5})
+    run(spec, whole)
+    assert all(math.isfinite(r[k]) for r in whole.reports for k in ("grad_norm", "grad_norm_max"))
+    _overflow_on(monkeypatch, calls=0)  # the resumed part: the steps after the checkpoint, none overflowing
+    resumed = BareSession(None, device="cpu", restore=whole.checkpoints[0])
+    last = run(spec, resumed)
+    assert last["loss_scale"] == whole.reports[-1]["loss_scale"] == 65536.0 / 2**2
+    assert last["fp16_skipped_steps"] == 2
+    assert last["lr"] == pytest.approx(whole.reports[-1]["lr"])
