@@ -81,7 +81,7 @@ def replay(run: dict[str, Any], meta: dict[str, Any], setting: dict[str, Any],
             fraction = (i + 1) / total
             peers = None
             if board is not None:
-                if e[meta["chance_metric"]] > meta["chance_value"] + guard.chance_margin:
+                if guard.left_chance(e):  # what a trial posts to the search's population board
                     board.setdefault(me, fraction)
                 peers = any(f <= fraction for run_id, f in board.items() if run_id != me)
             if verdict := guard.check_eval(i + 1, e, e[meta["objective"]], peers_learnt=peers):

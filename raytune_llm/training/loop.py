@@ -215,8 +215,8 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                     last.update({spec.metric: worst, "objective_non_finite": True})
                 peers = None
                 if guard.wants_population:
-                    above = eval_metrics.get(chance_metric, baseline) > baseline + guard.chance_margin
-                    peers = session.peers_learnt(spec.population_board, step / total_steps, above)
+                    peers = session.peers_learnt(spec.population_board, step / total_steps,
+                                                 guard.left_chance(eval_metrics))
                 verdict = guard.check_eval(step, {**eval_metrics, "train_loss": last["train_loss"]}, last[spec.metric],
                                            peers_learnt=peers)
                 if verdict:

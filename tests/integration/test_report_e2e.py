@@ -148,3 +148,5 @@ def test_tensorboard_mlflow_and_the_optuna_journal_hold_every_trial(searched: Pa
     study = optuna.load_study(study_name=studies[0]["study_name"], storage=storage)
     states = sorted(t.state.name for t in study.trials)
     assert states == ["COMPLETE", "COMPLETE", "FAIL", "PRUNED"]  # done, guard-failed (worst value), error, ASHA
+    failed = [t for t in study.trials if t.constraints.get("raytune_llm.failed", 0.0) > 0]
+    assert [t.state.name for t in failed] == ["COMPLETE"]  # the guard-failed one: infeasible in the journal too

@@ -121,6 +121,26 @@ def test_a_trial_that_learnt_is_stopped_only_if_it_collapses() -> None:
     assert evals(g, noisy) == ["", "", "", "chance_level"]
 
 
+def test_a_trial_that_left_chance_and_sits_back_at_it_is_judged_like_any_other() -> None:
+    """Once above chance, then at chance for good with an eval loss a hair (0.3%) below the constant prediction's:
+    stopped once it has been back at chance for `patience` evaluations (it used to run to its end: "learnt" stuck)."""
+    hair = CHANCE_LOSS * 0.997
+    sits = [(10, 0.3, 0.5), *((s, 0.0, hair) for s in range(20, 100, 10))]
+    assert evals(guard(), sits)[:4] == ["", "", "", "chance_level"]
+
+
+def test_left_chance_has_one_definition_for_the_trial_and_the_board() -> None:
+    """On 872 eval rows a correlation's noise is 2/sqrt(872) = 0.068: 0.03 above chance is not "left chance",
+    for the trial's own rule nor for what it tells the population (it used to post at baseline + 0.02)."""
+    g = StabilityGuard(StabilityConfig(), warmup_steps=5, total_steps=100, baseline=0.0, mode="max",
+                       chance_metric="eval_mcc", chance_loss=CHANCE_LOSS, eval_rows=872)
+    assert not g.left_chance({"eval_mcc": 0.03}) and g.left_chance({"eval_mcc": 0.07})
+    assert not g.left_chance({"eval_accuracy": 0.9})  # no chance metric in the report
+    chance = next(d for d in g.eval_detectors if d.metric == "eval_mcc")
+    chance.check(10, {"eval_mcc": 0.03, "eval_loss": 0.6, "train_loss": 0.6}, 0.03)
+    assert not chance.learnt
+
+
 def test_plateau_is_optional() -> None:
     assert not guard().check_eval(50, {"eval_mcc": 0.8, "eval_loss": 0.3, "train_loss": 0.3}, 0.8)
     g = guard(plateau={"enabled": True, "patience": 2}, chance_level={"enabled": False})

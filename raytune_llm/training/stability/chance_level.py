@@ -16,18 +16,19 @@ class ChanceLevel(Detector):
     """From `fraction` of the budget on, a trial whose chance metric (MCC, correlation, entity F1) is not above
     what a model that learnt nothing scores by `margin`, and that shows no sign of learning, is stopped.
 
-    Signs of learning ("not yet" rather than "never"): the eval loss is below the loss of the best constant
+    Signs of learning ("not yet" rather than "never"): the eval loss was below the loss of the best constant
     prediction by `loss_margin` (relative; the model's probabilities already carry information, though its
-    argmax is still the majority class), or the eval or train loss made a new low (by `loss_margin`) in the last
-    `patience` evaluations. A trial showing them is judged again at its next evaluation. Without `patience` + 1
-    evaluations there is no trend to read, so the verdict waits for them.
+    argmax is still the majority class) at one of the last `patience` evaluations, or the eval or train loss made
+    a new low (by `loss_margin`) in them. A trial showing them is judged again at its next evaluation. Without
+    `patience` + 1 evaluations there is no trend to read, so the verdict waits for them.
 
-    A trial that has learnt, i.e. was above chance by more than the metric's noise (two standard errors of a
-    correlation on `eval_rows` rows, 2/sqrt(n), and at least `margin`) at any evaluation, is never stopped as
-    "cannot learn"; it is stopped only if it collapsed back: at chance, with its eval loss at or above the
-    constant prediction's for `patience` evaluations in a row (how a too-high learning rate ends).
+    "Left chance" has one definition (`left_chance`), the one the search's population board is told too: above
+    chance by more than the metric's noise (two standard errors of a correlation on `eval_rows` rows, 2/sqrt(n),
+    and at least `margin`). A trial that has left chance is not stopped while it stays off chance; one that falls
+    back to chance for `patience` evaluations in a row is judged like any other from then on (a too-high learning
+    rate that collapsed, or a run that sits at chance with its eval loss a hair below the constant prediction's).
 
-    With `population`, a trial is also kept while no other trial of the search has been above chance by the same
+    With `population`, a trial is also kept while no other trial of the search has left chance by the same
     fraction of its budget (`peers_learnt` False; None = no population known, the trial's own evidence decides).
     """
 
@@ -51,6 +52,13 @@ class ChanceLevel(Detector):
         self.history: dict[str, list[float]] = {"eval_loss": [], "train_loss": [], "value": []}
         self.learnt = False
 
+    def left_chance(self, value: float) -> bool:
+        """Above chance by more than the metric's noise: what "has learnt" means here and on the population board."""
+        return value > self.baseline + self.learnt_margin
+
+    def at_chance(self, value: float) -> bool:
+        return value <= self.baseline + self.margin
+
     def _falling(self, key: str) -> bool:
         values = [v for v in self.history[key] if math.isfinite(v)]
         if len(values) <= self.patience:
@@ -60,7 +68,8 @@ class ChanceLevel(Detector):
 
     def learning(self) -> str:
         """Why the trial counts as still learning ("" if it does not)."""
-        eval_loss = self.history["eval_loss"][-1] if self.history["eval_loss"] else math.nan
+        recent = [v for v in self.history["eval_loss"][-self.patience :] if math.isfinite(v)]
+        eval_loss = min(recent) if recent else math.nan  # a bouncy run's best of its last few
         if self.chance_loss is not None and eval_loss < self.chance_loss * (1 - self.loss_margin):
             return f"eval loss {eval_loss:.4g} below the constant prediction's {self.chance_loss:.4g}"
         for key in ("eval_loss", "train_loss"):
@@ -68,12 +77,10 @@ class ChanceLevel(Detector):
                 return f"{key} still falling"
         return ""
 
-    def collapsed(self) -> bool:
-        """At chance with the eval loss no better than a constant prediction's, `patience` evaluations in a row."""
-        if self.chance_loss is None or len(self.history["value"]) < self.patience:
-            return False
-        recent = zip(self.history["value"][-self.patience :], self.history["eval_loss"][-self.patience :])
-        return all(v <= self.baseline + self.margin and loss >= self.chance_loss for v, loss in recent)
+    def fell_back(self) -> bool:
+        """Had left chance, and is back at it for the last `patience` evaluations."""
+        recent = self.history["value"][-self.patience :]
+        return self.learnt and len(recent) == self.patience and all(self.at_chance(v) for v in recent)
 
     def check(self, step: int, metrics: dict[str, float], objective: float, peers_learnt: bool | None = None
               ) -> Verdict:
@@ -81,21 +88,18 @@ class ChanceLevel(Detector):
         for key in ("eval_loss", "train_loss"):
             self.history[key].append(float(metrics.get(key, math.nan)))
         self.history["value"].append(value)
-        self.learnt = self.learnt or value > self.baseline + self.learnt_margin
-        if step < self.at_step or value > self.baseline + self.margin:
+        self.learnt = self.learnt or self.left_chance(value)
+        if step < self.at_step or not self.at_chance(value):
             return HEALTHY
-        values = {self.metric: value, "baseline": self.baseline, "eval_loss": self.history["eval_loss"][-1]}
-        if self.learnt:
-            if self.collapsed():
-                return Verdict("chance_level", f"{self.metric} back at chance ({value:.4f}) and the eval loss no "
-                               f"better than a constant prediction's for {self.patience} evaluations, at step "
-                               f"{step}: collapsed", values)
-            return HEALTHY
+        if self.learnt and not self.fell_back():
+            return HEALTHY  # it has learnt; one evaluation back at chance is a bounce
         if self.learning() or len(self.history["eval_loss"]) <= self.patience:  # learning, or no trend to read yet
             return HEALTHY
         if self.population and peers_learnt is False:
             return HEALTHY  # no trial of the search has left chance by this point: the task is slow, wait
+        values = {self.metric: value, "baseline": self.baseline, "eval_loss": self.history["eval_loss"][-1]}
+        again = f", back at it for {self.patience} evaluations after it had left it" if self.learnt else ""
         return Verdict("chance_level", f"{self.metric} {value:.4f} <= chance level {self.baseline:.4f} + "
-                       f"{self.margin} at step {step}, and the loss is not falling", values)
+                       f"{self.margin} at step {step}{again}, and the loss is not falling", values)
 
 

@@ -40,9 +40,10 @@ class StabilityGuard:
     def wants_population(self) -> bool:
         return any(getattr(d, "population", False) for d in self.eval_detectors)
 
-    @property
-    def chance_margin(self) -> float:
-        return next((d.margin for d in self.eval_detectors if isinstance(d, ChanceLevel)), 0.0)
+    def left_chance(self, metrics: dict[str, float]) -> bool:
+        """Whether this evaluation left chance, as the chance-level detector defines it (for the population board)."""
+        detector = next((d for d in self.eval_detectors if isinstance(d, ChanceLevel)), None)
+        return detector is not None and detector.metric in metrics and detector.left_chance(metrics[detector.metric])
 
     def check_eval(self, step: int, metrics: dict[str, float], objective: float,
                    peers_learnt: bool | None = None) -> Verdict:
