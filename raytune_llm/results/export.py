@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from raytune_llm.core.errors import UserError
-from raytune_llm.core.outcomes import is_finite, real_value
 from raytune_llm.core.stops import advice
 from raytune_llm.core.storage import fetch_checkpoint, is_uri, node_copy
 from raytune_llm.results.choice import pick
-from raytune_llm.results.trials import load_trials, outcome_counts
+from raytune_llm.results.trials import TrialRecord, load_trials, outcome_counts
 from raytune_llm.runs.layout import RunInfo, read_info
 from raytune_llm.schema import ExperimentConfig, PeftMethod, ResourcesConfig, TrainConfig, dump_config
 from raytune_llm.schema.space import apply_params
@@ -121,26 +120,21 @@ def write_model(info: RunInfo, method: PeftMethod, checkpoint: Path, out: Path, 
     return model
 
 
-def _local_checkpoint(run_root: str, path: str) -> Path | None:
-    if not is_uri(run_root):
-        return Path(path) if Path(path).is_dir() else None
-    try:
-        return fetch_checkpoint(run_root, path)
-    except UserError:
-        return None
-
-
-def _checkpoint_for(run_root: str, row: dict[str, Any], rows: list[dict[str, Any]], metric: str, mode: str) -> Path:
-    """The checkpoint of the chosen report or, when Train has since replaced it, the best one the trial kept."""
-    sign = 1 if mode == "max" else -1
-    others = sorted((r for r in rows if r is not row and is_finite(real_value(r, metric))),
-                    key=lambda r: -sign * real_value(r, metric))
-    for candidate in [row, *others]:
-        if candidate.get("checkpoint_path") and (local := _local_checkpoint(run_root, candidate["checkpoint_path"])):
-            return local
-    raise UserError(f"the trial's checkpoints are gone (looked for {row.get('checkpoint_path')}); trials stopped "
-                    "early lose theirs unless run.prune_stopped is false; re-run it with "
-                    "`raytune-llm train best_config.yaml --out DIR`")
+def _checkpoint_for(run_root: str, trial: TrialRecord, row: dict[str, Any]) -> Path:
+    """The checkpoint of the chosen report, and no other: what `status` names and metrics.json describes is the
+    checkpoint exported, or export refuses and says why."""
+    path = row.get("checkpoint_path")
+    if not path:
+        raise UserError(f"trial {trial.trial_id} has no checkpoint for its report at step {row.get('step')}: it was "
+                        "stopped before its first evaluation, which is when a trial saves one; re-run its config "
+                        "with `raytune-llm train` (`raytune-llm report` prints the command)")
+    if is_uri(run_root):
+        return fetch_checkpoint(run_root, path)  # a failed fetch is said as it is, not replaced by another report
+    if not Path(path).is_dir():
+        raise UserError(f"the checkpoint of trial {trial.trial_id} at step {row.get('step')} is gone ({path}); trials "
+                        "stopped early lose theirs unless run.prune_stopped is false; re-run it with "
+                        "`raytune-llm train best_config.yaml --out DIR`")
+    return Path(path)
 
 
 def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, by: str = "score",
@@ -160,7 +154,7 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, b
         print(f"warning: no healthy trial; exporting trial {trial.trial_id}, which the stability guard stopped as "
               f"{trial.stop_reason} ({metric}={choice.score(metric):.4g} at step {row.get('step')}). "
               f"To change that: {advice(trial.stop_reason)}")
-    checkpoint = _checkpoint_for(info.run_root, row, trial.rows, metric, mode)
+    checkpoint = _checkpoint_for(info.run_root, trial, row)
     train = apply_params(cfg.train, params)
     if out.exists() and any(out.iterdir()):
         if not force:

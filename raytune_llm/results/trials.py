@@ -39,10 +39,12 @@ class TrialRecord:
         return is_failed_outcome(self.outcome)
 
     def best_row(self, metric: str, mode: str) -> dict[str, Any] | None:
-        """The best report with a finite metric, from a trial that did not fail (a healthy early stop counts)."""
+        """The best report with a finite metric, from a trial that did not fail (a healthy early stop counts); of
+        equal ones the later, whose checkpoint is the one Ray keeps (its checkpoint manager ranks a later checkpoint
+        above an earlier one of the same score, and with keep_checkpoints: 1 deletes the earlier)."""
         if self.failed:
             return None
-        return best_of([r for r in self.rows if is_finite(r.get(metric))], lambda r: r[metric], mode)
+        return best_of([r for r in reversed(self.rows) if is_finite(r.get(metric))], lambda r: r[metric], mode)
 
     def fallback_row(self, metric: str, mode: str) -> dict[str, Any] | None:
         """For a trial the guard stopped as failing: its best real report (see `core.outcomes.real_value`)."""

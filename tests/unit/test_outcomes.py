@@ -319,3 +319,38 @@ def test_robust_reads_its_reruns_of_a_config_whose_seed_was_searched() -> None:
     summary = summarise([pick], runs, info, "mean")
     assert [c["runs"] for c in summary["configs"]] == [["r43", "r44"]]
     assert summary["configs"][0]["mean"] == pytest.approx(0.835)
+
+
+def test_of_equal_reports_the_pick_is_the_later_whose_checkpoint_ray_keeps() -> None:
+    t = record("t", [{"eval_accuracy": 0.9, "step": 2, "total_steps": 10, "stop_reason": ""},
+                     {"eval_accuracy": 0.9, "step": 4, "total_steps": 10, "stop_reason": ""},
+                     {"eval_accuracy": 0.8, **DONE}])
+    assert t.best_row("eval_accuracy", "max")["step"] == 4
+    assert choose([t], "eval_accuracy", "max").row["step"] == 4
+
+
+def test_export_exports_the_chosen_reports_checkpoint_or_says_why_not(tmp_path: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never another report's checkpoint in its place: status, metrics.json and the self-check describe the one
+    exported."""
+    from raytune_llm.core.errors import UserError
+    from raytune_llm.results import export
+
+    kept = tmp_path / "checkpoint_000001"
+    kept.mkdir()
+    t = record("t", [{"eval_accuracy": 0.8, "step": 2, "checkpoint_path": str(kept), **{"stop_reason": ""}},
+                     {"eval_accuracy": 0.9, "step": 4, "checkpoint_path": str(tmp_path / "checkpoint_000002")}])
+    row = t.best_row("eval_accuracy", "max")
+    with pytest.raises(UserError, match=r"the checkpoint of trial t at step 4 is gone"):
+        export._checkpoint_for(str(tmp_path), t, row)  # the step-2 checkpoint is there, and is not it
+    assert export._checkpoint_for(str(tmp_path), t, t.rows[0]) == kept
+    early = record("e", [{"eval_accuracy": 0.0, "real_eval_accuracy": 0.5, "step": 3, "stop_reason": "non_finite"}])
+    with pytest.raises(UserError, match=r"stopped before its first evaluation"):
+        export._checkpoint_for(str(tmp_path), early, early.rows[0])
+
+    def unreachable(run_root: str, path: str) -> Any:
+        raise UserError("run.storage_path: cannot open s3://bucket/run: access denied")
+
+    monkeypatch.setattr(export, "fetch_checkpoint", unreachable)
+    with pytest.raises(UserError, match=r"access denied"):  # said as it is, not replaced by another report
+        export._checkpoint_for("s3://bucket/run", t, row)
