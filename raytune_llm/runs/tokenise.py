@@ -12,7 +12,7 @@ from pathlib import Path
 from raytune_llm.schema import DataConfig, ModelConfig
 from raytune_llm.sources.data import load_raw, read_splits
 from raytune_llm.tasks import MODEL_COLUMNS, get_task
-from raytune_llm.tasks.base import require_columns
+from raytune_llm.tasks.base import require_columns, require_text
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,12 @@ def tokenise(cfg: DataConfig, model: ModelConfig, tokenizer_path: str, out: Path
     for name, ds in splits.items():
         if limits.get(name) and limits[name] < len(ds):
             ds = ds.shuffle(seed=seed).select(range(limits[name]))
+        require_text(ds, task.text_columns(cfg), name)
         ds = task.encode(ds, cfg, tokenizer, model.max_length, names, name)
         # Train rows feed the model only; eval/test rows keep what the task's evaluation reads.
         keep = MODEL_COLUMNS + ([] if name == "train" else list(task.extra_columns))
         encoded[name] = ds.select_columns([c for c in keep if c in ds.column_names])
+    task.check_train(encoded["train"], cfg, names)
     dd = datasets.DatasetDict(encoded)
     dd.save_to_disk(str(out))
     chance = task.chance_level(encoded["eval"], names)

@@ -30,21 +30,43 @@ def _split_files(root: Path) -> dict[str, str]:
     return files
 
 
+def _parquet_rows(path: str) -> int | None:
+    """The rows a Parquet file's footer says it holds; None when it has no readable footer (corrupt, truncated)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_metadata(path).num_rows
+    except Exception:  # pyarrow raises several types for a bad footer; None is the answer to all of them
+        return None
+
+
+@contextmanager
+def _quiet_datasets_log() -> Iterator[None]:
+    """datasets logs its own line ("Failed to read file ...") before it raises: the UserError below says it once."""
+    from datasets.utils import logging as ds_logging
+
+    level = ds_logging.get_verbosity()
+    ds_logging.set_verbosity(ds_logging.CRITICAL)
+    try:
+        yield
+    finally:
+        ds_logging.set_verbosity(level)
+
+
 def _load_file(kind: str, split: str, path: str) -> datasets.Dataset:
     import datasets
 
     try:
-        return datasets.load_dataset(kind, data_files={split: path}, split=split)
+        with _quiet_datasets_log():
+            return datasets.load_dataset(kind, data_files={split: path}, split=split)
     except Exception as exc:  # datasets wraps reader errors; the root cause is what the user can act on
-        if kind == "parquet":
-            import pyarrow.parquet as pq
-
-            if pq.read_metadata(path).num_rows == 0:
-                raise UserError(f"data: split {split!r} is empty ({path})") from None
+        if kind == "parquet" and _parquet_rows(path) == 0:
+            raise UserError(f"data: split {split!r} is empty ({path})") from None
         cause = exc
         while cause.__cause__ or cause.__context__:
             cause = cause.__cause__ or cause.__context__
-        raise UserError(f"data: cannot read {path}: {cause}") from None
+        raise UserError(f"data: cannot read split {split!r} from {path}: {str(cause).splitlines()[0]}; check the "
+                        "file (corrupt, truncated, or not the format its name says)") from None
 
 
 def load_raw(cfg: DataConfig) -> datasets.DatasetDict:

@@ -87,6 +87,13 @@ class Task:
     def required_columns(self, cfg: DataConfig) -> list[str]:
         raise NotImplementedError
 
+    def text_columns(self, cfg: DataConfig) -> list[str]:
+        """The columns every row must have text in."""
+        return [c for c in (cfg.text_column, cfg.text_pair_column) if c]
+
+    def check_train(self, train: datasets.Dataset, cfg: DataConfig, label_names: list[str]) -> None:
+        """Refuse, before any trial, a tokenised train split nothing can be learnt from (default: anything goes)."""
+
     def label_names(self, cfg: DataConfig, train: datasets.Dataset) -> list[str]:
         return []
 
@@ -160,7 +167,20 @@ def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def require_columns(ds: datasets.Dataset, needed: list[str], split: str, hint: str) -> None:
     missing = [c for c in needed if c not in ds.column_names]
     if missing:
-        raise UserError(f"data: split {split!r} has no column {missing[0]!r}; it has {ds.column_names}; {hint}")
+        raise UserError(f"data: split {split!r} ({len(ds)} rows) has no column {missing[0]!r}; it has "
+                        f"{ds.column_names}; {hint}")
+
+
+def require_text(ds: datasets.Dataset, columns: list[str], split: str) -> None:
+    """Every row has text in `columns` (a string, or a list of words): a null, an empty string or an empty word list
+    would otherwise end in the tokenizer's TypeError, or train on nothing."""
+    for column in columns:
+        empty = [i for i, value in enumerate(ds[column])
+                 if value is None or (isinstance(value, (str, list)) and not (value.strip() if isinstance(value, str)
+                                                                             else value))]
+        if empty:
+            raise UserError(f"data: split {split!r} column {column!r} has {len(empty)} of {len(ds)} rows empty or "
+                            f"missing (the first: row {empty[0]}); fill or drop them")
 
 
 Fn = TypeVar("Fn", bound=Callable[..., Any])

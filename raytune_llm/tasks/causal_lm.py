@@ -99,6 +99,10 @@ class CausalLM(Task):
         prompt = template_columns(cfg.prompt_template) or [cfg.text_column]
         return [*prompt, cfg.label_column, *([cfg.answer_column] if cfg.answer_column else [])]
 
+    def text_columns(self, cfg: DataConfig) -> list[str]:
+        # A template's fields may be empty by design (an instruction dataset's optional `input`); the response not.
+        return [*([] if cfg.prompt_template else [cfg.text_column]), cfg.label_column]
+
     def encode(self, ds: datasets.Dataset, cfg: DataConfig, tokenizer: Any, max_length: int, label_names: list[str],
                split: str) -> datasets.Dataset:
         eos = tokenizer.eos_token or ""

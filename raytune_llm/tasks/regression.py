@@ -70,6 +70,11 @@ class Regression(SequenceClassification):
 
         return tokenise_texts(ds, cfg, tokenizer, max_length, split).add_column("labels", [float(v) for v in values])
 
+    def check_train(self, train: datasets.Dataset, cfg: DataConfig, label_names: list[str]) -> None:
+        if len(set(train["labels"])) < 2:
+            raise UserError(f"data: split 'train' column {cfg.label_column!r} has the same target in all {len(train)} "
+                            "rows: there is nothing to learn; check data.label_column and the split")
+
     def chance_level(self, eval_ds: datasets.Dataset, label_names: list[str]) -> ChanceLevel:
         return ChanceLevel("eval_pearson", 0.0, statistics.pvariance(eval_ds["labels"]))  # MSE of the mean
 

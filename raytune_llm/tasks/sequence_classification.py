@@ -86,6 +86,14 @@ class SequenceClassification(Task):
         labels = label_ids(ds[cfg.label_column], label_names, split, cfg.label_column)
         return tokenise_texts(ds, cfg, tokenizer, max_length, split).add_column("labels", labels)
 
+    def check_train(self, train: datasets.Dataset, cfg: DataConfig, label_names: list[str]) -> None:
+        classes = set(train["labels"])
+        if len(classes) < 2:
+            only = label_names[next(iter(classes))] if classes else "none"
+            raise UserError(f"data: split 'train' column {cfg.label_column!r} holds one class ({only!r}) in all "
+                            f"{len(train)} rows: a classifier has nothing to learn; check data.label_column and the "
+                            "split")
+
     def chance_level(self, eval_ds: datasets.Dataset, label_names: list[str]) -> ChanceLevel:
         # Matthews correlation: 0 for any constant prediction, however imbalanced the labels (accuracy's chance
         # level, the majority rate, moves with the imbalance and hides "not learnt yet" behind it).

@@ -71,6 +71,9 @@ class TokenClassification(Task):
     def required_columns(self, cfg: DataConfig) -> list[str]:
         return [cfg.text_column, cfg.label_column]
 
+    def text_columns(self, cfg: DataConfig) -> list[str]:
+        return [cfg.text_column]  # a list of words per row
+
     def label_names(self, cfg: DataConfig, train: datasets.Dataset) -> list[str]:
         """Tag names in id order: data.labels, a labels.json ({"id2label": ...}) next to the data, or the
         dataset's Sequence(ClassLabel) feature."""
@@ -91,6 +94,12 @@ class TokenClassification(Task):
         outside = [i for i, n in enumerate(label_names) if not n.startswith(("B-", "I-"))]
         if len(outside) != 1:
             raise UserError(f"data.labels: BIO tags need exactly one tag without a B-/I- prefix (O); got {label_names}")
+        uneven = [i for i, (words, tags) in enumerate(zip(ds[cfg.text_column], ds[cfg.label_column]))
+                  if len(words) != len(tags or [])]
+        if uneven:
+            raise UserError(f"data: split {split!r} has {len(uneven)} of {len(ds)} rows whose {cfg.label_column!r} "
+                            f"tags are not one per word of {cfg.text_column!r} (the first: row {uneven[0]}); fix or "
+                            "drop them")
 
         def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
             enc = tokenizer(batch[cfg.text_column], is_split_into_words=True, truncation=True, max_length=max_length)

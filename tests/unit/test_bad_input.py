@@ -114,3 +114,82 @@ def test_a_failed_search_never_deletes_a_folder_it_did_not_create(tmp_path: Path
         prepare_run(cfg)  # fails on the data, after the run folder was set up
     assert (theirs / "notes.txt").read_text() == "the user's own file"
     assert not (theirs / "prepared").exists()
+
+
+# ---------------------------------------------------------------- bad data: one line, exit 2, before Ray starts
+
+
+def _copy_with(src: Path, dst: Path, change: object = None, raw: bytes | None = None) -> Path:
+    """The data folder `src` at `dst`, its train split changed by `change(DataFrame)` or replaced by `raw` bytes."""
+    import shutil
+
+    import pandas as pd
+
+    shutil.copytree(src, dst)
+    train = dst / "train.parquet"
+    if raw is not None:
+        train.write_bytes(raw)
+    elif change is not None:
+        df = pd.read_parquet(train)
+        change(df)
+        df.to_parquet(train)
+    return dst
+
+
+def _set(column: str, rows: slice, value: object) -> object:
+    def change(df: object) -> None:
+        df[column] = df[column].astype(object)
+        for i in range(*rows.indices(len(df))):
+            df.at[i, column] = value
+
+    return change
+
+
+BAD_DATA = {  # name: (task, fixture of the data it starts from, how the train split is broken, the error's words)
+    "corrupt file": ("sequence_classification", "sentiment_dir", {"raw": b"not parquet " * 20},
+                     ["split 'train'", "train.parquet", "corrupt, truncated"]),
+    "truncated file": ("sequence_classification", "sentiment_dir", {"truncate": True},
+                       ["split 'train'", "train.parquet"]),
+    "nulls in the text": ("sequence_classification", "sentiment_dir", {"change": _set("text", slice(0, 3), None)},
+                          ["split 'train' column 'text'", "3 of 96 rows empty or missing"]),
+    "empty texts": ("sequence_classification", "sentiment_dir", {"change": _set("text", slice(5, 7), "  ")},
+                    ["split 'train' column 'text'", "2 of 96 rows", "row 5"]),
+    "one class": ("sequence_classification", "sentiment_dir", {"change": _set("label", slice(None), "pos")},
+                  ["split 'train' column 'label'", "one class ('pos')", "96 rows"]),
+    "labels outside data.labels": ("sequence_classification", "sentiment_dir",
+                                   {"change": _set("label", slice(0, 2), "maybe")},
+                                   ["2 labels in split 'train' (column 'label')", "'maybe'"]),
+    "regression target NaN": ("regression", "pairs_dir", {"change": _set("label", slice(0, 1), float("nan"))},
+                              ["split 'train' column 'label'", "finite numbers", "1 others"]),
+    "tags not one per word": ("token_classification", "ner_dir", {"change": _set("ner_tags", slice(0, 4), [0, 0])},
+                              ["split 'train'", "4 of 64 rows", "'ner_tags'", "'tokens'"]),
+    "no instruction column": ("causal_lm", "instruct_dir", {"change": lambda df: df.rename(
+        columns={"instruction": "question"}, inplace=True)}, ["split 'train' (40 rows)", "'instruction'"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DATA))
+def test_bad_data_is_one_line_naming_split_column_and_rows(case: str, request: pytest.FixtureRequest,
+                                                            tmp_path: Path) -> None:
+    task, fixture, how, words = BAD_DATA[case]
+    src = request.getfixturevalue(fixture)
+    raw = how.get("raw")
+    if how.get("truncate"):
+        whole = (src / "train.parquet").read_bytes()
+        raw = whole[: len(whole) // 2]
+    data = _copy_with(src, tmp_path / "data", how.get("change"), raw)
+    model = request.getfixturevalue("tiny_llama" if task == "causal_lm" else "tiny_bert")
+    overrides: dict = {"task": task}
+    if task == "token_classification":
+        overrides.update({"data.text_column": "tokens", "data.label_column": "ner_tags", "data.labels": None})
+    elif task == "regression":
+        overrides.update({"data.text_pair_column": "text_pair", "data.labels": None})
+    elif task == "causal_lm":
+        overrides.update({"data.prompt_template": "Question: {instruction}\\nAnswer: ", "data.label_column": "output",
+                          "data.eval_holdout": 8, "data.labels": None, "generation.eval_samples": 0})
+    cfg = tiny_experiment(model, data, tmp_path / "runs", **overrides)
+    proc = cli("search", str(write_experiment(tmp_path, cfg)))
+    assert_clean_error(proc, *words)
+    assert "Started a local Ray" not in proc.stderr + proc.stdout  # refused before any trial, or Ray, started
+    assert "Failed to read file" not in proc.stderr  # datasets' own line, said again by ours
+    assert not (tmp_path / "runs" / "t").exists()  # nothing half-written
