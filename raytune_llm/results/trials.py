@@ -47,11 +47,12 @@ class TrialRecord:
         return best_of([r for r in reversed(self.rows) if is_finite(r.get(metric))], lambda r: r[metric], mode)
 
     def fallback_row(self, metric: str, mode: str) -> dict[str, Any] | None:
-        """For a trial the guard stopped as failing: its best real report (see `core.outcomes.real_value`)."""
+        """For a trial the guard stopped as failing: its best real report (see `core.outcomes.real_value`); of equal
+        ones the later, as `best_row`: Ray keeps the best healthy report's checkpoint and the latest (the stop's)."""
         if self.status == "ERROR" or not is_failure(self.stop_reason):
             return None
-        return best_of([r for r in self.rows if is_finite(real_value(r, metric))], lambda r: real_value(r, metric),
-                       mode)
+        return best_of([r for r in reversed(self.rows) if is_finite(real_value(r, metric))],
+                       lambda r: real_value(r, metric), mode)
 
 
 def step_trace(row: dict[str, Any], key: str) -> list[tuple[int, float]]:

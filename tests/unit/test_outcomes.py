@@ -327,6 +327,13 @@ def test_of_equal_reports_the_pick_is_the_later_whose_checkpoint_ray_keeps() -> 
                      {"eval_accuracy": 0.8, **DONE}])
     assert t.best_row("eval_accuracy", "max")["step"] == 4
     assert choose([t], "eval_accuracy", "max").row["step"] == 4
+    # A trial that never learnt (every evaluation the same) and was stopped at its third: the fallback is the stop's
+    # report, whose checkpoint is the latest Ray keeps (the first one's is gone with keep_checkpoints: 1).
+    stuck = record("s", [{"eval_accuracy": 0.5, "step": 2, "total_steps": 10, "stop_reason": ""},
+                         {"eval_accuracy": 0.5, "step": 4, "total_steps": 10, "stop_reason": ""},
+                         {"eval_accuracy": 0.0, "real_eval_accuracy": 0.5, "step": 6, "total_steps": 10,
+                          "stop_reason": "chance_level"}])
+    assert choose([stuck], "eval_accuracy", "max").row["step"] == 6
 
 
 def test_export_exports_the_chosen_reports_checkpoint_or_says_why_not(tmp_path: Any,
