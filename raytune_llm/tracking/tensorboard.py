@@ -7,7 +7,6 @@ Written by the search's driver from the reports Tune already receives: nothing r
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +53,13 @@ class TensorBoardCallback(Callback):
         kind = outcome("ERROR" if errored else "TERMINATED", last)
         failed = is_failed_outcome(kind)
         best = self._best.get(trial.trial_id)
-        best = math.nan if failed or best is None else best
         real = real_value(last, self.metric)
+        # A value a failed trial does not have is left out, not written as NaN: tensorboardX says "NaN or Inf found
+        # in input tensor." on the user's terminal for each, and the HParams view shows a blank either way.
+        metrics = {f"hparam/best_{self.metric}": None if failed else best, "hparam/failed": float(failed),
+                   f"hparam/last_real_{self.metric}": real}
         writer.add_hparams({k: _hparam(v) for k, v in (trial.evaluated_params or trial.config or {}).items()},
-                           {f"hparam/best_{self.metric}": best, "hparam/failed": float(failed),
-                            f"hparam/last_real_{self.metric}": real if is_finite(real) else math.nan},
-                           name="hparams")
+                           {k: v for k, v in metrics.items() if is_finite(v)}, name="hparams")
         writer.close()
         self._writers.pop(trial.trial_id, None)
 

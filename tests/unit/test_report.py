@@ -197,3 +197,22 @@ def test_importance_caveats_go_on_the_page_not_the_terminal(recwarn: pytest.Warn
     assert set(found) == {"lr", "alpha"}
     assert note == "uncertain for alpha: some of their values were tried in fewer than 2 trials"
     assert not [w for w in recwarn if "regimes" in str(w.message)]
+
+
+def test_tensorboard_writes_no_nan_for_what_a_failed_trial_lacks(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A failed trial has no best value: left out of the HParams view, not written as NaN (which made tensorboardX
+    print a bare "NaN or Inf found in input tensor." to the search's terminal)."""
+    import logging
+    from types import SimpleNamespace
+
+    from raytune_llm.tracking.tensorboard import TensorBoardCallback
+
+    callback = TensorBoardCallback(str(tmp_path / "tb"), "eval_accuracy", "max")
+    failed = SimpleNamespace(trial_id="f", evaluated_params={"optimizer.lr": 1.0}, config={}, last_result={
+        "eval_accuracy": 0.0, "step": 3, "total_steps": 10, "stop_reason": "non_finite"})
+    with caplog.at_level(logging.WARNING):
+        callback.on_trial_result(0, [], failed, failed.last_result)
+        callback.on_trial_complete(0, [], failed)
+    assert not [r for r in caplog.records if "NaN or Inf" in r.getMessage()]
+    assert list((tmp_path / "tb" / "f").glob("**/events.out.tfevents.*"))
