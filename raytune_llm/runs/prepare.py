@@ -17,7 +17,7 @@ from raytune_llm.models.pretrained import hub_kwargs
 from raytune_llm.runs.layout import CONFIG_FILE, META_FILE, RunInfo, run_root_for, write_info
 from raytune_llm.runs.tokenise import tokenise
 from raytune_llm.schema import CLASSIFICATION_TASKS, PER_CLASS_PREFIXES, ExperimentConfig, TrainConfig, dump_config
-from raytune_llm.schema.space import apply_params
+from raytune_llm.schema.space import apply_params, sampled_peft_methods
 from raytune_llm.sources.data import quiet_progress
 from raytune_llm.sources.gguf import convert as convert_gguf
 from raytune_llm.sources.gguf import gguf_source
@@ -27,11 +27,9 @@ from raytune_llm.training import memory
 
 def peft_variants(cfg: ExperimentConfig) -> list[TrainConfig]:
     """One training config per PEFT method the search can sample (with the widest choices of its settings)."""
-    method = cfg.search.space.get("peft.method")
-    methods = method.choices if method is not None and hasattr(method, "choices") else [cfg.train.peft.method]
     targets = cfg.search.space.get("peft.lora.targets")
     variants = []
-    for m in methods:
+    for m in (method.value for method in sampled_peft_methods(cfg)):
         for t in (targets.choices if targets is not None and hasattr(targets, "choices") else [None]):
             params = {"peft.method": m, **({"peft.lora.targets": t} if t is not None else {})}
             variants.append(apply_params(cfg.train, params))

@@ -119,6 +119,8 @@ class PruneStoppedCheckpoints(Callback):
         return out
 
     def _prune_early(self) -> None:
+        if not self.early:  # nothing left to prune: no records to build at every trial end
+            return
         ended = self._records(self.ended)
         for tid in sorted(self.early):
             if beaten(tid, ended, self.search):

@@ -174,10 +174,11 @@ def require_columns(ds: datasets.Dataset, needed: list[str], split: str, hint: s
 def require_text(ds: datasets.Dataset, columns: list[str], split: str) -> None:
     """Every row has text in `columns` (a string, or a list of words): a null, an empty string or an empty word list
     would otherwise end in the tokenizer's TypeError, or train on nothing."""
+    def blank(value: Any) -> bool:
+        return value is None or (value.strip() == "" if isinstance(value, str) else value == [])
+
     for column in columns:
-        empty = [i for i, value in enumerate(ds[column])
-                 if value is None or (isinstance(value, (str, list)) and not (value.strip() if isinstance(value, str)
-                                                                             else value))]
+        empty = [i for i, value in enumerate(ds[column]) if blank(value)]
         if empty:
             raise UserError(f"data: split {split!r} column {column!r} has {len(empty)} of {len(ds)} rows empty or "
                             f"missing (the first: row {empty[0]}); fill or drop them")
