@@ -104,7 +104,9 @@ def tune_checkpoints(cfg: ExperimentConfig) -> Any:
     from ray import tune
 
     keep = cfg.run.keep_checkpoints
-    if not cfg.search.scheduler.uses_searcher:  # PBT: a trial copies another's latest checkpoint a little later
+    # PBT copies a donor's checkpoint a little after it recorded it: more kept, fewer copies of the donor's latest
+    # instead (schedulers/pbt.py falls back to it when the recorded one is gone)
+    if not cfg.search.scheduler.uses_searcher:
         keep = max(keep, 3)
     return tune.CheckpointConfig(num_to_keep=keep, checkpoint_score_attribute=cfg.search.metric,
                                  checkpoint_score_order=cfg.search.mode)

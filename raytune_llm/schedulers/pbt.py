@@ -96,6 +96,19 @@ class PBTScheduler(Scheduler):
                     return TrialScheduler.CONTINUE
                 return super().on_trial_result(tune_controller, trial, result)
 
+            # Tune's PBT copies the checkpoint it recorded at the donor's last perturbation, but the donor's
+            # checkpoint manager keeps only its `keep_checkpoints` best by score and its latest: reports since then
+            # can have deleted it, and the exploiting trial would fail to restore. The donor's latest checkpoint,
+            # which Tune always keeps, is then what is copied (the same trial's weights, a little further on).
+            def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
+                donor = self._trial_state[trial_to_clone]
+                if not checkpoint_exists(donor.last_checkpoint):
+                    latest = trial_to_clone.run_metadata.checkpoint_manager.latest_checkpoint_result
+                    if latest is None or not checkpoint_exists(latest.checkpoint):
+                        return  # nothing of the donor to copy: this trial goes on as it is
+                    donor.last_checkpoint, donor.last_result = latest.checkpoint, latest.metrics
+                super()._exploit(tune_controller, trial, trial_to_clone)
+
         space = space or {}
         return UntilTheLastReport(
             time_attr="training_iteration", perturbation_interval=self.perturbation_interval,
@@ -126,6 +139,15 @@ class PBTScheduler(Scheduler):
             out.append(Problem("search.space", f"pbt has nothing to perturb: add one of {', '.join(MUTABLE)} to the "
                                "space (e.g. optimizer.lr)"))
         return out
+
+
+def checkpoint_exists(checkpoint: Any) -> bool:
+    """Whether a Tune checkpoint is still in its storage (local or cloud: its own pyarrow filesystem)."""
+    if checkpoint is None:
+        return False
+    from pyarrow.fs import FileType
+
+    return checkpoint.filesystem.get_file_info(checkpoint.path).type != FileType.NotFound
 
 
 def population(search: Any, concurrent: int) -> tuple[Any, dict[str, Any]]:

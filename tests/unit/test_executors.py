@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -214,3 +215,31 @@ def test_a_trial_tune_stops_gives_its_model_back_before_the_next_trial(info: Run
     with pytest.raises(SystemExit):
         run_then_release(spec_for(info), StoppedByTune(tmp_path), release)
     assert alive == [0]
+
+
+def test_a_pbt_exploit_whose_recorded_checkpoint_was_deleted_copies_the_donors_latest(tmp_path: Path) -> None:
+    """#24.3: PBT records a donor's checkpoint at its perturbation and copies it a little later; by then the donor's
+    checkpoint manager (its `keep_checkpoints` best by score, and its latest) may have deleted it, and the trial that
+    took it over failed to restore. The donor's latest, which Tune always keeps, is what is copied then."""
+    import ray.tune
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune.experiment import Trial
+
+    space = {"optimizer.lr": {"type": "float", "low": 1.0e-5, "high": 1.0e-3, "log": True}}
+    cfg = experiment(search={"space": space, "scheduler": {"name": "pbt"}})
+    pbt = cfg.search.scheduler.build(8, cfg.search.space)
+    pbt.set_search_properties("eval_accuracy", "max")  # what Tune does with the search's metric
+    pbt._log_config = False  # Tune's policy log needs a real experiment folder
+    controller = SimpleNamespace(search_alg=None, pause_trial=lambda trial, should_checkpoint=False: None)
+    taker, donor = (Trial("__fake", config={"optimizer.lr": 1e-4}, stub=True) for _ in range(2))
+    for t, score in ((taker, 0.5), (donor, 0.8)):
+        pbt.on_trial_add(controller, t)
+        pbt._trial_state[t].last_score = score
+    recorded, latest = tmp_path / "checkpoint_000001", tmp_path / "checkpoint_000004"
+    latest.mkdir()  # the recorded one is gone: the donor's later, better reports pushed it out
+    pbt._trial_state[donor].last_checkpoint = ray.tune.Checkpoint.from_directory(str(recorded))
+    donor.run_metadata.checkpoint_manager.register_checkpoint(
+        _TrainingResult(checkpoint=ray.tune.Checkpoint.from_directory(str(latest)), metrics={"step": 4}))
+    pbt._exploit(controller, taker, donor)
+    restored = taker.run_metadata.checkpoint_manager.latest_checkpoint_result
+    assert restored.checkpoint.path == str(latest)
