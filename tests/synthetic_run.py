@@ -13,9 +13,10 @@ from raytune_llm.runs.layout import CONFIG_FILE, RunInfo, write_info
 from raytune_llm.schema import ExperimentConfig, dump_config
 
 # Outcome mix: (kind, share). Kinds: done, asha (stopped by the scheduler), plateau (stopped by the guard while
-# healthy), a guard failure reason, error.
-MIX = (("done", 0.25), ("asha", 0.4), ("plateau", 0.05), ("non_finite", 0.1), ("chance_level", 0.1),
-       ("loss_spike", 0.05), ("error", 0.05))
+# healthy), at_chance (never left chance: run to its budget or stopped by the scheduler), a guard failure reason,
+# error.
+MIX = (("done", 0.25), ("asha", 0.35), ("at_chance", 0.05), ("plateau", 0.05), ("non_finite", 0.1),
+       ("chance_level", 0.1), ("loss_spike", 0.05), ("error", 0.05))
 
 
 def experiment(steps: int, eval_every: int) -> ExperimentConfig:
@@ -54,7 +55,7 @@ def write_run(run_dir: Path, trials: int, steps: int = 200, eval_every: int = 10
         kind = _kind(rng)
         ceiling = 0.6 + 0.35 * math.exp(-((math.log10(params["optimizer.lr"]) + 4) ** 2))
         stop_round = {"done": rounds, "asha": rng.choice([1, 2, 4]), "plateau": max(2, rounds // 2),
-                      "error": 1}.get(kind, rng.randint(1, max(1, rounds // 3)))
+                      "error": 1, "at_chance": rng.choice([2, rounds])}.get(kind, rng.randint(1, max(1, rounds // 3)))
         stop_round = min(stop_round, rounds)
         logdir = f"trial_{trial_id}"
         (run_dir / logdir).mkdir()
@@ -64,6 +65,8 @@ def write_run(run_dir: Path, trials: int, steps: int = 200, eval_every: int = 10
             step = r * eval_every
             last = r == stop_round
             accuracy = 0.5 + (ceiling - 0.5) * (1 - math.exp(-r / 3)) + rng.gauss(0, 0.01)
+            if kind == "at_chance":
+                accuracy = 0.5 + rng.uniform(-0.01, 0.01)
             losses = [0.7 * math.exp(-(step - eval_every + k) / steps) + rng.gauss(0, 0.02) for k in range(eval_every)]
             grads = [abs(rng.gauss(1.0, 0.2)) for _ in range(eval_every)]
             row = {"eval_accuracy": accuracy, "eval_loss": 1 - accuracy, "train_loss": losses[-1],
@@ -76,6 +79,8 @@ def write_run(run_dir: Path, trials: int, steps: int = 200, eval_every: int = 10
                     row["step_losses"][-3:] = [v * 8 for v in losses[-3:]]
                 row.update({"stop_reason": kind, "stop_detail": f"synthetic {kind}",
                             "real_eval_accuracy": accuracy, "eval_accuracy": 0.0})
+            if kind == "at_chance":
+                row["at_chance"] = True
             if last and kind == "plateau":
                 row.update({"stop_reason": "plateau", "stop_detail": "no progress"})
             spent = rng.uniform(5, 15) + (8 if r == 1 else 0)

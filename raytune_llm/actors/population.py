@@ -6,6 +6,11 @@ One small Ray actor per search (no CPU) holds, per trial, the first fraction of 
 chance. Trials post to it and ask it at each evaluation (rank 0 only; the answer is broadcast to the other ranks so
 that all reach the same verdict). Without the actor (a bare run, `train`), the answer is "unknown" and the guard
 falls back to the trial's own evidence.
+
+What the board knows is also Tune's: `EndBoard` records, from the trials' reports (`left_chance`, the guard's own
+definition), when each trial first left chance, keeps it in the experiment state (Tune's callback get_state/
+set_state) and posts it back to a new board on `resume`, so that trials which finished before the interruption, and
+never post again, still count.
 """
 
 from __future__ import annotations
@@ -29,6 +34,14 @@ class PopulationBoard:
             self.first_above.setdefault(trial, fraction)
         return any(f <= fraction for t, f in self.first_above.items() if t != trial)
 
+    def restore(self, first_above: dict[str, float]) -> None:
+        """What a resumed search's trials had posted before it stopped (the earlier fraction wins)."""
+        for trial, fraction in first_above.items():
+            self.first_above[trial] = min(fraction, self.first_above.get(trial, fraction))
+
+    def known(self) -> dict[str, float]:
+        return dict(self.first_above)
+
 
 def board_name(run_root: str) -> str:
     return named.actor_name("population", run_root)
@@ -40,10 +53,32 @@ def start_board(run_root: str) -> str:
 
 
 class EndBoard(Callback):
-    """Stops the run's board when the Tune experiment ends (search, resume and robust alike)."""
+    """Keeps what the run's board knows in Tune's experiment state, gives it back to the board on `resume`, and
+    stops the board when the Tune experiment ends (search, resume and robust alike)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.first_above: dict[str, float] = {}  # trial -> the fraction of its budget at which it left chance
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # one pickled by an older version has no first_above
+        self.__dict__.update({"first_above": {}, **state})
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if result.get("left_chance") and result.get("total_steps"):
+            self.first_above.setdefault(trial.trial_id, result["step"] / result["total_steps"])
+
+    def get_state(self) -> dict[str, Any]:
+        return {"first_above": dict(self.first_above)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.first_above = dict(state.get("first_above") or {})
+        if not self.first_above:
+            return
+        try:
+            ray.get(named.lookup(self.name).restore.remote(self.first_above), timeout=30)
+        except (ValueError, ray.exceptions.RayError) as exc:
+            print(f"warning: the search's population board could not be given back what its trials had posted "
+                  f"({type(exc).__name__}); the chance-level check counts only trials that post again")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         named.stop(self.name)

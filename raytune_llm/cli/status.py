@@ -6,10 +6,10 @@ import argparse
 import json
 
 from raytune_llm.core.outcomes import real_value
-from raytune_llm.core.stops import advice
+from raytune_llm.core.stops import AT_CHANCE, advice, failed_as
 from raytune_llm.results.choice import choice_or_none, pareto_front
 from raytune_llm.results.robustness import read_summary, summary_lines
-from raytune_llm.results.trials import load_trials, outcome_counts
+from raytune_llm.results.trials import TrialRecord, load_trials, outcome_counts
 from raytune_llm.runs.layout import open_run, read_info
 
 
@@ -22,6 +22,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _short(value: object) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _failed_compute(trials: list[TrialRecord]) -> str:
+    """The share of the search's optimizer steps that went into failed trials, and those that ended at chance."""
+    steps = {t.trial_id: int(t.last.get("step") or 0) for t in trials}
+    total = sum(steps.values())
+    failed = [t for t in trials if t.failed]
+    if not failed or not total:
+        return ""
+    line = (f"failed: {len(failed)} of {len(trials)} trials, {sum(steps[t.trial_id] for t in failed) / total:.0%} "
+            "of the optimizer steps")
+    if chance := [t for t in failed if t.failure == AT_CHANCE]:
+        line += (f"; {len(chance)} ended at chance level ({sum(steps[t.trial_id] for t in chance) / total:.0%} of "
+                 f"the steps), whoever stopped them: {advice(AT_CHANCE)}")
+    return line
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,15 +78,16 @@ def run(args: argparse.Namespace) -> int:
         if r["error"] or r["stop_detail"]:
             print(f"{'':<11}{r['error'] or r['stop_detail']}")
     print("outcomes: " + ", ".join(f"{n} {k}" for k, n in sorted(outcome_counts(trials).items())))
+    if line := _failed_compute(trials):
+        print(line)
     if choice and not choice.fallback:
         print(f"best (*): trial {choice.trial.trial_id}, {metric}={choice.row[metric]:.4f} at step "
               f"{choice.row.get('step')}")
     elif choice:
-        print(f"no healthy trial: every trial failed. Best of those the stability guard stopped (*, scores in "
-              f"parentheses are real values the searcher did not see): trial {choice.trial.trial_id}, "
-              f"{metric}={choice.score(metric):.4f} at step {choice.row.get('step')}, stopped as "
-              f"{choice.trial.stop_reason}; `export` falls back to it. To change that: "
-              f"{advice(choice.trial.stop_reason)}")
+        print(f"no healthy trial: every trial failed. Best of the failed ones (*, scores in parentheses are real "
+              f"values the searcher did not see): trial {choice.trial.trial_id}, {metric}={choice.score(metric):.4f} "
+              f"at step {choice.row.get('step')}, {failed_as(choice.trial.failure)}; `export` falls back to it. "
+              f"To change that: {advice(choice.trial.failure)}")
     if front:
         modes = ", ".join([f"{metric} {mode}", *(f"{o.metric} {o.mode}" for o in cfg.search.objectives)])
         print(f"Pareto front ({modes}; export takes the best {cfg.search.objectives[0].metric} within "

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from raytune_llm.config.loading import load_config
 from raytune_llm.core.errors import UserError
-from raytune_llm.core.outcomes import is_failure, real_value
+from raytune_llm.core.outcomes import ended_at_chance, is_failure, real_value
+from raytune_llm.core.stops import AT_CHANCE, advice
 
 HISTORY_FILE = "history.jsonl"  # every evaluation of the run, one JSON line each
 
@@ -75,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"the stability guard stopped the run at step {final.get('step')}: {reason} "
               f"({final.get('stop_detail', '')})" + ("" if healthy else "; no healthy checkpoint"))
     print(f"best {metric}: {real_value(metrics, metric):.4f} at step {metrics['step']} ({checkpoint.path})")
+    if ended_at_chance(final):
+        print(f"warning: the run never left chance level ({info.chance_metric} stayed within "
+              f"stability.chance_level.margin of {info.chance_value:.3g}): it learnt nothing; {advice(AT_CHANCE)}")
     if args.out:
         local = Path(checkpoint.to_directory()) if storage.is_uri(info.run_root) else Path(checkpoint.path)
         write_model(info, cfg.train.peft.method, local, args.out, merge=True)

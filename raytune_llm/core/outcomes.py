@@ -10,6 +10,11 @@ Outcomes:
 - `unstable:<reason>`: stopped by the stability guard as failing (a failure in `core.stops`), or out of memory in a
   single-worker trial (`out_of_memory`: a failure of its params too). The searcher was told the worst value; the
   real one is kept beside it (`real_<metric>`) for the fallback when nothing healthy exists.
+- `at-chance:done` / `at-chance:early-stopped`: it ended (by its budget, the scheduler or a healthy stop) with its
+  chance metric never above chance level (the trial's `at_chance` report, the chance-level rule's "at chance"
+  applied to its best value so far): a failure like the guard's, whoever stopped it (a run that learnt nothing is
+  not a result, and a constant prediction's accuracy on imbalanced labels can look like one). Its reports keep
+  their real values.
 - `error` / `error:oom`: the trial raised (a multi-worker trial out of memory: one rank cannot report alone).
 - `running` / `pending` / `paused`: not ended yet.
 """
@@ -19,7 +24,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from raytune_llm.core.stops import EARLY_STOP_REASONS, FAILURE_REASONS
+from raytune_llm.core.stops import AT_CHANCE, EARLY_STOP_REASONS, FAILURE_REASONS
 
 # Beside the worst value a failed trial reports, its real value of the objective: REAL_PREFIX + metric.
 REAL_PREFIX = "real_"
@@ -84,14 +89,31 @@ def outcome(status: str, last: dict[str, Any], error_text: str = "") -> str:
     if is_failure(reason):
         return f"unstable:{reason}"
     if reason:
-        return "early-stopped"
-    if status == "TERMINATED":
-        return "done" if last and last.get("step") == last.get("total_steps") else "early-stopped"
-    return status.lower()
+        kind = "early-stopped"
+    elif status == "TERMINATED":
+        kind = "done" if last and last.get("step") == last.get("total_steps") else "early-stopped"
+    else:
+        return status.lower()
+    return f"at-chance:{kind}" if ended_at_chance(last) else kind
+
+
+def ended_at_chance(last: dict[str, Any]) -> bool:
+    """Whether a trial whose last report is `last` never left chance level (tasks without one: never)."""
+    return last.get("at_chance") is True
 
 
 def is_failed_outcome(name: str) -> bool:
-    return name.startswith(("unstable:", "error"))
+    return name.startswith(("unstable:", "error", "at-chance:"))
+
+
+def failure_reason(status: str, last: dict[str, Any], error_text: str = "") -> str:
+    """Why a trial failed: its guard stop reason, `ended_at_chance`, or "error"; "" if it did not fail."""
+    name = outcome(status, last, error_text)
+    if name.startswith("unstable:"):
+        return name.removeprefix("unstable:")
+    if name.startswith("at-chance:"):
+        return AT_CHANCE
+    return "error" if name.startswith("error") else ""
 
 
 def searcher_verdict(errored: bool, last: dict[str, Any], metric: str) -> str:
@@ -99,14 +121,14 @@ def searcher_verdict(errored: bool, last: dict[str, Any], metric: str) -> str:
     - "complete": its value is a finished trial's (it ran its budget, or the guard's `plateau` rule ended it);
     - "pruned": stopped part-way by the scheduler or a time budget while healthy: the searcher ranks it by its
       intermediate values, not as if a partial score were final;
-    - "infeasible": the guard stopped it as failing: complete with the worst finite value it reported (a FAIL would
-      be ignored by TPE, and a region that only fails would keep attracting proposals) and marked infeasible, so that
-      every sampler ranks it below every healthy trial (TPE's good examples are complete, then pruned, then
-      infeasible trials) and it is never on the Pareto front;
+    - "infeasible": the guard stopped it as failing, or it ended at chance level: complete with the metric's worst
+      finite value (a FAIL would be ignored by TPE, and a region that only fails would keep attracting proposals)
+      and marked infeasible, so that every sampler ranks it below every healthy trial (TPE's good examples are
+      complete, then pruned, then infeasible trials) and it is never on the Pareto front;
     - "fail": it raised, or never reported a finite value."""
     if errored or not is_finite(last.get(metric)):
         return "fail"
-    if is_failure(str(last.get("stop_reason") or "")):
+    if is_failure(str(last.get("stop_reason") or "")) or ended_at_chance(last):
         return "infeasible"
     kind = outcome("TERMINATED", last)
     if kind == "early-stopped" and last.get("stop_reason") not in EARLY_STOP_REASONS:
@@ -116,7 +138,8 @@ def searcher_verdict(errored: bool, last: dict[str, Any], metric: str) -> str:
 
 class BestSoFar:
     """Each trial's best value so far as export counts it (`results.trials.TrialRecord.best_row`): the best finite value
-    of its reports, healthy early stops included; a trial the guard stopped as failing has none from then on.
+    of its reports, healthy early stops included; a trial the guard stopped as failing has none from then on, and
+    one that has not left chance level has none yet.
     For the callbacks that show a best while the search runs (the live table, TensorBoard, MLflow)."""
 
     def __init__(self, metric: str, mode: str) -> None:
@@ -129,8 +152,8 @@ class BestSoFar:
         if is_failure(str(result.get("stop_reason") or "")):
             self.failed.add(trial_id)
             self.values.pop(trial_id, None)
-        elif trial_id not in self.failed and is_finite(value) and better(value, self.values.get(trial_id),
-                                                                           self.mode):
+        elif (trial_id not in self.failed and not ended_at_chance(result) and is_finite(value)
+              and better(value, self.values.get(trial_id), self.mode)):
             self.values[trial_id] = value
 
     def get(self, trial_id: str) -> float | None:

@@ -18,7 +18,8 @@ from raytune_llm.results.trials import TrialRecord, load_trials, outcome_counts,
 from raytune_llm.runs.layout import CONFIG_FILE, open_run, read_info
 
 # The groups a report colours trials by (outcome names map onto them in `group_of`).
-GROUPS = ("done", "stopped by scheduler", "stopped by guard", "failed by guard", "error", "not ended")
+GROUPS = ("done", "stopped by scheduler", "stopped by guard", "ended at chance", "failed by guard", "error",
+          "not ended")
 
 
 def group_of(trial: TrialRecord) -> str:
@@ -27,11 +28,21 @@ def group_of(trial: TrialRecord) -> str:
         return "done"
     if name.startswith("unstable:"):
         return "failed by guard"
+    if name.startswith("at-chance:"):  # failed, whoever stopped it (`how_stopped` says who)
+        return "ended at chance"
     if name.startswith("error"):
         return "error"
     if name == "early-stopped":
         return "stopped by guard" if trial.stop_reason else "stopped by scheduler"
     return "not ended"
+
+
+def how_stopped(trial: TrialRecord) -> str:
+    """Who ended a trial that ended: "budget" (it ran to the end), "scheduler", or "guard (<reason>)"."""
+    kind = trial.outcome.removeprefix("at-chance:")
+    if kind == "done":
+        return "budget"
+    return f"guard ({trial.stop_reason})" if trial.stop_reason else "scheduler"
 
 
 @dataclass

@@ -21,7 +21,7 @@ from matplotlib.collections import LineCollection
 from raytune_llm.report.collect import GROUPS, RunView, TrialView
 
 COLOURS = {"done": "#2a9d4b", "stopped by scheduler": "#3b75c4", "stopped by guard": "#8f6ac9",
-           "failed by guard": "#d2462f", "error": "#333333", "not ended": "#b0b0b0"}
+           "ended at chance": "#e08b2d", "failed by guard": "#d2462f", "error": "#333333", "not ended": "#b0b0b0"}
 TOP_K = 5  # trials highlighted in the learning curves
 DPI = 100
 

@@ -65,7 +65,7 @@ def _verdict(s: dict[str, Any]) -> str:
         if s["robust_best"]:
             r = s["robust_best"]
             spread = f" &middot; over seeds {_num(r['mean'])} &plusmn; {_num(r['std'])} (min {_num(r['min'])})"
-        kind = " (no healthy trial: the best the guard stopped)" if best["fallback"] else ""
+        kind = " (no healthy trial: the best of the failed ones)" if best["fallback"] else ""
         headline = (f"best {_e(s['metric'])} <b>{_num(best['value'])}</b> by trial {_e(best['trial_id'])}"
                     f"{kind}{spread}")
     c = s["compute"]
@@ -81,10 +81,15 @@ def _verdict(s: dict[str, Any]) -> str:
         details.append("errors: " + "; ".join(f"{e['trial_id']}: {e['error']}" for e in s["errors"][:5]))
     detail_html = "".join(f"<li>{_e(d)}</li>" for d in details)
     reasons = s["guard_stop_reasons"]
-    stops = _table(["stopped by the guard as", "trials", "", "to change that"],
-                   [[r, n, "failed" if reasons.get(r, {}).get("failure", True) else "healthy, kept its score",
-                     reasons.get(r, {}).get("advice", "")] for r, n in s["guard_stops_by_reason"].items()]
-                   ) if s["guard_stops_by_reason"] else ""
+    rows = [[f"stopped by the guard as {r}", n, "failed" if reasons.get(r, {}).get("failure", True) else
+             "healthy, kept its score", reasons.get(r, {}).get("advice", "")]
+            for r, n in s["guard_stops_by_reason"].items()]
+    if chance := s.get("ended_at_chance"):
+        share = chance["compute"] / c["total"] if c["total"] else 0.0
+        who = ", ".join(f"{n} by {k}" for k, n in chance["stopped_by"].items())
+        rows.append(["ended at chance level", chance["trials"], f"failed (learnt nothing; {share:.0%} of the compute; "
+                     f"ended {who})", chance["advice"]])
+    stops = _table(["trials that", "trials", "verdict", "to change that"], rows) if rows else ""
     return (f'<section id="verdict"><h2>Verdict</h2><p>{headline}</p><div class="cards">{card_html}</div>'
             f"<ul>{detail_html}</ul>{stops}</section>")
 

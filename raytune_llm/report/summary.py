@@ -7,9 +7,9 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from raytune_llm.core.stops import STOP_REASONS, advice
+from raytune_llm.core.stops import AT_CHANCE, STOP_REASONS, advice
 from raytune_llm.report import importance
-from raytune_llm.report.collect import GROUPS, RunView, rerun_command
+from raytune_llm.report.collect import GROUPS, RunView, how_stopped, rerun_command
 
 
 def _count(items: list[Any]) -> dict[str, int]:
@@ -28,6 +28,7 @@ def summarise(run: RunView) -> dict[str, Any]:
     fail_imp, fail_note = importance.for_failing(run)
     guard_stops = _count([t.record.stop_reason for t in run.trials
                           if t.group in ("failed by guard", "stopped by guard")])
+    at_chance = [t for t in run.trials if t.group == "ended at chance"]
     robust_best = None
     if run.robust and run.robust.get("configs"):
         top = run.robust["configs"][0]
@@ -42,6 +43,10 @@ def summarise(run: RunView) -> dict[str, Any]:
         # Each stop reason seen, as the one table of stop reasons (core.stops) has it.
         "guard_stop_reasons": {r: {"failure": STOP_REASONS[r].failure, "advice": advice(r),
                                    "setting": STOP_REASONS[r].setting} for r in guard_stops if r in STOP_REASONS},
+        # Trials that learnt nothing, whoever stopped them: failures, counted in compute.failed.
+        "ended_at_chance": {"trials": len(at_chance), "compute": sum(t.compute_s for t in at_chance),
+                            "stopped_by": _count([how_stopped(t.record) for t in at_chance]),
+                            "advice": advice(AT_CHANCE)} if at_chance else None,
         "errors": [{"trial_id": t.trial_id, "error": t.record.error} for t in run.trials if t.group == "error"],
         "best": None if best is None else {
             "trial_id": best.trial_id, "value": run.choice.score(run.metric), "step": run.choice.row.get("step"),

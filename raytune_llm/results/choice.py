@@ -5,9 +5,10 @@ pick still be this trial?") instead of restating the rule.
 
 The rule, stated:
 - A trial is scored by its best report with a finite `search.metric`; a failed trial (the guard stopped it as
-  failing, or it raised) never wins while a healthy one exists. Among equals the earlier trial wins.
-- With no healthy trial, the pick falls back to the trial the guard stopped with the best real score (its
-  `real_<metric>`, the value the searcher was not told), flagged `fallback`.
+  failing, it ended at chance level, or it raised) never wins while a healthy one exists. Among equals the earlier
+  trial wins.
+- With no healthy trial, the pick falls back to the failed trial (guard-stopped or ended at chance) with the best
+  real score (its `real_<metric>`, the value the searcher was not told), flagged `fallback`.
 - With `search.objectives`, a trial is also scored by each further objective (e.g. `trainable_params`, minimised),
   read from that same best report. A trial is on the Pareto front when no other healthy trial is at least as good
   in every objective and better in one. Among the front's trials within `search.pareto_tolerance` of the best
@@ -32,8 +33,8 @@ from raytune_llm.schema import SearchConfig
 
 @dataclass
 class Choice:
-    """The trial a run's results point to. `fallback`: no healthy trial exists, so this is the best trial the
-    stability guard stopped, by its real score (its stop reason in `trial.stop_reason`)."""
+    """The trial a run's results point to. `fallback`: no healthy trial exists, so this is the best failed trial
+    that has a checkpoint (guard-stopped or ended at chance), by its real score (why it failed: `trial.failure`)."""
 
     trial: TrialRecord
     row: dict[str, Any]
@@ -52,7 +53,8 @@ def best_result(trials: list[TrialRecord], metric: str, mode: str) -> tuple[Tria
 
 
 def choose(trials: list[TrialRecord], metric: str, mode: str) -> Choice:
-    """The best healthy trial or, when there is none, the best guard-stopped one. Raises when neither exists."""
+    """The best healthy trial or, when there is none, the best guard-stopped or at-chance one. Raises when neither
+    exists."""
     try:
         return Choice(*best_result(trials, metric, mode))
     except UserError:
@@ -149,8 +151,8 @@ def pick(run_dir: Path, trials: list[TrialRecord], search: SearchConfig, by: str
 
 def top_configs(trials: list[TrialRecord], metric: str, mode: str, k: int) -> list[TrialRecord]:
     """What `robust` re-runs: the K trials with the best finite reports (failed trials excluded), best first; when
-    no healthy trial exists, the K guard-stopped trials with the best real reports (whether they were stopped
-    wrongly is exactly what re-running them with other seeds tells)."""
+    no healthy trial exists, the K failed trials (guard-stopped or at chance) with the best real reports (whether
+    they were stopped wrongly is exactly what re-running them with other seeds tells)."""
     ranked = [(t, r[metric]) for t in trials if (r := t.best_row(metric, mode))]
     if not ranked:
         ranked = [(t, real_value(r, metric)) for t in trials if (r := t.fallback_row(metric, mode))]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from raytune_llm.core.errors import UserError
-from raytune_llm.core.stops import advice
+from raytune_llm.core.stops import advice, failed_as
 from raytune_llm.core.storage import fetch_checkpoint, is_uri, node_copy
 from raytune_llm.results.choice import pick
 from raytune_llm.results.trials import TrialRecord, load_trials, outcome_counts
@@ -151,9 +151,9 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, b
     choice, params = pick(run_dir, trials, cfg.search, by, trial_id)
     trial, row = choice.trial, choice.row
     if choice.fallback and not trial_id:
-        print(f"warning: no healthy trial; exporting trial {trial.trial_id}, which the stability guard stopped as "
-              f"{trial.stop_reason} ({metric}={choice.score(metric):.4g} at step {row.get('step')}). "
-              f"To change that: {advice(trial.stop_reason)}")
+        print(f"warning: no healthy trial; exporting trial {trial.trial_id}, which {failed_as(trial.failure)} "
+              f"({metric}={choice.score(metric):.4g} at step {row.get('step')}). To change that: "
+              f"{advice(trial.failure)}")
     checkpoint = _checkpoint_for(info.run_root, trial, row)
     train = apply_params(cfg.train, params)
     if out.exists() and any(out.iterdir()):
@@ -178,8 +178,8 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, b
             "trial": {k: v for k, v in row.items() if isinstance(v, (int, float, str)) and k != "config"},
             "exported_eval": eval_metrics, "eval_prediction_mismatches": mismatches,
             "outcomes": outcome_counts(trials),
-            "fallback": {"stop_reason": trial.stop_reason, "real_value": choice.score(metric),
-                         "advice": advice(trial.stop_reason)} if choice.fallback else None,
+            "fallback": {"stop_reason": trial.stop_reason, "failure": trial.failure, "real_value": choice.score(metric),
+                         "advice": advice(trial.failure)} if choice.fallback else None,
         }
         if (q := train.peft.quantization) is not None:
             metrics["quantized_base"] = {**q.model_dump(), "self_check": "the adapter on the full-precision base "

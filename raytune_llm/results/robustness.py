@@ -63,10 +63,9 @@ def summarise(picks: list[TrialRecord], runs: list[TrialRecord], info: RunInfo, 
         values, failed, seeds = [], 0, []
         for r in mine:
             last = r.last
-            unstable = r.failed or not last
+            unstable = r.failed or not last  # the guard stopped it, it ended at chance level, or it raised
             value = worst if unstable else float(last.get(metric, worst))
-            chance = info.chance_metric
-            failed += unstable or bool(chance and last.get(chance, 0.0) <= info.chance_value)
+            failed += unstable
             values.append(value)
             seeds.append(run_params(r).get("seed"))
         if not values:
@@ -92,8 +91,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     """`robust`'s table as printed by `robust` and `status`."""
     metric = summary["metric"]
     chance = summary.get("chance_metric", "eval_accuracy")
-    level = summary.get("chance_value", summary.get("majority_baseline", 0.0))  # older summaries: the latter
-    at_chance = f" or final {chance} <= chance level {level:.3f}" if chance else ""
+    at_chance = f" or ended at chance level ({chance} never above {summary.get('chance_value', 0.0):.3f} + margin)" \
+        if chance else ""
     lines = [f"robustness over seeds ({metric}, score = {summary['score']}; failed = unstable{at_chance}):",
              f"{'rank':<5}{'trial':<10}{'mean':>8}{'std':>8}{'min':>8}{'failed':>8}{'score':>8}  params"]
     for i, c in enumerate(summary["configs"], 1):

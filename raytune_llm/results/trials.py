@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from raytune_llm.core.errors import UserError
-from raytune_llm.core.outcomes import best_of, is_failed_outcome, is_failure, is_finite, outcome, real_value
+from raytune_llm.core.outcomes import best_of, failure_reason, is_failed_outcome, is_finite, outcome, real_value
+from raytune_llm.core.stops import FAILURE_REASONS
 
 
 @dataclass
@@ -38,6 +39,11 @@ class TrialRecord:
     def failed(self) -> bool:
         return is_failed_outcome(self.outcome)
 
+    @property
+    def failure(self) -> str:
+        """Why it failed (a guard stop reason, `ended_at_chance`, "error"); "" if it did not."""
+        return failure_reason(self.status, self.last, self.error_text)
+
     def best_row(self, metric: str, mode: str) -> dict[str, Any] | None:
         """The best report with a finite metric, from a trial that did not fail (a healthy early stop counts); of
         equal ones the later, whose checkpoint is the one Ray keeps (its checkpoint manager ranks a later checkpoint
@@ -47,9 +53,10 @@ class TrialRecord:
         return best_of([r for r in reversed(self.rows) if is_finite(r.get(metric))], lambda r: r[metric], mode)
 
     def fallback_row(self, metric: str, mode: str) -> dict[str, Any] | None:
-        """For a trial the guard stopped as failing: its best real report (see `core.outcomes.real_value`); of equal
-        ones the later, as `best_row`: Ray keeps the best healthy report's checkpoint and the latest (the stop's)."""
-        if self.status == "ERROR" or not is_failure(self.stop_reason):
+        """For a trial the guard stopped as failing, or that ended at chance level: its best real report (see
+        `core.outcomes.real_value`); of equal ones the later, as `best_row`: Ray keeps the best healthy report's
+        checkpoint and the latest (the stop's)."""
+        if self.failure not in FAILURE_REASONS:  # healthy, or raised
             return None
         return best_of([r for r in reversed(self.rows) if is_finite(real_value(r, metric))],
                        lambda r: real_value(r, metric), mode)

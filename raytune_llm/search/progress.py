@@ -12,7 +12,7 @@ from ray.tune import Callback
 
 from raytune_llm.core.errors import UserError
 from raytune_llm.core.outcomes import BestSoFar, best_of, is_failure
-from raytune_llm.core.stops import advice
+from raytune_llm.core.stops import advice, failed_as
 from raytune_llm.results.choice import choose_for
 from raytune_llm.results.trials import load_trials, outcome_counts
 from raytune_llm.runs.layout import open_run, read_info
@@ -144,9 +144,9 @@ def finish(run_dir: str) -> int:
               "shows why each trial ended")
         return 0
     if choice.fallback:
-        print(f"no healthy trial: the stability guard stopped every trial ({choice.trial.stop_reason} for the best, "
-              f"trial {choice.trial.trial_id}, real {search.metric}={choice.score(search.metric):.4g}); export falls "
-              f"back to it. To change that: {advice(choice.trial.stop_reason)}")
+        print(f"no healthy trial: every trial failed (the best, trial {choice.trial.trial_id}, "
+              f"{failed_as(choice.trial.failure)}, real {search.metric}={choice.score(search.metric):.4g}); export "
+              f"falls back to it. To change that: {advice(choice.trial.failure)}")
     else:
         print(f"best: trial {choice.trial.trial_id}, {search.metric}={choice.score(search.metric):.4g}")
     print(f"next: raytune-llm status {run_dir}\n      raytune-llm report {run_dir} --out ./report   (one HTML page "

@@ -9,8 +9,9 @@ deletes what export may want:
   pick to be it (`choice.beaten`: a better one on the metric, or with `search.objectives` one that dominates it
   or is better by more than the tolerance; a running trial's lead proves nothing: the guard may still stop it as
   failing, and export would then pick this one);
-- a trial the guard stopped as failing keeps its checkpoints until the search ends: if no healthy trial exists
-  then, export falls back to the best of them, whose checkpoints are kept; the others are deleted.
+- a trial the guard stopped as failing, or that ended at chance level, keeps its checkpoints until the search
+  ends: if no healthy trial exists then, export falls back to the best of them, whose checkpoints are kept; the
+  others are deleted.
 
 A stopped Train trial's workers may still be writing a checkpoint when Tune reports the trial complete (they run
 ahead of the report that stopped them), so a deleted trial's folder is swept again at the next trial end and at the
@@ -29,7 +30,7 @@ from typing import Any
 from ray.tune import Callback
 
 from raytune_llm.core.errors import UserError
-from raytune_llm.core.outcomes import REAL_PREFIX, better, is_failure, is_finite, real_value
+from raytune_llm.core.outcomes import REAL_PREFIX, better, ended_at_chance, is_failure, is_finite, real_value
 from raytune_llm.core.storage import is_uri, join, remove_checkpoints
 from raytune_llm.results.choice import beaten, choose, objectives
 from raytune_llm.results.trials import TrialRecord
@@ -62,7 +63,7 @@ class PruneStoppedCheckpoints(Callback):
         tid = trial.trial_id
         self.order.setdefault(tid, len(self.order))
         self.last[tid] = {"stop_reason": result.get("stop_reason", ""), "step": result.get("step"),
-                          "total_steps": result.get("total_steps")}
+                          "total_steps": result.get("total_steps"), "at_chance": result.get("at_chance")}
         real = real_value(result, self.metric)
         if is_finite(real) and better(real, self.best_real.get(tid), self.mode):
             self.best_real[tid] = real
@@ -73,7 +74,7 @@ class PruneStoppedCheckpoints(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         tid, last = trial.trial_id, self.last.get(trial.trial_id, {})
-        if is_failure(last.get("stop_reason", "")):
+        if is_failure(last.get("stop_reason", "")) or ended_at_chance(last):
             self.best.pop(tid, None)
             self.failed.add(tid)
         else:
@@ -112,7 +113,8 @@ class PruneStoppedCheckpoints(Callback):
         for tid in sorted(trial_ids, key=lambda t: self.order.get(t, 0)):
             reason = self.last.get(tid, {}).get("stop_reason", "")
             if tid in self.failed and tid in self.best_real:
-                row = {self.metric: None, REAL_PREFIX + self.metric: self.best_real[tid], "stop_reason": reason}
+                row = {self.metric: None, REAL_PREFIX + self.metric: self.best_real[tid], "stop_reason": reason,
+                       "at_chance": self.last.get(tid, {}).get("at_chance")}
             else:
                 row = {**self.best.get(tid, {}), "stop_reason": ""}
             out.append(TrialRecord(tid, {}, "TERMINATED", rows=[row]))

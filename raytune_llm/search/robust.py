@@ -51,8 +51,8 @@ def run_robust(run_dir: Path, top_k: int, seeds: int, score: str, address: str |
         raise UserError(f"no trial of {run_dir} reported a finite {metric!r} (outcomes: {outcome_counts(trials)}); "
                         "nothing to re-run")
     if all(p.failed for p in picks):
-        print(f"no healthy trial in {run_dir}: re-running the {len(picks)} best trials the stability guard stopped "
-              f"({', '.join(sorted({p.stop_reason for p in picks}))}), by their real {metric}")
+        print(f"no healthy trial in {run_dir}: re-running the {len(picks)} best failed trials "
+              f"({', '.join(sorted({p.failure for p in picks}))}), by their real {metric}")
     total = connect(cfg, address)
     robust_dir, robust_root = run_dir / ROBUST_DIR, join(info.run_root, ROBUST_DIR)
     template = train_template(cfg, info)

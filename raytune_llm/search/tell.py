@@ -3,9 +3,10 @@
 Ray's OptunaSearch tells COMPLETE with the last reported value whenever one exists, so a trial ASHA stopped after
 one round counts as if its one-round score were final; it tells FAIL only for an error without a value. Here the
 verdict comes from `core.outcomes.searcher_verdict` (the one place that decides outcomes): pruned trials are PRUNED
-with the intermediate values already reported to Optuna at each evaluation, guard failures COMPLETE with their
-worst finite value and an infeasible constraint (Optuna's `Trial.set_constraint`: TPE, GP and NSGA-II rank them
-below every feasible trial, and the study's Pareto front leaves them out), errors FAIL.
+with the intermediate values already reported to Optuna at each evaluation, failures (a guard stop, or a run that
+ended at chance level) COMPLETE with the metric's worst finite value and an infeasible constraint (Optuna's
+`Trial.set_constraint`: TPE, GP and NSGA-II rank them below every feasible trial, and the study's Pareto front
+leaves them out), errors FAIL.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
-from raytune_llm.core.outcomes import is_finite, searcher_verdict
+from raytune_llm.core.outcomes import is_finite, searcher_verdict, worst_value
 from raytune_llm.schema import SearchConfig
 from raytune_llm.schema.space import searcher_names, suggest
 from raytune_llm.searchers.base import Plan
 
-# The constraint a trial the guard stopped as failing violates (Optuna: > 0 is infeasible).
+# The constraint a failed trial (core.outcomes' "infeasible") violates (Optuna: > 0 is infeasible).
 FAILED = "raytune_llm.failed"
 
 
@@ -47,6 +48,9 @@ class TruthfulOptunaSearch(OptunaSearch):
         value = None
         if state == TrialState.COMPLETE:
             values = [result.get(m) for m in metrics]
+            if verdict == "infeasible":  # a run that ended at chance reports its real value: not for a searcher
+                modes = self.mode if isinstance(self.mode, list) else [self.mode]
+                values[0] = worst_value(metrics[0], modes[0])
             if not all(is_finite(v) for v in values):  # a further objective never reported: not a result
                 state = TrialState.FAIL
             else:

@@ -1,7 +1,8 @@
 """A training run's checkpoint: what the loop writes with each evaluation report and reads back to continue.
 
     model/               the trainable weights (the adapter only, for PEFT methods), safetensors
-    trainer_state.pt     optimizer and scheduler state, the step, and fp16's loss scale
+    trainer_state.pt     optimizer and scheduler state, the step, fp16's loss scale, and what the stability guard
+                         had seen (each detector's state, the best chance metric)
     eval_predictions.json  the evaluation's predictions (export checks the exported model against them)
     metrics.json         the report the checkpoint was made with
 """
@@ -23,6 +24,7 @@ from raytune_llm.training.sharding import full_state, is_sharded, load_full_stat
 if TYPE_CHECKING:
     from raytune_llm.training.precision import LossScaler
     from raytune_llm.training.spec import Session
+    from raytune_llm.training.stability import StabilityGuard
 
 STATE_FILE = "trainer_state.pt"
 PREDICTIONS_FILE = "eval_predictions.json"
@@ -30,7 +32,7 @@ PREDICTIONS_FILE = "eval_predictions.json"
 
 def report_with_checkpoint(session: Session, metrics: dict[str, Any], model: torch.nn.Module,
                            optimizer: torch.optim.Optimizer, scheduler: Any, step: int, preds: list[int],
-                           scaler: LossScaler | None = None) -> None:
+                           scaler: LossScaler | None = None, guard: StabilityGuard | None = None) -> None:
     """Report `metrics` with a checkpoint of this moment (rank 0's; every rank reports, because a report is also
     a barrier across workers). A sharded model's full state is gathered first, by every rank."""
     model_state, optimizer_state = full_state(model, optimizer) if is_sharded(model) else (None, None)
@@ -43,14 +45,15 @@ def report_with_checkpoint(session: Session, metrics: dict[str, Any], model: tor
         save_trainable(model, out / "model", model_state)
         torch.save({"optimizer": optimizer_state or optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "step": step, "sharded": model_state is not None,
-                    "loss_scaler": scaler.state_dict() if scaler else {}}, out / STATE_FILE)
+                    "loss_scaler": scaler.state_dict() if scaler else {},
+                    "guard": guard.state_dict() if guard else {}}, out / STATE_FILE)
         (out / PREDICTIONS_FILE).write_text(json.dumps(preds))
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         session.report(metrics, out)
 
 
 def load_state(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-               method: PeftMethod, scaler: LossScaler | None = None) -> int:
+               method: PeftMethod, scaler: LossScaler | None = None, guard: StabilityGuard | None = None) -> int:
     """Load a checkpoint into a freshly built run; returns the step to continue from."""
     from safetensors.torch import load_file, load_model
 
@@ -83,5 +86,7 @@ def load_state(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
     scheduler.last_epoch = updates
     if scaler is not None:
         scaler.load_state_dict(state.get("loss_scaler") or {})
+    if guard is not None:  # a checkpoint from before the guard's state was saved: it starts afresh
+        guard.load_state_dict(state.get("guard") or {})
     scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr() reports
     return step

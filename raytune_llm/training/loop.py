@@ -128,8 +128,6 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     scheduler = _scheduler(cfg, optimizer, warmup_steps, total_steps)
     scaler = LossScaler(precision, device)
     step = 0
-    if (restore := session.restore_dir()) is not None:
-        step = load_state(restore, model, optimizer, scheduler, cfg.peft.method, scaler)
 
     # The stability guard; chance level = what the task scores when nothing was learnt (e.g. the majority class).
     baseline, chance_metric, chance_loss = spec.chance_value, spec.chance_metric, spec.chance_loss
@@ -138,6 +136,8 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
         baseline, chance_metric, chance_loss = (chance.value, chance.metric, chance.loss) if chance else (0.0, "", None)
     guard = StabilityGuard(StabilityConfig.model_validate(spec.stability), warmup_steps, total_steps, baseline,
                            spec.mode, chance_metric, chance_loss, len(eval_ds))
+    if (restore := session.restore_dir()) is not None:  # what the guard had seen comes back with the weights
+        step = load_state(restore, model, optimizer, scheduler, cfg.peft.method, scaler, guard)
     worst = worst_value(spec.metric, spec.mode)
 
     def task_loss(batch: dict[str, torch.Tensor], weight: float) -> torch.Tensor:
@@ -219,13 +219,14 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                                                  guard.left_chance(eval_metrics))
                 verdict = guard.check_eval(step, {**eval_metrics, "train_loss": last["train_loss"]}, last[spec.metric],
                                            peers_learnt=peers)
+                last.update(guard.chance_report(eval_metrics))
                 if verdict:
                     last.update(stop_reason=verdict.reason, stop_detail=verdict.detail)
                 if is_failure(verdict.reason):
                     # The searcher sees the worst value; the real one stays beside it, with this checkpoint, so a
                     # search whose every trial the guard stopped still has something to show and export.
                     last.update({spec.metric: worst, REAL_PREFIX + spec.metric: last[spec.metric]})
-                report_with_checkpoint(session, last, model, optimizer, scheduler, step, preds, scaler)
+                report_with_checkpoint(session, last, model, optimizer, scheduler, step, preds, scaler, guard)
                 if verdict:
                     return last
     except torch.OutOfMemoryError as exc:

@@ -129,13 +129,27 @@ def test_a_search_whose_every_trial_the_guard_stopped_still_exports(
 
 
 def test_no_trial_is_stopped_at_chance_while_none_of_the_search_has_left_it(
-    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path
+    ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The same never-learning trials with the default population rule: with no trial of the search above chance,
     # "at chance" means a slow task, not broken trials, and every trial runs to the end (through the real board).
+    # Having learnt nothing by then, each ended at chance: a failure however it ended (#24.11), exported only as the
+    # fallback, and said so.
     path = never_learning_search(tiny_bert, sentiment_dir, tmp_path, population=True)
     assert main(["search", str(path)]) == 0
-    assert [t.outcome for t in load_trials(tmp_path / "runs" / "t")] == ["done", "done"]
+    run_dir = tmp_path / "runs" / "t"
+    trials = load_trials(run_dir)
+    assert [t.outcome for t in trials] == ["at-chance:done", "at-chance:done"]
+    assert all(r["at_chance"] for t in trials for r in t.rows)
+    capsys.readouterr()
+    assert main(["status", str(run_dir)]) == 0
+    table = capsys.readouterr().out
+    assert "failed: 2 of 2 trials, 100% of the optimizer steps; 2 ended at chance level" in table
+    assert "ended at chance level; `export` falls back to it" in table
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "best")]) == 0
+    assert "which ended at chance level" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "best" / "metrics.json").read_text())
+    assert metrics["fallback"]["failure"] == "ended_at_chance"
 
 
 def test_a_plateau_stopped_trial_is_a_healthy_early_stop_that_exports(

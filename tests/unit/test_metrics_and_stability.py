@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -161,3 +162,33 @@ def test_error_outcomes_name_out_of_memory() -> None:
                       error_text="...torch.OutOfMemoryError: CUDA out of memory...")
     other = TrialRecord("b", {}, "ERROR", error="ValueError: boom", error_text="ValueError: boom")
     assert oom.outcome == "error:oom" and other.outcome == "error"
+
+
+def _through_a_checkpoint(g: StabilityGuard, tmp_path: Path) -> StabilityGuard:
+    """A fresh guard of the same run given `g`'s state as a checkpoint holds it (torch.load, weights_only)."""
+    import torch
+
+    torch.save({"guard": g.state_dict()}, tmp_path / "state.pt")
+    restored = guard(plateau={"enabled": True, "patience": 3})
+    restored.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True)["guard"])
+    return restored
+
+
+def test_a_restored_guard_decides_as_the_uninterrupted_one(tmp_path: Path) -> None:
+    """#24.5: a trial restored from its checkpoint (resume, a Tune retry, a PBT exploit) is judged on its whole
+    history. Each detector below fires only because of what it saw before the checkpoint: a fresh one would not."""
+    steps = [(s, 2.0 * 0.97 ** s, 1.0) for s in range(40)] + [(40 + s, 6.0, 1.0) for s in range(10)]
+    curve = [(10, 0.3, 0.5), (20, 0.31, 0.5), (30, 0.31, 0.5), (40, 0.3, 0.5), (50, 0.3, 0.5)]
+    straight, before = guard(plateau={"enabled": True, "patience": 3}), guard(plateau={"enabled": True, "patience": 3})
+    for s, loss, grad in steps[:40]:
+        straight.check_step(s, loss, grad)
+        before.check_step(s, loss, grad)
+    assert evals(straight, curve[:2]) == evals(before, curve[:2]) == ["", ""]
+    restored = _through_a_checkpoint(before, tmp_path)
+    fresh = guard(plateau={"enabled": True, "patience": 3})
+    spike = [straight.check_step(s, loss, grad).reason for s, loss, grad in steps[40:]]
+    assert spike == [restored.check_step(s, loss, grad).reason for s, loss, grad in steps[40:]]
+    assert "loss_spike" in spike and "loss_spike" not in [fresh.check_step(s, v, g).reason for s, v, g in steps[40:]]
+    assert evals(straight, curve[2:]) == evals(restored, curve[2:]) == ["", "", "plateau"]
+    assert evals(fresh, curve[2:]) == ["", "", ""]  # from nothing, plateau has no best to be stale against
+    assert restored.chance_best == straight.chance_best

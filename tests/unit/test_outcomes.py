@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from raytune_llm.core.outcomes import better, outcome, real_value
+from raytune_llm.core.outcomes import BestSoFar, better, outcome, real_value, searcher_verdict
 from raytune_llm.results.choice import choose, choose_for
 from raytune_llm.results.trials import TrialRecord
 from raytune_llm.schema import SearchConfig
@@ -361,3 +361,64 @@ def test_export_exports_the_chosen_reports_checkpoint_or_says_why_not(tmp_path: 
     monkeypatch.setattr(export, "fetch_checkpoint", unreachable)
     with pytest.raises(UserError, match=r"access denied"):  # said as it is, not replaced by another report
         export._checkpoint_for("s3://bucket/run", t, row)
+
+
+# ---------------------------------------------------------------- a run that ended at chance failed (#24.11)
+
+AT_CHANCE = {"at_chance": True}
+
+
+@pytest.mark.parametrize(("last", "expected"), [
+    ({"eval_accuracy": 0.9, **DONE, **AT_CHANCE}, "at-chance:done"),  # ran its budget, learnt nothing
+    ({"eval_accuracy": 0.9, "step": 4, "total_steps": 10, "stop_reason": "", **AT_CHANCE}, "at-chance:early-stopped"),
+    ({"eval_accuracy": 0.9, "step": 6, "total_steps": 10, "stop_reason": "plateau", **AT_CHANCE},
+     "at-chance:early-stopped"),
+])
+def test_a_run_that_ended_at_chance_failed_whoever_stopped_it(last: dict[str, Any], expected: str) -> None:
+    """Majority-class accuracy on imbalanced labels (0.9 here) is no result: a healthy trial with a lower accuracy
+    that learnt something is the pick; the at-chance one is only the fallback, said so."""
+    stuck = record("s", [{**last, "step": 2}, last])
+    learnt = record("l", [{"eval_accuracy": 0.85, **DONE, "at_chance": False}])
+    assert stuck.outcome == expected and stuck.failed and stuck.failure == "ended_at_chance"
+    assert stuck.best_row("eval_accuracy", "max") is None
+    assert choose([stuck, learnt], "eval_accuracy", "max").trial is learnt
+    fallback = choose([stuck], "eval_accuracy", "max")
+    assert fallback.trial is stuck and fallback.fallback and fallback.score("eval_accuracy") == 0.9
+    assert searcher_verdict(False, last, "eval_accuracy") == "infeasible"
+
+
+def test_a_trial_that_left_chance_once_is_not_at_chance() -> None:
+    t = record("t", [{"eval_accuracy": 0.5, "step": 5, "total_steps": 10, "stop_reason": "", "at_chance": False}])
+    assert t.outcome == "early-stopped" and not t.failed and t.failure == ""
+
+
+def test_the_live_best_never_counts_a_run_still_at_chance() -> None:
+    best = BestSoFar("eval_accuracy", "max")
+    best.add("t", {"eval_accuracy": 0.9, "stop_reason": "", "at_chance": True})
+    assert best.get("t") is None
+    best.add("t", {"eval_accuracy": 0.8, "stop_reason": "", "at_chance": False})  # left chance: now it counts
+    assert best.get("t") == 0.8
+
+
+def test_pruning_keeps_an_at_chance_trial_only_as_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = Pruner(monkeypatch)
+    p.result("stuck", 0.9, 10, at_chance=True)
+    p.complete("stuck")
+    assert p.removed == []  # kept until the end: it may be the fallback
+    p.result("good", 0.8, 10, at_chance=False)
+    p.complete("good")
+    p.cb.on_experiment_end([])
+    assert p.removed == ["stuck"]  # a healthy pick exists: the failure's checkpoints go
+
+
+def test_status_says_what_share_of_the_steps_went_into_failed_and_at_chance_runs(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from raytune_llm.cli.status import _failed_compute
+
+    trials = [record("a", [{"eval_accuracy": 0.9, **DONE, **AT_CHANCE}]),
+              record("b", [{"eval_accuracy": 0.9, "step": 5, "total_steps": 10, "stop_reason": "", **AT_CHANCE}]),
+              record("c", [{"eval_accuracy": 0.0, "step": 5, "total_steps": 10, "stop_reason": "loss_spike"}]),
+              record("d", [{"eval_accuracy": 0.8, **DONE}])]
+    line = _failed_compute(trials)
+    assert line.startswith("failed: 3 of 4 trials, 67% of the optimizer steps; 2 ended at chance level (50% of the "
+                           "steps)")

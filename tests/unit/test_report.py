@@ -48,6 +48,13 @@ def test_summary_counts_equal_status(reported: tuple[Path, Path], capsys: pytest
     assert summary["groups"]["stopped by scheduler"] == sum(summary["scheduler_stops_by_rounds"].values()) > 0
     assert set(summary["guard_stops_by_reason"]) == {"non_finite", "chance_level", "loss_spike", "plateau"}
     assert len(summary["errors"]) == summary["groups"]["error"] > 0
+    # Trials that never left chance are failures, whoever ended them: their own group, beside how they ended.
+    chance = summary["ended_at_chance"]
+    assert chance["trials"] == summary["groups"]["ended at chance"] == sum(
+        1 for t in status["trials"] if t["outcome"].startswith("at-chance:")) > 0
+    assert sum(chance["stopped_by"].values()) == chance["trials"]
+    assert set(chance["stopped_by"]) <= {"budget", "scheduler"}
+    assert "ended at chance level" in (out / "index.html").read_text()
 
 
 def test_each_guard_stop_shows_the_advice_of_the_one_stop_table(reported: tuple[Path, Path]) -> None:

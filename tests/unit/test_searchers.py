@@ -303,3 +303,14 @@ def test_objectives_are_checked_against_what_the_task_reports() -> None:
     ]:
         with pytest.raises(ConfigError, match=message):
             validate_dict({**base, "search": search})
+
+
+def test_a_run_that_ended_at_chance_is_told_as_a_failure_with_the_worst_value() -> None:
+    """It reports its real value (a constant prediction's accuracy); the searcher is told the worst, infeasible."""
+    from raytune_llm.search.tell import build_search
+
+    search = build_search(_search(), concurrent=1)
+    search.suggest("stuck")
+    search.on_trial_complete("stuck", _row(8, 0.9, at_chance=True))
+    told = search._ot_study.trials[search._ot_trials["stuck"].number]
+    assert told.value == 0.0 and told.constraints == {FAILED: 1.0}

@@ -106,3 +106,48 @@ def test_a_run_continued_from_another_runs_checkpoint_keeps_its_own_hyperparamet
     assert [r["step"] for r in taker.reports] == [6]
     assert donor.reports[-1]["lr"] == pytest.approx(1e-3)
     assert taker.reports[-1]["lr"] == pytest.approx(2.5e-3)
+
+
+def test_a_run_that_learns_nothing_says_so_in_every_report_and_ends_failed(info: RunInfo, tmp_path: Path) -> None:
+    """#24.11: a run at lr 0 that the chance-level rule does not stop (no trend to read in two evaluations) runs
+    its budget; its reports say it never left chance, and it counts as failed ("ended at chance") wherever outcomes
+    are read. With the rule off nothing is judged against chance."""
+    from raytune_llm.core.outcomes import outcome
+
+    session = BareSession(tmp_path)
+    last = run(spec_for(info, stability={}, optimizer={"lr": 0.0}), session)
+    assert last["stop_reason"] == "" and last["step"] == last["total_steps"]
+    assert [r["at_chance"] for r in session.reports] == [True, True]
+    assert outcome("TERMINATED", last) == "at-chance:done"
+    learnt = BareSession(tmp_path / "learnt")  # the same run that learns: off chance, healthy
+    last = run(spec_for(info, stability={}, optimizer={"lr": 3e-3}, max_steps=24, eval_every=12), learnt)
+    assert last["at_chance"] is False and outcome("TERMINATED", last) == "done"
+    off = BareSession(tmp_path / "off")
+    last = run(spec_for(info, optimizer={"lr": 0.0}), off)  # spec_for's default: the chance-level rule off
+    assert "at_chance" not in last and outcome("TERMINATED", last) == "done"
+
+
+def test_a_resumed_run_keeps_what_its_guard_had_seen(info: RunInfo, tmp_path: Path) -> None:
+    """#24.5: each detector's history and the run's best chance metric travel in the checkpoint: the guard of a run
+    resumed half-way ends in the state of the uninterrupted run's (on old code it started from nothing)."""
+    import torch
+
+    from raytune_llm.training.checkpoint import STATE_FILE
+
+    stability = {"chance_level": {"at_fraction": 1.0}, "plateau": {"enabled": True, "patience": 5}}
+    spec = spec_for(info, stability=stability, optimizer={"lr": 1e-3}, max_steps=6, eval_every=2)
+    straight = BareSession(tmp_path / "a")
+    run(spec, straight)
+    resumed = BareSession(tmp_path / "b", restore=straight.checkpoints[0])  # saved at step 2 of 6
+    run(spec, resumed)
+
+    def guard(session: BareSession) -> dict:
+        return torch.load(session.checkpoints[-1] / STATE_FILE, weights_only=True)["guard"]
+
+    a, b = guard(straight), guard(resumed)
+    assert len(a["detectors"]["chance_level"]["history"]["value"]) == 3  # every evaluation of the run
+    assert a["detectors"]["chance_level"]["history"]["value"] == pytest.approx(
+        b["detectors"]["chance_level"]["history"]["value"], abs=1e-6)
+    assert a["detectors"]["plateau"] == pytest.approx(b["detectors"]["plateau"], abs=1e-6)
+    assert a["chance_best"] == pytest.approx(b["chance_best"], abs=1e-6)
+    assert set(a["detectors"]) >= {"non_finite", "loss_spike", "grad_explosion", "chance_level", "plateau"}

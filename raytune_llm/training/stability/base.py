@@ -12,6 +12,8 @@ detector speaks first). Pure Python: no torch, no Ray.
 
 from __future__ import annotations
 
+import copy
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -60,6 +62,21 @@ class Detector:
     kind: ClassVar[str] = "step"  # "step" or "eval"
     section: ClassVar[str | None] = None  # its settings' field in schema.StabilityConfig
     reasons: ClassVar[tuple[str, ...]] = ()  # the stop reasons it gives
+    # The attributes that hold what it has seen so far: saved with each checkpoint and restored with it (resume, a
+    # Tune retry, a PBT exploit), so that a restored trial is judged on its whole history, not from scratch.
+    state: ClassVar[tuple[str, ...]] = ()
+
+    def state_dict(self) -> dict[str, Any]:
+        """What it has seen, as plain values (a checkpoint loads with torch.load(weights_only=True))."""
+        return {name: copy.deepcopy(list(v) if isinstance(v := getattr(self, name), deque) else v)
+                for name in self.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self.state:
+            if name in state:
+                current = getattr(self, name)
+                value = copy.deepcopy(state[name])
+                setattr(self, name, deque(value, maxlen=current.maxlen) if isinstance(current, deque) else value)
 
     @classmethod
     def from_config(cls, settings: Any, ctx: GuardContext) -> Detector | None:

@@ -33,6 +33,7 @@ class ChanceLevel(Detector):
     """
 
     kind, section, reasons = "eval", "chance_level", ("chance_level",)
+    state = ("history", "learnt")
 
     @classmethod
     def from_config(cls, settings: Any, ctx: GuardContext) -> ChanceLevel | None:
@@ -57,6 +58,8 @@ class ChanceLevel(Detector):
         return value > self.baseline + self.learnt_margin
 
     def at_chance(self, value: float) -> bool:
+        """Not above chance by `margin`; also what the guard's `at_chance` report applies to the run's best value
+        (a run whose best is at chance learnt nothing, whoever stopped it)."""
         return value <= self.baseline + self.margin
 
     def _falling(self, key: str) -> bool:

@@ -16,6 +16,7 @@ class GradExplosion(Detector):
     benchmarks/stability.py); a run that is exploding stays up."""
 
     section, reasons = "grad_explosion", ("grad_explosion",)
+    state = ("recent", "streak")
 
     @classmethod
     def from_config(cls, settings: Any, ctx: GuardContext) -> GradExplosion:

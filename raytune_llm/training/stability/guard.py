@@ -1,8 +1,12 @@
 """The stability guard of one run: the registered detectors its `stability:` section enables; the first one that
-fires decides the stop reason."""
+fires decides the stop reason. It also keeps the run's best chance metric, for the `at_chance` its reports carry
+(whether the run has left chance level at all, by the chance-level rule's own definition, whoever ends the run; with
+the rule off, `stability.chance_level.enabled: false`, nothing is judged against chance), and its state (each
+detector's and that best) goes into each checkpoint and comes back with it."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from raytune_llm.schema import StabilityConfig
@@ -25,10 +29,14 @@ class StabilityGuard:
                            cfg.min_steps)
         self.step_detectors: list[Any] = []
         self.eval_detectors: list[Any] = []
+        self.names: dict[int, str] = {}  # id(detector) -> its registered name, for its saved state
+        names = {cls: name for name, cls in detectors}
         for cls in enabled_detectors(cfg):
             detector = cls.from_config(getattr(cfg, cls.section) if cls.section else None, ctx)
             if detector is not None:
                 (self.step_detectors if cls.kind == "step" else self.eval_detectors).append(detector)
+                self.names[id(detector)] = names[cls]
+        self.chance_best: float | None = None  # the best chance metric of the run's evaluations so far
 
     def check_step(self, step: int, loss: float, grad_norm: float) -> Verdict:
         for detector in self.step_detectors:
@@ -40,10 +48,38 @@ class StabilityGuard:
     def wants_population(self) -> bool:
         return any(getattr(d, "population", False) for d in self.eval_detectors)
 
+    @property
+    def chance(self) -> ChanceLevel | None:
+        return next((d for d in self.eval_detectors if isinstance(d, ChanceLevel)), None)
+
     def left_chance(self, metrics: dict[str, float]) -> bool:
         """Whether this evaluation left chance, as the chance-level detector defines it (for the population board)."""
-        detector = next((d for d in self.eval_detectors if isinstance(d, ChanceLevel)), None)
+        detector = self.chance
         return detector is not None and detector.metric in metrics and detector.left_chance(metrics[detector.metric])
+
+    def chance_report(self, metrics: dict[str, float]) -> dict[str, bool]:
+        """What an evaluation report says of chance level: `at_chance`, whether every evaluation so far was at
+        chance (core.outcomes fails a run that ended so), and `left_chance`, whether this one left it (what the
+        population board is told: saved with the search, so a resumed search's board knows it). Nothing for a
+        task without a chance level, or with the chance-level rule off."""
+        detector = self.chance
+        value = metrics.get(detector.metric) if detector is not None else None
+        if value is None:
+            return {}
+        if math.isfinite(value) and (self.chance_best is None or value > self.chance_best):
+            self.chance_best = float(value)
+        seen = {} if self.chance_best is None else {"at_chance": detector.at_chance(self.chance_best)}
+        return {**seen, "left_chance": detector.left_chance(value)}
+
+    def state_dict(self) -> dict[str, Any]:
+        detectors_state = {self.names[id(d)]: d.state_dict() for d in [*self.step_detectors, *self.eval_detectors]}
+        return {"detectors": detectors_state, "chance_best": self.chance_best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what a checkpoint's guard had seen (a detector it did not have starts afresh)."""
+        for detector in [*self.step_detectors, *self.eval_detectors]:
+            detector.load_state_dict((state.get("detectors") or {}).get(self.names[id(detector)], {}))
+        self.chance_best = state.get("chance_best", self.chance_best)
 
     def check_eval(self, step: int, metrics: dict[str, float], objective: float,
                    peers_learnt: bool | None = None) -> Verdict:

@@ -13,6 +13,7 @@ class LossSpike(Detector):
     """The smoothed train loss rises above `factor` x its running minimum (and by `min_rise`), after warm-up."""
 
     section, reasons = "loss_spike", ("loss_spike",)
+    state = ("smoothed", "minimum")
 
     @classmethod
     def from_config(cls, settings: Any, ctx: GuardContext) -> LossSpike:

@@ -14,6 +14,7 @@ class Plateau(Detector):
     keeps its real score and can still be the best."""
 
     kind, section, reasons = "eval", "plateau", ("plateau",)
+    state = ("best", "stale")
 
     @classmethod
     def from_config(cls, settings: Any, ctx: GuardContext) -> Plateau:
