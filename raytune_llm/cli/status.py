@@ -85,9 +85,10 @@ def run(args: argparse.Namespace) -> int:
               f"{choice.row.get('step')}")
     elif choice:
         print(f"no healthy trial: every trial failed. Best of the failed ones (*, scores in parentheses are real "
-              f"values the searcher did not see): trial {choice.trial.trial_id}, {metric}={choice.score(metric):.4f} "
-              f"at step {choice.row.get('step')}, {failed_as(choice.trial.failure)}; `export` falls back to it. "
-              f"To change that: {advice(choice.trial.failure)}")
+              f"values; the searcher was told the worst): trial {choice.trial.trial_id}, "
+              f"{metric}={choice.score(metric):.4f} at step {choice.row.get('step')}, "
+              f"{failed_as(choice.trial.failure)}; `export` falls back to it. To change that: "
+              f"{advice(choice.trial.failure)}")
     if front:
         modes = ", ".join([f"{metric} {mode}", *(f"{o.metric} {o.mode}" for o in cfg.search.objectives)])
         print(f"Pareto front ({modes}; export takes the best {cfg.search.objectives[0].metric} within "

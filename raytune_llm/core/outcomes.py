@@ -139,22 +139,23 @@ def searcher_verdict(errored: bool, last: dict[str, Any], metric: str) -> str:
 class BestSoFar:
     """Each trial's best value so far as export counts it (`results.trials.TrialRecord.best_row`): the best finite value
     of its reports, healthy early stops included; a trial the guard stopped as failing has none from then on, and
-    one that has not left chance level has none yet.
+    one whose latest report says it is (still) at chance level has none while it is.
     For the callbacks that show a best while the search runs (the live table, TensorBoard, MLflow)."""
 
     def __init__(self, metric: str, mode: str) -> None:
         self.metric, self.mode = metric, mode
         self.values: dict[str, float] = {}
         self.failed: set[str] = set()
+        self.at_chance: set[str] = set()
 
     def add(self, trial_id: str, result: dict[str, Any]) -> None:
         value = result.get(self.metric)
         if is_failure(str(result.get("stop_reason") or "")):
             self.failed.add(trial_id)
             self.values.pop(trial_id, None)
-        elif (trial_id not in self.failed and not ended_at_chance(result) and is_finite(value)
-              and better(value, self.values.get(trial_id), self.mode)):
+        elif trial_id not in self.failed and is_finite(value) and better(value, self.values.get(trial_id), self.mode):
             self.values[trial_id] = value
+        (self.at_chance.add if ended_at_chance(result) else self.at_chance.discard)(trial_id)
 
     def get(self, trial_id: str) -> float | None:
-        return self.values.get(trial_id)
+        return None if trial_id in self.at_chance else self.values.get(trial_id)

@@ -50,6 +50,8 @@ def failed_as(reason: str) -> str:
     """How a failed trial failed, for messages ("stopped by the stability guard as loss_spike")."""
     if reason == AT_CHANCE:
         return "ended at chance level"
+    if reason == "out_of_memory":
+        return "ran out of memory"
     return f"stopped by the stability guard as {reason}" if reason in STOP_REASONS else reason or "failed"
 
 

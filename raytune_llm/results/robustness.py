@@ -91,8 +91,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     """`robust`'s table as printed by `robust` and `status`."""
     metric = summary["metric"]
     chance = summary.get("chance_metric", "eval_accuracy")
-    at_chance = f" or ended at chance level ({chance} never above {summary.get('chance_value', 0.0):.3f} + margin)" \
-        if chance else ""
+    level = summary.get("chance_value", summary.get("majority_baseline", 0.0))  # older summaries: the latter
+    at_chance = f" or ended at chance level ({chance} never above {level:.3f} + margin)" if chance else ""
     lines = [f"robustness over seeds ({metric}, score = {summary['score']}; failed = unstable{at_chance}):",
              f"{'rank':<5}{'trial':<10}{'mean':>8}{'std':>8}{'min':>8}{'failed':>8}{'score':>8}  params"]
     for i, c in enumerate(summary["configs"], 1):

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from ray.tune import Callback
 
 from raytune_llm.core.errors import UserError
-from raytune_llm.core.outcomes import BestSoFar, best_of, is_failure
+from raytune_llm.core.outcomes import BestSoFar, best_of, ended_at_chance, is_failure
 from raytune_llm.core.stops import advice, failed_as
 from raytune_llm.results.choice import choose_for
 from raytune_llm.results.trials import load_trials, outcome_counts
@@ -67,6 +67,8 @@ class ProgressTable(Callback):
         row = self._row(trial)
         if row["state"] == "RUNNING":
             row["state"] = "DONE" if row["finished"] else "EARLY-STOP"
+        if ended_at_chance(trial.last_result or {}):  # a failure, beside how it ended (core.outcomes)
+            row["state"] = f"AT-CHANCE({row['state']})"
         self.print_table()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

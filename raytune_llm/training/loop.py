@@ -219,7 +219,7 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                                                  guard.left_chance(eval_metrics))
                 verdict = guard.check_eval(step, {**eval_metrics, "train_loss": last["train_loss"]}, last[spec.metric],
                                            peers_learnt=peers)
-                last.update(guard.chance_report(eval_metrics))
+                last.update(guard.chance_report(step, eval_metrics))
                 if verdict:
                     last.update(stop_reason=verdict.reason, stop_detail=verdict.detail)
                 if is_failure(verdict.reason):

@@ -192,3 +192,15 @@ def test_a_restored_guard_decides_as_the_uninterrupted_one(tmp_path: Path) -> No
     assert evals(straight, curve[2:]) == evals(restored, curve[2:]) == ["", "", "plateau"]
     assert evals(fresh, curve[2:]) == ["", "", ""]  # from nothing, plateau has no best to be stale against
     assert restored.chance_best == straight.chance_best
+
+
+def test_at_chance_is_judged_from_the_chance_rules_point_of_the_budget_on() -> None:
+    """A slow starter that a scheduler stops early has not been judged: no `at_chance` before `at_fraction` of the
+    budget (25% of 100 steps here); from then on, whether the run's best evaluation so far is at chance."""
+    g = guard()
+    metrics = {"eval_mcc": 0.01, "eval_loss": 0.6}
+    assert g.chance_report(10, metrics) == {"left_chance": False}
+    assert g.chance_report(30, metrics) == {"at_chance": True, "left_chance": False}
+    assert g.chance_report(40, {"eval_mcc": 0.3, "eval_loss": 0.5}) == {"at_chance": False, "left_chance": True}
+    assert g.chance_report(50, metrics)["at_chance"] is False  # its best left chance: not a run that learnt nothing
+    assert guard(chance_level={"enabled": False}).chance_report(50, metrics) == {}

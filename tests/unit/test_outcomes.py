@@ -396,8 +396,10 @@ def test_the_live_best_never_counts_a_run_still_at_chance() -> None:
     best = BestSoFar("eval_accuracy", "max")
     best.add("t", {"eval_accuracy": 0.9, "stop_reason": "", "at_chance": True})
     assert best.get("t") is None
-    best.add("t", {"eval_accuracy": 0.8, "stop_reason": "", "at_chance": False})  # left chance: now it counts
-    assert best.get("t") == 0.8
+    # Left chance: a healthy trial, whose best is over all its reports, as export's (best_row) is.
+    best.add("t", {"eval_accuracy": 0.8, "stop_reason": "", "at_chance": False})
+    rows = [{"eval_accuracy": 0.9, **DONE, "step": 5, "at_chance": True}, {"eval_accuracy": 0.8, **DONE}]
+    assert best.get("t") == record("t", rows).best_row("eval_accuracy", "max")["eval_accuracy"] == 0.9
 
 
 def test_pruning_keeps_an_at_chance_trial_only_as_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None:

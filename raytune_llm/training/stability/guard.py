@@ -57,18 +57,21 @@ class StabilityGuard:
         detector = self.chance
         return detector is not None and detector.metric in metrics and detector.left_chance(metrics[detector.metric])
 
-    def chance_report(self, metrics: dict[str, float]) -> dict[str, bool]:
+    def chance_report(self, step: int, metrics: dict[str, float]) -> dict[str, bool]:
         """What an evaluation report says of chance level: `at_chance`, whether every evaluation so far was at
-        chance (core.outcomes fails a run that ended so), and `left_chance`, whether this one left it (what the
-        population board is told: saved with the search, so a resumed search's board knows it). Nothing for a
-        task without a chance level, or with the chance-level rule off."""
+        chance, from the point of the budget at which the chance rule starts judging (`at_fraction`) on: before it
+        a slow starter has not been judged, by the guard or by anyone (core.outcomes fails a run that ended at
+        chance); and `left_chance`, whether this one left it (what the population board is told: saved with the
+        search, so a resumed search's board knows it). Nothing for a task without a chance level, or with the
+        chance-level rule off."""
         detector = self.chance
         value = metrics.get(detector.metric) if detector is not None else None
         if value is None:
             return {}
         if math.isfinite(value) and (self.chance_best is None or value > self.chance_best):
             self.chance_best = float(value)
-        seen = {} if self.chance_best is None else {"at_chance": detector.at_chance(self.chance_best)}
+        judged = self.chance_best is not None and step >= detector.at_step
+        seen = {"at_chance": detector.at_chance(self.chance_best)} if judged else {}
         return {**seen, "left_chance": detector.left_chance(value)}
 
     def state_dict(self) -> dict[str, Any]:
