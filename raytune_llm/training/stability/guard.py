@@ -29,13 +29,14 @@ class StabilityGuard:
                            cfg.min_steps)
         self.step_detectors: list[Any] = []
         self.eval_detectors: list[Any] = []
-        self.names: dict[int, str] = {}  # id(detector) -> its registered name, for its saved state
+        self.by_name: dict[str, Detector] = {}  # by registered name: what its saved state is filed under
         names = {cls: name for name, cls in detectors}
         for cls in enabled_detectors(cfg):
             detector = cls.from_config(getattr(cfg, cls.section) if cls.section else None, ctx)
             if detector is not None:
                 (self.step_detectors if cls.kind == "step" else self.eval_detectors).append(detector)
-                self.names[id(detector)] = names[cls]
+                self.by_name[names[cls]] = detector
+        self.chance: ChanceLevel | None = next((d for d in self.eval_detectors if isinstance(d, ChanceLevel)), None)
         self.chance_best: float | None = None  # the best chance metric of the run's evaluations so far
 
     def check_step(self, step: int, loss: float, grad_norm: float) -> Verdict:
@@ -47,10 +48,6 @@ class StabilityGuard:
     @property
     def wants_population(self) -> bool:
         return any(getattr(d, "population", False) for d in self.eval_detectors)
-
-    @property
-    def chance(self) -> ChanceLevel | None:
-        return next((d for d in self.eval_detectors if isinstance(d, ChanceLevel)), None)
 
     def left_chance(self, metrics: dict[str, float]) -> bool:
         """Whether this evaluation left chance, as the chance-level detector defines it (for the population board)."""
@@ -75,13 +72,14 @@ class StabilityGuard:
         return {**seen, "left_chance": detector.left_chance(value)}
 
     def state_dict(self) -> dict[str, Any]:
-        detectors_state = {self.names[id(d)]: d.state_dict() for d in [*self.step_detectors, *self.eval_detectors]}
+        detectors_state = {name: detector.state_dict() for name, detector in self.by_name.items()}
         return {"detectors": detectors_state, "chance_best": self.chance_best}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what a checkpoint's guard had seen (a detector it did not have starts afresh)."""
-        for detector in [*self.step_detectors, *self.eval_detectors]:
-            detector.load_state_dict((state.get("detectors") or {}).get(self.names[id(detector)], {}))
+        saved = state.get("detectors") or {}
+        for name, detector in self.by_name.items():
+            detector.load_state_dict(saved.get(name, {}))
         self.chance_best = state.get("chance_best", self.chance_best)
 
     def check_eval(self, step: int, metrics: dict[str, float], objective: float,
