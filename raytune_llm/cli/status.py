@@ -7,7 +7,7 @@ import json
 
 from raytune_llm.core.outcomes import real_value
 from raytune_llm.core.stops import AT_CHANCE, advice, failed_as
-from raytune_llm.results.choice import choice_or_none, pareto_front
+from raytune_llm.results.choice import choice_or_none, gain_over_default, pareto_front
 from raytune_llm.results.robustness import read_summary, summary_lines
 from raytune_llm.results.trials import TrialRecord, load_trials, outcome_counts
 from raytune_llm.runs.layout import open_run, read_info
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     front = pareto_front(trials, cfg.search) if cfg.search.objectives else []
     objectives = [metric, *(o.metric for o in cfg.search.objectives)]
     best_trial = choice.trial if choice else None
+    gain = gain_over_default(trials, cfg.search, choice)
     records = []
     for t in trials:
         row = t.best_row(metric, mode)
@@ -56,19 +57,22 @@ def run(args: argparse.Namespace) -> int:
             "trial_id": t.trial_id, "outcome": t.outcome, "iterations": len(t.rows),
             "steps": t.last.get("step"), f"best_{metric}": row[metric] if row else None,
             f"best_real_{metric}": real_value(real, metric) if real else None,  # failed trials: what they scored
-            "params": t.params, "error": t.error, "stop_detail": t.last.get("stop_detail", ""),
+            "params": t.params, "recipe": t.recipe, "error": t.error, "stop_detail": t.last.get("stop_detail", ""),
         })
     if args.json:
         robust = read_summary(run_dir)
         print(json.dumps({"metric": metric, "mode": mode, "trials": records, "counts": outcome_counts(trials),
                           "best_trial": best_trial.trial_id if best_trial else None,
                           "best_is_fallback": bool(choice and choice.fallback), "robust": robust,
+                          "over_default_recipe": gain.as_dict() if gain else None,
                           "pareto_front": [{"trial_id": t.trial_id, **{m: r[m] for m in objectives}}
                                            for t, r in front] if front else None}, indent=2))
         return 0
     print(f"{'trial':<10} {'outcome':<22} {'iter':>4} {'steps':>6} {'best ' + metric:>18}  params")
     for r in records:
         params = " ".join(f"{k}={_short(v)}" for k, v in r["params"].items())
+        if r["recipe"]:
+            params = f"[{r['recipe']}] {params}"
         mark = "*" if best_trial and r["trial_id"] == best_trial.trial_id else " "
         best = r[f"best_{metric}"]
         shown = _short(best) if best is not None or r[f"best_real_{metric}"] is None else \
@@ -83,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     if choice and not choice.fallback:
         print(f"best (*): trial {choice.trial.trial_id}, {metric}={choice.row[metric]:.4f} at step "
               f"{choice.row.get('step')}")
+        if gain:
+            print(f"  {gain.line()}")
     elif choice:
         print(f"no healthy trial: every trial failed. Best of the failed ones (*, scores in parentheses are real "
               f"values; the searcher was told the worst): trial {choice.trial.trial_id}, "

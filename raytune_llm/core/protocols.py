@@ -18,6 +18,9 @@ class SearchSection(Protocol):
     @property
     def points_to_evaluate(self) -> Sequence[Mapping[str, Any]]: ...
 
+    @property
+    def start(self) -> str | None: ...
+
 
 class ResourcesSection(Protocol):
     @property

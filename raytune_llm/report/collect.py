@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from raytune_llm.core.outcomes import better, is_finite, real_value
-from raytune_llm.results.choice import Choice, choice_or_none
+from raytune_llm.results.choice import Choice, Gain, choice_or_none, gain_over_default
 from raytune_llm.results.robustness import read_summary
 from raytune_llm.results.trials import TrialRecord, load_trials, outcome_counts, step_trace
 from raytune_llm.runs.layout import CONFIG_FILE, open_run, read_info
@@ -84,6 +84,7 @@ class RunView:
     space: list[str]  # the searched params, in the space's order
     robust: dict[str, Any] | None
     counts: dict[str, int] = field(default_factory=dict)
+    gain: Gain | None = None  # the pick against the default recipe (a portfolio start's yardstick)
 
     @property
     def best_trial(self) -> TrialView | None:
@@ -162,7 +163,7 @@ def load_run(run: str | Path) -> RunView:
         chance=info.chance_value if info.chance_metric == metric else None,
         rungs=_rungs(cfg, max(1, -(-total_steps // eval_every))), eval_every=eval_every,
         space=list(cfg.search.space), robust=read_summary(run_dir),
-        counts=outcome_counts(records),
+        counts=outcome_counts(records), gain=gain_over_default(records, cfg.search, choice),
     )
 
 

@@ -68,6 +68,8 @@ def _verdict(s: dict[str, Any]) -> str:
         kind = " (no healthy trial: the best of the failed ones)" if best["fallback"] else ""
         headline = (f"best {_e(s['metric'])} <b>{_num(best['value'])}</b> by trial {_e(best['trial_id'])}"
                     f"{kind}{spread}")
+        if gain := s.get("over_default_recipe"):
+            headline += f" &middot; {_e(gain['line'])}"
     c = s["compute"]
     cards = [("trials", s["trials"]), ("compute", _hours(c["total"])),
              ("on failed trials", f"{c['failed_share']:.0%}")]

@@ -53,6 +53,7 @@ def summarise(run: RunView) -> dict[str, Any]:
             "fallback": run.choice.fallback, "params": best.params, "rerun": rerun_command(run, best),
         },
         "robust_best": robust_best,
+        "over_default_recipe": {**run.gain.as_dict(), "line": run.gain.line()} if run.gain else None,
         "compute": {
             "unit": "worker-seconds (wall time x workers, start-up included)",
             "total": total, "failed": failed, "failed_share": failed / total if total else 0.0,
@@ -71,9 +72,9 @@ def write_trials_csv(run: RunView, path: Path) -> Path:
     with path.open("w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["trial_id", "outcome", "group", "stop_reason", "rounds", "steps", "compute_s",
-                         f"best_{run.metric}", *params, "error"])
+                         f"best_{run.metric}", "recipe", *params, "error"])
         for t in run.trials:
             writer.writerow([t.trial_id, t.record.outcome, t.group, t.record.stop_reason, t.rounds, t.stop_step,
-                             f"{t.compute_s:.1f}", "" if t.best is None else t.best,
+                             f"{t.compute_s:.1f}", "" if t.best is None else t.best, t.record.recipe or "",
                              *(t.params.get(p, "") for p in params), t.record.error])
     return path

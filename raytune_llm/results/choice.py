@@ -15,6 +15,9 @@ The rule, stated:
   `search.metric`, the pick is the best in the first further objective (ties: the better `search.metric`); with
   tolerance 0 that is the best `search.metric`, exactly as with one objective.
 - `export --by robust`: the config `robust` ranked first, and its best seed run by the same rule.
+- With a portfolio start, the pick is also reported against the default recipe's trial (the yardstick, which runs
+  to its full budget): `gain_over_default`. It takes part in the pick like any trial, so when nothing beats it, it
+  is the pick (as the earlier trial it wins ties).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from typing import Any
 
 from raytune_llm.core.errors import UserError
 from raytune_llm.core.outcomes import best_of, better, is_failure, is_finite, real_value
+from raytune_llm.core.stops import failed_as
+from raytune_llm.core.yardstick import DEFAULT_RECIPE
 from raytune_llm.results.robustness import ROBUST_DIR, SUMMARY_FILE, read_summary, run_params
 from raytune_llm.results.trials import TrialRecord, load_trials
 from raytune_llm.schema import SearchConfig
@@ -189,3 +194,53 @@ def beaten(candidate: str, ended: list[TrialRecord], search: SearchConfig) -> bo
             r[metric] - mine[metric]) > search.pareto_tolerance) for r in rivals)
     return any(better(r[metric], mine[metric], mode) or (r[metric] == mine[metric] and i < position)
                for i, r in others)
+
+
+@dataclass
+class Gain:
+    """The pick against the default recipe's trial. `default`: the yardstick's best healthy score (None when it
+    failed, or has no report yet); `gain`: pick minus default in the metric's own units."""
+
+    metric: str
+    mode: str
+    yardstick: TrialRecord
+    default: float | None
+    pick: float
+    picked_itself: bool
+
+    @property
+    def gain(self) -> float | None:
+        return None if self.default is None else self.pick - self.default
+
+    def line(self) -> str:
+        """One line for status, the report and export."""
+        y = self.yardstick
+        if self.picked_itself:
+            return (f"the pick is the default recipe (trial {y.trial_id}, {self.metric}={self.pick:.4g}): no trial "
+                    "beat it")
+        if self.default is None:
+            why = failed_as(y.failure) if y.failed else f"has no {self.metric} yet ({y.status.lower()})"
+            return f"the default recipe (trial {y.trial_id}) {why}; nothing to compare the pick with"
+        word = "over" if self.mode == "max" else "vs"
+        return (f"{self.gain:+.4g} {self.metric} {word} the default recipe (trial {y.trial_id}: "
+                f"{self.default:.4g} -> {self.pick:.4g})")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "default_trial": self.yardstick.trial_id, "default": self.default,
+                "pick": self.pick, "gain": self.gain, "pick_is_default": self.picked_itself,
+                "default_failure": self.yardstick.failure or None}
+
+
+def yardstick(trials: list[TrialRecord]) -> TrialRecord | None:
+    """The trial that ran the default recipe (a portfolio start's first), or None."""
+    return next((t for t in trials if t.recipe == DEFAULT_RECIPE), None)
+
+
+def gain_over_default(trials: list[TrialRecord], search: SearchConfig, choice: Choice | None) -> Gain | None:
+    """The pick against the default recipe, or None without a pick or without a default recipe's trial."""
+    y = yardstick(trials)
+    if y is None or choice is None:
+        return None
+    row = y.best_row(search.metric, search.mode)
+    return Gain(search.metric, search.mode, y, row[search.metric] if row else None, choice.score(search.metric),
+                choice.trial.trial_id == y.trial_id)

@@ -12,6 +12,7 @@ from typing import Any
 from raytune_llm.core.errors import UserError
 from raytune_llm.core.outcomes import best_of, failure_reason, is_failed_outcome, is_finite, outcome, real_value
 from raytune_llm.core.stops import FAILURE_REASONS
+from raytune_llm.core.yardstick import RECIPE_KEY, recipe_of
 
 
 @dataclass
@@ -22,6 +23,7 @@ class TrialRecord:
     rows: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""  # the last line of the trial's error, for tables
     error_text: str = ""
+    recipe: str | None = None  # the portfolio recipe it started from (core.yardstick); None: the searcher's own
 
     @property
     def last(self) -> dict[str, Any]:
@@ -103,7 +105,7 @@ def _params(meta: dict[str, Any]) -> dict[str, Any]:
     since (PBT changes a trial's config when it copies another trial; for other schedulers they are the same)."""
     config = meta.get("config") or {}
     evaluated = meta.get("evaluated_params") or config
-    return {name: config.get(name, value) for name, value in evaluated.items()}
+    return {name: config.get(name, value) for name, value in evaluated.items() if name != RECIPE_KEY}
 
 
 def load_trials(run_dir: Path) -> list[TrialRecord]:
@@ -123,7 +125,7 @@ def load_trials(run_dir: Path) -> list[TrialRecord]:
             TrialRecord(
                 trial_id=meta["trial_id"], params=_params(meta),
                 status=meta["status"], rows=_read_rows(trial_dir / "result.json"), error=error,
-                error_text=error_text,
+                error_text=error_text, recipe=recipe_of(meta.get("config")),
             )
         )
     return trials

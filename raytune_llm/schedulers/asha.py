@@ -1,5 +1,6 @@
 """Successive halving without waiting (ASHA, Li et al. 2020): at each rung (grace_period, x reduction_factor, ...)
-a trial continues only if it is in the top 1/reduction_factor of the trials that reached that rung. `hyperband`
+a trial continues only if it is in the top 1/reduction_factor of the trials that reached that rung (the default
+recipe of a portfolio start always continues: schedulers/yardstick.py). `hyperband`
 runs several such brackets side by side, each with a different grace period, which hedges against a grace period
 too short for slow starters."""
 
@@ -21,10 +22,10 @@ class ASHAScheduler(Scheduler):
     brackets: int = 1
 
     def build(self, max_t: int, space: dict[str, Any] | None = None) -> Any:
-        from ray.tune.schedulers import AsyncHyperBandScheduler
+        from raytune_llm.schedulers.yardstick import SparingASHA
 
         max_t = self.max_t or max_t
-        return AsyncHyperBandScheduler(time_attr="training_iteration", max_t=max_t,
+        return SparingASHA(time_attr="training_iteration", max_t=max_t,
                                        grace_period=min(self.grace_period, max_t),
                                        reduction_factor=self.reduction_factor, brackets=self.brackets)
 

@@ -18,11 +18,12 @@ class MedianScheduler(Scheduler):
     min_samples_required: int = Field(3, ge=1, description="trials that must have reached a point to compare")
 
     def build(self, max_t: int, space: dict[str, Any] | None = None) -> Any:
-        from ray.tune.schedulers import MedianStoppingRule
+        from raytune_llm.schedulers.yardstick import SparingMedianStoppingRule
 
         # Tune's rule pauses a trial it cannot judge yet (too few others at that point) whenever another trial is
         # pending, to judge it later. Pausing stops the trial's processes (a Train trial's whole DDP job) and
         # restarts them when it resumes, and a trial without a checkpoint in Tune starts again from round 1, its
         # rounds reported twice. An endless minimum time slice: a trial it cannot judge yet continues.
-        return MedianStoppingRule(time_attr="training_iteration", grace_period=min(self.grace_period, max_t),
-                                  min_samples_required=self.min_samples_required, min_time_slice=math.inf)
+        return SparingMedianStoppingRule(
+            time_attr="training_iteration", grace_period=min(self.grace_period, max_t),
+            min_samples_required=self.min_samples_required, min_time_slice=math.inf)

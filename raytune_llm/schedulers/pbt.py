@@ -121,6 +121,9 @@ class PBTScheduler(Scheduler):
     def problems(self, cfg: Experiment) -> list[Problem]:
         """Each reason this PBT cannot run on the experiment's space and executor."""
         space, out = cfg.search.space, []
+        if cfg.search.start == "portfolio":
+            out.append(Problem("search.start", "pbt draws its population at random and steers it itself, with no "
+                               "recipe first; remove search.start or use another scheduler"))
         if not cfg.resources.in_process:
             out.append(Problem("search.scheduler", "pbt continues trials from each other's checkpoints, which needs "
                                "the in-process executor: set resources.num_workers: 1 and resources.executor: auto "

@@ -75,6 +75,13 @@ class SearchConfig(Strict):
     space: dict[str, Param] = Field(default_factory=dict)
     searcher: SearcherConfig = Field(default_factory=TPESearcher, description="what proposes params (searchers/)")
     scheduler: SchedulerConfig = Field(default_factory=ASHAScheduler, description="what stops trials (schedulers/)")
+    start: Literal["portfolio", "random", "none"] | None = Field(
+        None, description="the trials before the searcher proposes: portfolio = the default recipe (run to its full "
+        "budget: the yardstick) then the learnt portfolio (raytune_llm/recipes); random = the searcher's random "
+        "start-up trials; none = the searcher from the first trial; default: portfolio where the searcher takes "
+        "start points (not grid, not PBT), else random")
+    portfolio_size: int = Field(3, ge=1, description="recipes a portfolio start tries, the default recipe "
+                                "included; the searcher's random start-up trials shrink by as many")
     points_to_evaluate: list[dict[str, Any]] = Field(
         default_factory=list, description="recipes to try first, as {param: value} over search.space's params")
     objectives: list[Objective] = Field(

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from raytune_llm.core.conditions import allowed_values, is_active, sampling_order
 from raytune_llm.core.errors import Problem
+from raytune_llm.core.yardstick import RECIPE_KEY
 from raytune_llm.schema.search import CategoricalParam, FloatParam, IntParam, Param
 from raytune_llm.schema.train import PeftMethod, TrainConfig
 
@@ -48,10 +49,12 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
 
 
 def apply_params(train: TrainConfig, params: dict[str, Any]) -> TrainConfig:
-    """The training config with sampled values written in (validated again)."""
+    """The training config with sampled values written in (validated again). A portfolio trial's recipe name
+    (core.yardstick.RECIPE_KEY) rides along in its Tune config: it names the trial's start, not a setting."""
     data = train.model_dump(mode="json")
     for path, value in params.items():
-        set_path(data, path, value)
+        if path != RECIPE_KEY:
+            set_path(data, path, value)
     return TrainConfig.model_validate(data)
 
 
@@ -199,7 +202,12 @@ def batch_values(cfg: ExperimentConfig) -> list[int]:
     return [int(v) for v in values] if values is not None else [int(batch.high)]
 
 
+def peft_methods_of(space: dict[str, Param], train: TrainConfig) -> list[PeftMethod]:
+    """The PEFT methods a trial can get from this space and training config, in the space's order."""
+    p = space.get("peft.method")
+    return [PeftMethod(m) for m in p.choices] if isinstance(p, CategoricalParam) else [train.peft.method]
+
+
 def sampled_peft_methods(cfg: ExperimentConfig) -> list[PeftMethod]:
     """The PEFT methods a trial of the search can get."""
-    p = cfg.search.space.get("peft.method")
-    return [PeftMethod(m) for m in p.choices] if isinstance(p, CategoricalParam) else [cfg.train.peft.method]
+    return peft_methods_of(cfg.search.space, cfg.train)

@@ -10,6 +10,7 @@ from typing import Any
 
 from raytune_llm.core import storage
 from raytune_llm.core.errors import UserError
+from raytune_llm.recipes import Family, family_of
 from raytune_llm.runs.layout import RunInfo
 from raytune_llm.schema import ExperimentConfig, FloatParam, IntParam, ResourcesConfig, TrainConfig
 from raytune_llm.schema.space import apply_params
@@ -113,6 +114,18 @@ def concurrency_and_limit(cfg: ExperimentConfig, total: dict[str, float]) -> tup
     return max(1, fits), limit
 
 
+def model_family(cfg: ExperimentConfig, info: RunInfo) -> Family:
+    """Which recipes a run's model takes (raytune_llm/recipes): by its config's model_type where the prepared model
+    folder is local, else by the task."""
+    import json
+
+    config = Path(info.model_path) / "config.json"
+    model_type = None
+    if not storage.is_uri(info.model_path) and config.is_file():
+        model_type = json.loads(config.read_text()).get("model_type")
+    return family_of(cfg.task.value, model_type)
+
+
 def train_template(cfg: ExperimentConfig, info: RunInfo) -> RunSpec:
     """What every trial of this run shares; the driver fills in the sampled training settings."""
     return RunSpec(model_path=info.model_path, tokenizer_path=info.tokenizer_path, data_path=info.data_path,
@@ -179,7 +192,8 @@ def build_tuner(cfg: ExperimentConfig, info: RunInfo, total: dict[str, float],
 
         searcher, param_space = population(s, concurrent)
     elif s.space:
-        searcher = build_search(s, concurrent, tracking.journal_storage(cfg, info), tracking.study_name(cfg, info))
+        searcher = build_search(s, concurrent, tracking.journal_storage(cfg, info), tracking.study_name(cfg, info),
+                                train=cfg.train, family=model_family(cfg, info))
     scheduler = s.scheduler.build(max_eval_rounds(cfg, info.sizes["train"]), s.space)
     callbacks = [*(callbacks or []), *tracking.callbacks(cfg, info), EndBoard(board_name(info.run_root))]
     if not cfg.resources.in_process:

@@ -13,7 +13,7 @@ from ray.tune import Callback
 from raytune_llm.core.errors import UserError
 from raytune_llm.core.outcomes import BestSoFar, best_of, ended_at_chance, is_failure
 from raytune_llm.core.stops import advice, failed_as
-from raytune_llm.results.choice import choose_for
+from raytune_llm.results.choice import choose_for, gain_over_default
 from raytune_llm.results.trials import load_trials, outcome_counts
 from raytune_llm.runs.layout import open_run, read_info
 
@@ -151,6 +151,8 @@ def finish(run_dir: str) -> int:
               f"falls back to it. To change that: {advice(choice.trial.failure)}")
     else:
         print(f"best: trial {choice.trial.trial_id}, {search.metric}={choice.score(search.metric):.4g}")
+        if gain := gain_over_default(trials, search, choice):
+            print(f"  {gain.line()}")
     print(f"next: raytune-llm status {run_dir}\n      raytune-llm report {run_dir} --out ./report   (one HTML page "
           f"of plots)\n      raytune-llm export {run_dir} --out ./best-model")
     return 0

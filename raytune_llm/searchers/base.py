@@ -5,7 +5,7 @@ experiment (`problems`). The registry they register in, and what a searcher may 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from raytune_llm.core.errors import Problem
 from raytune_llm.core.protocols import Experiment
@@ -20,11 +20,14 @@ class Plan:
     num_trials: int
     concurrent: int  # trials that run at once
     space: dict[str, Any]  # name -> Param
+    start: str = "random"  # search.start as it applies: portfolio, random or none
 
 
 class Searcher(Strict):
     name: str
     seed: int | None = 0
+    # Whether trials enqueued before it (a portfolio start) can come first; a grid is the whole plan itself.
+    takes_start: ClassVar[bool] = True
 
     def sampler(self, plan: Plan) -> Any:
         """The Optuna sampler (imported here, when the search starts)."""

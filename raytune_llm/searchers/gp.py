@@ -22,6 +22,6 @@ class GPSearcher(Searcher):
         import optuna
 
         return optuna.samplers.GPSampler(
-            seed=self.seed, n_startup_trials=self.n_startup_trials or startup_trials(plan.num_trials),
+            seed=self.seed, n_startup_trials=self.n_startup_trials or startup_trials(plan.num_trials, plan.start),
             warn_independent_sampling=False,
         )

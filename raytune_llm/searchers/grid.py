@@ -5,7 +5,7 @@ points that differ only in a param their conditions leave out are one trial, not
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from raytune_llm.core.conditions import is_active, sampling_order
 from raytune_llm.core.errors import Problem
@@ -48,6 +48,7 @@ def grid_size(space: dict[str, Any]) -> int:
 @searchers.register("grid")
 class GridSearcher(Searcher):
     name: Literal["grid"] = "grid"
+    takes_start: ClassVar[bool] = False
 
     def sampler(self, plan: Plan) -> Any:
         from raytune_llm.searchers.grid_sampler import PointsSampler
@@ -66,4 +67,7 @@ class GridSearcher(Searcher):
         if s.points_to_evaluate:
             problems.append(Problem("search.points_to_evaluate", "grid search already tries every combination; "
                                     "remove the points or choose another searcher"))
+        if s.start == "portfolio":
+            problems.append(Problem("search.start", "grid search tries every point of its grid and no recipe "
+                                    "first; remove search.start or choose another searcher"))
         return problems

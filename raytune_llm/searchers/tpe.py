@@ -13,10 +13,12 @@ from raytune_llm.searchers.base import Plan, Searcher, searchers
 MIN_STARTUP = 4
 
 
-def startup_trials(num_trials: int) -> int:
-    """Random trials before the model takes over: a third of the budget, at least MIN_STARTUP (Optuna's own 10
-    would make the whole of a typical 8-12-trial fine-tuning search random)."""
-    return max(MIN_STARTUP, math.ceil(num_trials / 3))
+def startup_trials(num_trials: int, start: str = "random") -> int:
+    """Trials before the model takes over: a third of the budget, at least MIN_STARTUP (Optuna's own 10 would make
+    the whole of a typical 8-12-trial fine-tuning search random). A portfolio start's recipes are enqueued trials
+    of the same study and count among them, so the random draws shrink by as many. `search.start: none`: the model
+    from the first result on (one trial to learn from)."""
+    return 1 if start == "none" else max(MIN_STARTUP, math.ceil(num_trials / 3))
 
 
 @searchers.register("tpe")
@@ -37,6 +39,6 @@ class TPESearcher(Searcher):
         with warnings.catch_warnings():  # `group` is marked experimental; it is what conditional params need
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(
-                seed=self.seed, n_startup_trials=self.n_startup_trials or startup_trials(plan.num_trials),
+                seed=self.seed, n_startup_trials=self.n_startup_trials or startup_trials(plan.num_trials, plan.start),
                 multivariate=self.multivariate, group=self.multivariate, constant_liar=liar,
             )

@@ -19,6 +19,7 @@ LAYERS = [
     ("core",),
     ("searchers", "schedulers"),  # config models the schema's search section is built from
     ("schema",),
+    ("recipes",),  # the recipe library: data checked against the schema
     ("sources",),
     ("tasks",),
     ("models",),

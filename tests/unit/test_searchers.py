@@ -110,14 +110,19 @@ def test_a_failed_trial_is_never_on_the_studys_pareto_front() -> None:
     assert [t.number for t in search._ot_study.best_trials] == [search._ot_trials["healthy"].number]
 
 
-def test_points_to_evaluate_are_tried_first() -> None:
+def test_points_to_evaluate_are_tried_first_and_after_the_default_recipe_with_a_portfolio_start() -> None:
     from raytune_llm.search.tell import build_search
 
     point = {"optimizer.lr": 2e-5, "optimizer.weight_decay": 0.01}
-    search = build_search(_search(points_to_evaluate=[point]), concurrent=1)
+    search = build_search(_search(points_to_evaluate=[point], start="random"), concurrent=1)
     first = search.suggest("a")
     assert first["optimizer.lr"] == 2e-5 and first["optimizer.weight_decay"] == 0.01
+    assert first["recipe"] == "points_to_evaluate[0]"
     assert search.suggest("b") != first
+    portfolio = build_search(_search(points_to_evaluate=[point]), concurrent=1)
+    assert portfolio.suggest("a")["recipe"] == "default"
+    second = portfolio.suggest("b")
+    assert second["optimizer.lr"] == 2e-5 and second["recipe"] == "points_to_evaluate[0]"
 
 
 def test_tpe_is_sized_to_the_budget_and_lies_only_under_concurrency() -> None:
@@ -197,7 +202,7 @@ def test_every_scheduler_builds_the_ray_scheduler(scheduler: dict[str, Any]) -> 
     built = _search(scheduler=scheduler).scheduler.build(max_t=8)
     expected = {"asha": AsyncHyperBandScheduler, "hyperband": AsyncHyperBandScheduler,
                 "median": MedianStoppingRule, "fifo": FIFOScheduler}[scheduler.get("name", "asha")]
-    assert type(built) is expected
+    assert isinstance(built, expected) and type(built).__mro__[1:].count(expected) <= 1
     if scheduler.get("name") == "hyperband":
         assert len(built._brackets) == 3
 
@@ -214,11 +219,12 @@ def test_a_range_can_depend_on_the_peft_method() -> None:
     the searcher models each range as a dimension of its own."""
     from raytune_llm.search.tell import build_search
 
-    cfg = _search(space=BY_METHOD, searcher={"name": "random", "seed": 0}, num_trials=40,
+    cfg = _search(space=BY_METHOD, searcher={"name": "random", "seed": 0}, num_trials=40, start="random",
                   points_to_evaluate=[{"peft.method": "lora", "optimizer.lr": 2e-3}])
     search = build_search(cfg, concurrent=1)
     proposals = [search.suggest(str(i)) for i in range(40)]
-    assert proposals[0] == {"peft.method": "lora", "optimizer.lr": 2e-3}  # the point, mapped to its range
+    # the point, mapped to its range
+    assert proposals[0] == {"peft.method": "lora", "optimizer.lr": 2e-3, "recipe": "points_to_evaluate[0]"}
     for p in proposals:
         low, high = (1e-4, 3e-3) if p["peft.method"] == "lora" else (1e-5, 3e-4)
         assert low <= p["optimizer.lr"] <= high, p
