@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from raytune_llm.config.loading import load_config
 
@@ -20,6 +21,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def start_line(cfg: Any, info: Any) -> str:
+    """What the search starts from, said before the first trial (a portfolio start's recipes by name)."""
+    from raytune_llm.recipes import effective_start, start_points
+    from raytune_llm.search.driver import model_family
+
+    if not cfg.search.space:
+        return ""
+    start = effective_start(cfg.search)
+    if start != "portfolio":
+        return f"start: {start} (search.start)"
+    names = [name for name, _ in start_points(cfg.search, cfg.train, model_family(cfg, info))]
+    return (f"start: {', '.join(names)} (search.start: portfolio; the default recipe runs to its full budget: the "
+            f"yardstick), then {cfg.search.searcher.name}")
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.file, args.overrides)  # every config problem surfaces before Ray starts
     from raytune_llm import tracking
@@ -33,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     total = connect(cfg, args.address)
     at_once, limit = concurrency_and_limit(cfg, total)
     print(f"running up to {at_once} trial{'s' if at_once > 1 else ''} at once (limited by {limit})")
+    if line := start_line(cfg, info):
+        print(line)
     table = ProgressTable(cfg.search.metric, cfg.search.mode, cfg.search.num_trials,
                           watch=tracking.where_to_look(cfg, info))
     tuner = build_tuner(cfg, info, total, [table])
