@@ -16,6 +16,7 @@ from raytune_llm.schema.experiment import (
     Task,
     dump_config,
 )
+from raytune_llm.schema.refit import RefitConfig
 from raytune_llm.schema.resources import ResourcesConfig
 from raytune_llm.schema.search import (
     COST_METRICS,
@@ -53,7 +54,7 @@ __all__ = [
     "CategoricalParam", "ChanceLevelConfig", "DataConfig", "DropoutConfig", "ExperimentConfig", "FloatParam",
     "GenerationConfig", "GradExplosionConfig", "IntParam", "LoraConfig", "LossSpikeConfig", "MLflowConfig",
     "ModelConfig", "Objective", "OptimizerConfig", "Param", "PeftConfig", "PeftMethod", "PlateauConfig",
-    "PrefixTuningConfig", "PromptTuningConfig", "QuantizationConfig", "ResourcesConfig", "RunConfig",
+    "PrefixTuningConfig", "PromptTuningConfig", "QuantizationConfig", "RefitConfig", "ResourcesConfig", "RunConfig",
     "ScheduleConfig", "SearchConfig", "StabilityConfig", "Task", "TrackingConfig", "TrainConfig", "WandbConfig",
     "dump_config",
 ]

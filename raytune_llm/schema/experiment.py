@@ -8,6 +8,7 @@ import yaml
 from pydantic import Field, model_validator
 
 from raytune_llm.core.strict import Strict
+from raytune_llm.schema.refit import RefitConfig
 from raytune_llm.schema.resources import ResourcesConfig
 from raytune_llm.schema.search import COST_METRICS, SearchConfig
 from raytune_llm.schema.stability import StabilityConfig
@@ -103,6 +104,7 @@ class ExperimentConfig(Strict):
     run: RunConfig = RunConfig()
     generation: GenerationConfig = GenerationConfig()
     tracking: TrackingConfig = TrackingConfig()
+    refit: RefitConfig = RefitConfig()
 
     @model_validator(mode="after")
     def _task_objective(self) -> ExperimentConfig:
