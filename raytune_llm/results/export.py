@@ -1,7 +1,8 @@
 """Export the best trial: a re-runnable best_config.yaml, the model (safetensors), tokenizer, labels, metrics.
 
 The exported model is checked before export returns: its predictions on the eval split are compared
-with the ones the trial made at that checkpoint, and the test split (if any) is scored.
+with the ones the trial made at that checkpoint, and the test split (if any) is scored. A refit's model (the
+config retrained on train + eval, raytune_llm.search.refit) has no such trial: only its test split is scored.
 """
 
 from __future__ import annotations
@@ -9,13 +10,15 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from raytune_llm.core.errors import UserError
 from raytune_llm.core.stops import advice, failed_as
 from raytune_llm.core.storage import fetch_checkpoint, is_uri, node_copy
-from raytune_llm.results.choice import pick
+from raytune_llm.results.choice import Choice, pick
+from raytune_llm.results.refit import Refit
 from raytune_llm.results.trials import TrialRecord, load_trials, outcome_counts
 from raytune_llm.runs.layout import RunInfo, read_info
 from raytune_llm.schema import ExperimentConfig, PeftMethod, ResourcesConfig, TrainConfig, dump_config
@@ -86,21 +89,30 @@ def base_model_reference(info: RunInfo) -> str:
     return info.model_path if gguf_source(located, cfg.model.gguf_file) else located
 
 
+def load_model(info: RunInfo, method: PeftMethod, checkpoint: Path) -> Any:
+    """The model of a checkpoint (base + adapter for PEFT methods), as the loop trained it."""
+    from transformers import AutoTokenizer
+
+    from raytune_llm.models.build import load_trained
+    from raytune_llm.models.pretrained import hub_kwargs
+
+    cfg = info.experiment
+    hub = hub_kwargs(cfg.model.revision, cfg.model.trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path, info.run_id))
+    return load_trained(node_copy(info.model_path, info.run_id), checkpoint / "model", method, info.label_names,
+                        cfg.task.value, tokenizer.pad_token_id, **hub)
+
+
 def write_model(info: RunInfo, method: PeftMethod, checkpoint: Path, out: Path, merge: bool) -> Any:
     """Save the trained model under out/model (full or merged) and/or out/adapter; returns the primary one."""
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from raytune_llm.models.build import load_trained
-    from raytune_llm.models.pretrained import hub_kwargs
-
     hf_logging.disable_progress_bar()
 
     cfg = info.experiment
-    hub = hub_kwargs(cfg.model.revision, cfg.model.trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path, info.run_id))
-    model = load_trained(node_copy(info.model_path, info.run_id), checkpoint / "model", method, info.label_names,
-                         cfg.task.value, tokenizer.pad_token_id, **hub)
+    model = load_model(info, method, checkpoint)
     targets = []
     if method != PeftMethod.full:
         # The adapter names the base model as the user gave it (a hub id, or their folder), not the run's cache.
@@ -137,28 +149,55 @@ def _checkpoint_for(run_root: str, trial: TrialRecord, row: dict[str, Any]) -> P
     return Path(path)
 
 
-def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, by: str = "score",
-           trial_id: str | None = None) -> dict[str, Any]:
-    """Export the trial with the best score, or (by="robust") the best seed run of the most robust config, or
-    the named trial's best report."""
-    from raytune_llm.tasks import get_task
-    from raytune_llm.training.checkpoint import PREDICTIONS_FILE
+@dataclass
+class Chosen:
+    """What export exports unless it refits: the pick, the params and training settings it ran with, and the
+    checkpoint of its chosen report."""
 
+    info: RunInfo
+    trials: list[TrialRecord]
+    choice: Choice
+    params: dict[str, Any]
+    train: TrainConfig
+    checkpoint: Path
+    by: str
+
+
+def choose_export(run_dir: Path, by: str = "score", trial_id: str | None = None) -> Chosen:
+    """The trial with the best score, or (by="robust") the best seed run of the most robust config, or the named
+    trial's best report; with its checkpoint, or a UserError saying why there is none."""
     info = read_info(run_dir)
     cfg = info.experiment
-    metric, mode = cfg.search.metric, cfg.search.mode
     trials = load_trials(run_dir)
     choice, params = pick(run_dir, trials, cfg.search, by, trial_id)
     trial, row = choice.trial, choice.row
     if choice.fallback and not trial_id:
         print(f"warning: no healthy trial; exporting trial {trial.trial_id}, which {failed_as(trial.failure)} "
-              f"({metric}={choice.score(metric):.4g} at step {row.get('step')}). To change that: "
-              f"{advice(trial.failure)}")
+              f"({cfg.search.metric}={choice.score(cfg.search.metric):.4g} at step {row.get('step')}). To change "
+              f"that: {advice(trial.failure)}")
     checkpoint = _checkpoint_for(info.run_root, trial, row)
-    train = apply_params(cfg.train, params)
+    return Chosen(info, trials, choice, params, apply_params(cfg.train, params), checkpoint, by)
+
+
+def check_out(out: Path, force: bool) -> None:
+    """Refuse a non-empty --out before any work is done (a refit trains for minutes first)."""
+    if out.exists() and any(out.iterdir()) and not force:
+        raise UserError(f"--out {out} is not empty; choose a new folder or pass --force")
+
+
+def write_export(chosen: Chosen, out: Path, merge: bool = False, force: bool = False, refit: Refit | None = None,
+                 refit_failed: str = "") -> dict[str, Any]:
+    """Write the export of `chosen`, or of the refit of its config when `refit` is given (`refit_failed`: why a
+    refit that was asked for is not what was exported)."""
+    from raytune_llm.tasks import get_task
+    from raytune_llm.training.checkpoint import PREDICTIONS_FILE
+
+    info, train, trial, row = chosen.info, chosen.train, chosen.choice.trial, chosen.choice.row
+    cfg = info.experiment
+    metric, mode = cfg.search.metric, cfg.search.mode
+    checkpoint = refit.chosen.checkpoint if refit and refit.chosen.checkpoint else chosen.checkpoint
+    check_out(out, force)
     if out.exists() and any(out.iterdir()):
-        if not force:
-            raise UserError(f"--out {out} is not empty; choose a new folder or pass --force")
         shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Write into a sibling temp folder and move it into place, so a failure leaves nothing half-written.
@@ -167,20 +206,29 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, b
         model = write_model(info, train.peft.method, checkpoint, staging, merge)
         (staging / "best_config.yaml").write_text(dump_config(best_config(cfg, train)))
         (staging / "labels.json").write_text(json.dumps(info.label_names, indent=2))
-        shutil.copy(checkpoint / PREDICTIONS_FILE, staging / "trial_eval_predictions.json")
-        eval_metrics, preds = predict(model, info, train, "eval")
-        trial_preds = json.loads((checkpoint / PREDICTIONS_FILE).read_text())
-        same = get_task(cfg.task.value).same_prediction
-        mismatches = sum(not same(a, b) for a, b in zip(preds, trial_preds)) + abs(len(preds) - len(trial_preds))
         metrics: dict[str, Any] = {
-            "trial_id": trial.trial_id, "params": params, "chosen_by": by, "checkpoint": str(checkpoint),
+            "trial_id": trial.trial_id, "params": chosen.params, "chosen_by": chosen.by, "checkpoint": str(checkpoint),
             "peft_method": train.peft.method.value, "objective": {"metric": metric, "mode": mode},
             "trial": {k: v for k, v in row.items() if isinstance(v, (int, float, str)) and k != "config"},
-            "exported_eval": eval_metrics, "eval_prediction_mismatches": mismatches,
-            "outcomes": outcome_counts(trials),
-            "fallback": {"stop_reason": trial.stop_reason, "failure": trial.failure, "real_value": choice.score(metric),
-                         "advice": advice(trial.failure)} if choice.fallback else None,
+            "outcomes": outcome_counts(chosen.trials),
+            "fallback": {"stop_reason": trial.stop_reason, "failure": trial.failure,
+                         "real_value": chosen.choice.score(metric), "advice": advice(trial.failure)}
+            if chosen.choice.fallback else None,
+            "refit": refit.summary() if refit else None,
         }
+        if refit_failed:
+            metrics["refit_failed"] = refit_failed
+        if refit is None:  # the self-check: the exported model makes the trial's eval predictions again
+            shutil.copy(checkpoint / PREDICTIONS_FILE, staging / "trial_eval_predictions.json")
+            eval_metrics, preds = predict(model, info, train, "eval")
+            trial_preds = json.loads((checkpoint / PREDICTIONS_FILE).read_text())
+            same = get_task(cfg.task.value).same_prediction
+            mismatches = sum(not same(a, b) for a, b in zip(preds, trial_preds)) + abs(len(preds) - len(trial_preds))
+            metrics.update(exported_eval=eval_metrics, eval_prediction_mismatches=mismatches)
+        else:
+            metrics.update(exported_eval=None, eval_prediction_mismatches=None,
+                           eval_self_check="not applicable: the refit trained on the eval split, so no trial's eval "
+                           "predictions describe the exported model; `trial` keeps the search trial's scores")
         if (q := train.peft.quantization) is not None:
             metrics["quantized_base"] = {**q.model_dump(), "self_check": "the adapter on the full-precision base "
                                          "(as exported); the trial's own base was quantised"}
@@ -195,3 +243,10 @@ def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, b
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return metrics
+
+
+def export(run_dir: Path, out: Path, merge: bool = False, force: bool = False, by: str = "score",
+           trial_id: str | None = None) -> dict[str, Any]:
+    """Export the pick's own checkpoint (no refit): `choose_export`, then `write_export`."""
+    check_out(out, force)
+    return write_export(choose_export(run_dir, by, trial_id), out, merge, force)
