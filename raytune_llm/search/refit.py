@@ -89,6 +89,8 @@ def refit_train(train: TrainConfig, steps_rule: str, best_step: int, seed: int) 
     """The refit's training settings: the pick's, with `seed`, and with `best` exactly the pick's step count."""
     update: dict[str, Any] = {"seed": seed}
     if steps_rule == "best":
+        if best_step < 1:
+            raise UserError("--refit-steps best: the pick's report names no step count; use --refit-steps full")
         update["max_steps"] = best_step
     return TrainConfig.model_validate({**train.model_dump(mode="json"), **update})
 
