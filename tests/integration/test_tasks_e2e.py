@@ -143,13 +143,15 @@ def test_causal_lm_search_export_reload(ray_session: None, tiny_llama: Path, ins
     assert all(t.status == "TERMINATED" and "eval_perplexity" in t.last for t in trials)
     assert len({t.params["peft.method"] for t in trials}) >= 2  # the PEFT method itself was searched
     out = tmp_path / "best"
-    assert main(["export", str(run_dir), "--out", str(out), "--merge"]) == 0
+    # --no-refit: the eval split was held out of train (a refit, the default then, trains on it: no self-check)
+    assert main(["export", str(run_dir), "--out", str(out), "--merge", "--no-refit"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["eval_prediction_mismatches"] == 0 and "eval_exact_match" in metrics["exported_eval"]
     # And a prompt- or prefix-tuning trial by id: an adapter that plain peft reloads on the base model.
     virtual = next(t for t in trials if t.params["peft.method"] != "lora" and t.best_row("eval_loss", "min"))
     out_virtual = tmp_path / "virtual"
-    assert main(["export", str(run_dir), "--trial", virtual.trial_id, "--out", str(out_virtual)]) == 0
+    assert main(["export", str(run_dir), "--trial", virtual.trial_id, "--out", str(out_virtual),
+                 "--no-refit"]) == 0
     for folder in (out, out_virtual):
         assert json.loads((folder / "metrics.json").read_text())["eval_prediction_mismatches"] == 0
         trial_preds = json.loads((folder / "trial_eval_predictions.json").read_text())
