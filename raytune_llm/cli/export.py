@@ -51,6 +51,8 @@ def _print_summary(m: dict[str, Any], out: Path) -> None:
     else:
         print(f"  trial {metric}: {m['trial'][metric]:.4f}; exported model on eval: {m['exported_eval'][metric]:.4f}; "
               f"prediction mismatches vs trial: {m['eval_prediction_mismatches']}")
+    if gain := m.get("over_default_recipe"):
+        print(f"  search trial: {gain['line']}")
     if "test" in m:
         shown = [k for k in m["test"] if k != "test_loss" and isinstance(m["test"][k], float)][:4]
         print("  test: " + ", ".join(f"{k.removeprefix('test_')} {m['test'][k]:.4f}" for k in shown))

@@ -17,7 +17,7 @@ from typing import Any
 from raytune_llm.core.errors import UserError
 from raytune_llm.core.stops import advice, failed_as
 from raytune_llm.core.storage import fetch_checkpoint, is_uri, node_copy
-from raytune_llm.results.choice import Choice, pick
+from raytune_llm.results.choice import Choice, gain_over_default, pick
 from raytune_llm.results.refit import Refit
 from raytune_llm.results.trials import TrialRecord, load_trials, outcome_counts
 from raytune_llm.runs.layout import RunInfo, read_info
@@ -196,6 +196,7 @@ def write_export(chosen: Chosen, out: Path, merge: bool = False, force: bool = F
     cfg = info.experiment
     metric, mode = cfg.search.metric, cfg.search.mode
     checkpoint = refit.chosen.checkpoint if refit and refit.chosen.checkpoint else chosen.checkpoint
+    gain = gain_over_default(chosen.trials, cfg.search, chosen.choice)
     check_out(out, force)
     if out.exists() and any(out.iterdir()):
         shutil.rmtree(out)
@@ -211,6 +212,8 @@ def write_export(chosen: Chosen, out: Path, merge: bool = False, force: bool = F
             "peft_method": train.peft.method.value, "objective": {"metric": metric, "mode": mode},
             "trial": {k: v for k, v in row.items() if isinstance(v, (int, float, str)) and k != "config"},
             "outcomes": outcome_counts(chosen.trials),
+            # the search trial's score against the default recipe's (a portfolio start's yardstick)
+            "over_default_recipe": {**gain.as_dict(), "line": gain.line()} if gain else None,
             "fallback": {"stop_reason": trial.stop_reason, "failure": trial.failure,
                          "real_value": chosen.choice.score(metric), "advice": advice(trial.failure)}
             if chosen.choice.fallback else None,

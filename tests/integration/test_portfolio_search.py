@@ -55,3 +55,8 @@ def test_the_default_recipe_runs_first_and_to_the_end_and_the_pick_is_reported_a
     assert main(["report", str(run_dir), "--out", str(tmp_path / "report")]) == 0
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert summary["over_default_recipe"]["default_trial"] == first.trial_id
+    capsys.readouterr()
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "best")]) == 0
+    assert "the default recipe" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "best" / "metrics.json").read_text())
+    assert metrics["over_default_recipe"] == summary["over_default_recipe"]
