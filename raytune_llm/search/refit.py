@@ -1,10 +1,12 @@
 """`export --refit`: the chosen config trained again on every labelled row (train + eval) before it is exported.
 
 The search scored its trials on the eval split, so their checkpoints never learnt from those rows; once the config
-is chosen they are just more training data (scikit-learn's `refit=True`). Each refit is a Ray Train run of the same
-training loop `raytune-llm train` runs (executors/train.py), under RUN/refit/, on a copy of the prepared data whose
-train split is train + eval (prepared/refit_data; eval and test as they were, so that the loop still evaluates,
-checkpoints and lets the stability guard watch). Which refit export takes: raytune_llm.results.refit.
+is chosen they are just more training data (scikit-learn's `refit=True`). Each refit runs the same training loop
+as the trials, under RUN/refit/: in this process for a single-worker config on a local run (as the in-process
+executor's trials do: no Ray to start), else as a Ray Train run (executors/train.py, what `raytune-llm train`
+runs); on a copy of the prepared data whose train split is train + eval (prepared/refit_data; eval and test as
+they were, so that the loop still evaluates, checkpoints and lets the stability guard watch). Which refit export
+takes: raytune_llm.results.refit.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from raytune_llm.results.export import Chosen, load_model, predict
 from raytune_llm.results.refit import Refit, RefitRun, median_run
 from raytune_llm.runs.layout import RunInfo
 from raytune_llm.schema import ExperimentConfig, TrainConfig
+from raytune_llm.training.bare import BareSession
 
 REFIT_DIR = "refit"  # RUN/refit/<name>/: one refit's Train run (checkpoints, history.jsonl)
 REFIT_DATA = "refit_data"  # beside the prepared data: train = train + eval; eval and test as they were
@@ -135,6 +138,49 @@ def _train_one(cfg: ExperimentConfig, info: RunInfo, spec_dict: dict[str, Any], 
     return RefitRun(seed, final, checkpoint, stored=result.checkpoint.path if checkpoint else "")
 
 
+class _LatestCheckpoint(BareSession):
+    """The loop run in this process, keeping only the latest checkpoint (the one made with the last report) and
+    every report in the refit's history, as a Train run's EvalHistory does."""
+
+    def __init__(self, out: Path, history: Path, device: str) -> None:
+        super().__init__(out, device)
+        self.history = history
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        with self.history.open("a") as log:
+            log.write(json.dumps(metrics, default=str) + "\n")
+        if checkpoint_dir is None:
+            self.reports.append(dict(metrics))
+            return
+        previous = list(self.checkpoints)
+        super().report(metrics, checkpoint_dir)
+        for old in previous:  # a refit exports its last model only
+            shutil.rmtree(old, ignore_errors=True)
+        self.checkpoints = self.checkpoints[-1:]
+
+
+def _train_here(cfg: ExperimentConfig, spec_dict: dict[str, Any], folder: Path) -> RefitRun:
+    """One single-worker refit in this process (the in-process executor's trials train so too): no Ray to start,
+    no process to spawn. What it ended with, never an exception."""
+    from raytune_llm.executors import worker
+    from raytune_llm.results.export import check_device
+    from raytune_llm.training.spec import RunSpec
+
+    folder.mkdir(parents=True, exist_ok=True)
+    session = _LatestCheckpoint(folder, folder / HISTORY_FILE, check_device(cfg.resources))
+    seed = spec_dict["train"]["seed"]
+    try:
+        worker.run(RunSpec(**spec_dict), session)
+    except Exception as exc:  # e.g. out of memory: the search's checkpoint stays
+        return RefitRun(seed, session.reports[-1] if session.reports else {}, None,
+                        error=str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__)
+    final = session.reports[-1] if session.reports else {}
+    last = session.checkpoints[-1] if session.checkpoints else None
+    checkpoint = last if last is not None and json.loads((last / "metrics.json").read_text()).get(
+        "step") == final.get("step") else None
+    return RefitRun(seed, final, checkpoint, stored=str(checkpoint or ""))
+
+
 def _score(runs: list[RefitRun], chosen: Chosen) -> tuple[str, str]:
     """Rank the healthy refits: by the test score when the test split is labelled, else by their final train
     loss. Returns (what they were ranked by, its mode)."""
@@ -150,13 +196,30 @@ def _score(runs: list[RefitRun], chosen: Chosen) -> tuple[str, str]:
     return "train_loss", "min"
 
 
+def trains_here(cfg: ExperimentConfig, info: RunInfo, address: str | None) -> bool:
+    """Whether a refit trains in this process: a single-worker config on a local run, as its trials did (the
+    others, or a refit asked to join a cluster, as a Ray Train job)."""
+    return cfg.resources.in_process and not storage.is_uri(info.run_root) and address is None
+
+
+def _new_folder(root: Path, name: str) -> Path:
+    """A refit's own folder (two exports within a second get two)."""
+    folder, k = root / name, 1
+    while folder.exists():
+        k += 1
+        folder = root / f"{name}-{k}"
+    return folder
+
+
 def refit(chosen: Chosen, plan: RefitPlan, address: str | None = None) -> tuple[Refit | None, str]:
     """Train the chosen config on train + eval, `plan.seeds` times; the refit to export, or (None, why not) when
     every refit failed (export then exports the search's checkpoint)."""
     from raytune_llm.search.driver import connect, train_template
 
     info, cfg, trial, row = chosen.info, chosen.info.experiment, chosen.choice.trial, chosen.choice.row
-    connect(cfg, address)
+    here = trains_here(cfg, info, address)
+    if not here:
+        connect(cfg, address)
     data_path, rows = write_refit_data(info)
     template = train_template(cfg, info).to_dict()
     # The eval rows are trained on now: a plateau on them says nothing, and the step count must be the one asked.
@@ -173,7 +236,9 @@ def refit(chosen: Chosen, plan: RefitPlan, address: str | None = None) -> tuple[
         train = refit_train(chosen.train, plan.steps, int(row.get("step") or 0), seed)
         spec = {**template, "data_path": data_path, "train": train.model_dump(mode="json"), "stability": stability,
                 "started_at": time.time()}
-        run = _train_one(cfg, info, spec, f"{stamp}-{trial.trial_id}-seed{seed}")
+        name = f"{stamp}-{trial.trial_id}-seed{seed}"
+        run = (_train_here(cfg, spec, _new_folder(Path(info.run_root, REFIT_DIR), name)) if here
+               else _train_one(cfg, info, spec, name))
         print(f"  seed {seed}: " + (f"failed: {run.failure}" if run.failure else
                                     f"{run.final.get('step')} steps, train loss {run.final.get('train_loss', 0):.4f}"),
               flush=True)

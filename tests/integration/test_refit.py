@@ -1,6 +1,7 @@
 """`export --refit` on a real run whose eval split was held out of train: the exported model is the chosen config
-trained again, as a Ray Train run of the training loop, on every labelled row (train + eval), for exactly the step
-count asked; with several seeds the median one; a refit that fails falls back to the search's checkpoint."""
+trained again by the training loop (in export's process for this single-worker config; once as a Ray Train run,
+as a multi-worker config's refit trains) on every labelled row (train + eval), for exactly the step count asked;
+with several seeds the median one; a refit that fails falls back to the search's checkpoint."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def run_dir(ray_session: None, tiny_bert: Path, sentiment_dir: Path, tmp_path_fa
 
 
 def history(run_dir: Path, seed: int) -> list[dict]:
-    (folder,) = (run_dir / "refit").glob(f"*-seed{seed}")
+    (folder,) = (run_dir / "refit").glob(f"*-seed{seed}*")
     return [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
 
 
@@ -60,9 +61,13 @@ def test_refit_best_trains_on_train_and_eval_for_the_picks_step_count_and_export
     assert f"refit on {ROWS} rows (train + eval)" in printed and "seeds 42, 43 by test_loss" in printed
 
 
-def test_refit_full_runs_the_whole_budget_on_all_labelled_rows_by_default(run_dir: Path, tmp_path: Path) -> None:
+def test_refit_full_runs_the_whole_budget_on_all_labelled_rows_by_default(
+        run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import datasets
 
+    from raytune_llm.search import refit as refit_module
+
+    monkeypatch.setattr(refit_module, "trains_here", lambda *_: False)  # as a Ray Train run, as DDP configs do
     out = tmp_path / "best"
     assert main(["export", str(run_dir), "--out", str(out)]) == 0  # on by default: data.eval_holdout is set
     m = json.loads((out / "metrics.json").read_text())
@@ -89,7 +94,7 @@ def test_a_failed_refit_falls_back_to_the_search_checkpoint(run_dir: Path, tmp_p
     def diverged(cfg: object, info: object, spec: dict, name: str) -> RefitRun:
         return RefitRun(spec["train"]["seed"], {"step": 3, "stop_reason": "non_finite", "stop_detail": "nan"}, None)
 
-    monkeypatch.setattr(refit, "_train_one", diverged)
+    monkeypatch.setattr(refit, "_train_here", lambda cfg, spec, folder: diverged(cfg, None, spec, ""))
     out = tmp_path / "best"
     assert main(["export", str(run_dir), "--out", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())
