@@ -167,7 +167,8 @@ def test_the_light_packages_import_neither_torch_nor_ray(package: str) -> None:
 
 def test_help_starts_without_torch_or_ray() -> None:
     code = ("from raytune_llm.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "for command in ('validate', 'search', 'status', 'report', 'export', 'robust', 'train', 'resume'):\n"
+            "for command in ('init', 'validate', 'search', 'status', 'report', 'export', 'robust', 'train', "
+            "'resume'):\n"
             "    try:\n        main([command, '--help'])\n    except SystemExit:\n        pass")
     assert loaded_after(code) == []
 
