@@ -5,6 +5,7 @@ each with its source) and portfolio.yaml (the learnt portfolio). Read once per p
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -78,9 +79,9 @@ def library() -> Library:
     return Library.model_validate({"defaults": defaults, "ranges": raw["ranges"], "portfolio": portfolio})
 
 
-def family_of(task: str, model_type: str | None) -> Family:
-    """Which recipes suit a model: a causal LM's (by its config's model_type, or a generative task) or an
-    encoder's."""
-    if model_type is not None:
-        return "decoder" if model_type in DECODER_TYPES else "encoder"
-    return "decoder" if task in ("causal_lm", "generative_classification") else "encoder"
+def family_of(task: str, model_type: str | None = None, architectures: Sequence[str] = ()) -> Family:
+    """Which recipes suit a model: a causal LM's (a generative task; a model_type known to be a causal LM; an
+    architecture that is one, e.g. Qwen3MoeForCausalLM, whatever its model_type) or an encoder's."""
+    if task in ("causal_lm", "generative_classification") or model_type in DECODER_TYPES:
+        return "decoder"
+    return "decoder" if any(a.endswith("ForCausalLM") for a in architectures) else "encoder"

@@ -36,20 +36,40 @@ def _get(data: dict[str, Any], path: str) -> Any:
     return data
 
 
+def _number(value: Any) -> float | None:
+    """A numeric value, or one YAML left as a string ('1e-3'); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _fit(param: Param, value: Any, point: dict[str, Any]) -> Any:
-    """`value` moved into the param's range (its `by:` range for the point so far), or None when it cannot be
-    (a categorical value the user did not list, no value at all): the searcher then samples the param."""
+    """`value` moved into the param's range (its `by:` range for the point so far; onto its step), a numeric
+    categorical's nearest choice, or None when it cannot be (a value the user did not list among non-numeric
+    choices, no value at all): the searcher then samples the param."""
     if value is None:
         return None
     if isinstance(param, CategoricalParam):
-        return next((c for c in param.choices if c == value or str(c) == str(value)), None)
+        same = next((c for c in param.choices if c == value or str(c) == str(value)), None)
+        if same is not None or _number(value) is None:
+            return same
+        # numeric choices (YAML may read 1e-3 as a string): the nearest one, in log space when all are positive
+        numeric = [(c, n) for c in param.choices if (n := _number(c)) is not None]
+        if not numeric or len(numeric) < len(param.choices):
+            return None
+        v = float(value)
+        logs = v > 0 and all(n > 0 for _, n in numeric)
+        return min(numeric, key=lambda cn: abs(math.log(cn[1] / v)) if logs else abs(cn[1] - v))[0]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     low, high, _ = bounds_for(param, point)
     step = param.step if not param.log else None
     v = min(max(float(value), low), high)
-    if step:
-        v = min(low + round((v - low) / step) * step, high)
+    if step:  # onto the grid the searcher samples: low + k * step, the last point at or below high
+        v = low + min(round((v - low) / step), math.floor((high - low) / step + 1e-9)) * step
     if isinstance(param, IntParam):
         return int(min(max(round(v), math.ceil(low)), math.floor(high)))
     return float(v)

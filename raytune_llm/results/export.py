@@ -196,7 +196,8 @@ def write_export(chosen: Chosen, out: Path, merge: bool = False, force: bool = F
     cfg = info.experiment
     metric, mode = cfg.search.metric, cfg.search.mode
     checkpoint = refit.chosen.checkpoint if refit and refit.chosen.checkpoint else chosen.checkpoint
-    gain = gain_over_default(chosen.trials, cfg.search, chosen.choice)
+    # the search's pick against the default recipe (robust's winner and a named trial are not the search's pick)
+    gain = gain_over_default(chosen.trials, cfg.search, chosen.choice) if chosen.by == "score" else None
     check_out(out, force)
     if out.exists() and any(out.iterdir()):
         shutil.rmtree(out)

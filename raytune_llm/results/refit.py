@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raytune_llm.core.outcomes import ended_at_chance, is_failure
+from raytune_llm.core.outcomes import failure_reason
+from raytune_llm.core.stops import AT_CHANCE
 
 
 @dataclass
@@ -35,11 +36,12 @@ class RefitRun:
         """Why this refit cannot be exported; "" when it can."""
         if self.error:
             return f"error: {self.error}"
-        reason = str(self.final.get("stop_reason") or "")
-        if is_failure(reason):
-            return f"{reason} at step {self.final.get('step')} ({self.final.get('stop_detail', '')})"
-        if ended_at_chance(self.final):
+        # What failed means for a trial (core.outcomes), asked of the refit's last report.
+        reason = failure_reason("TERMINATED", self.final)
+        if reason == AT_CHANCE:
             return f"ended at chance level at step {self.final.get('step')}"
+        if reason:
+            return f"{reason} at step {self.final.get('step')} ({self.final.get('stop_detail', '')})"
         if self.checkpoint is None:
             return f"no checkpoint at step {self.final.get('step')}"
         return ""

@@ -46,6 +46,7 @@ class ModelFacts:
     path: str  # what from_pretrained reads (a GGUF file's folder)
     hub: dict[str, Any]  # from_pretrained's extra arguments (gguf_file)
     model_type: str | None
+    architectures: tuple[str, ...]
     max_positions: int | None
     tokenizer: Any
 
@@ -71,7 +72,8 @@ def read_model(name: str) -> ModelFacts:
     limit = getattr(tokenizer, "model_max_length", None)
     if limit and limit < 1_000_000:  # transformers' "no limit" is a huge number
         positions = min(positions or limit, limit)
-    return ModelFacts(path, hub, getattr(config, "model_type", None), positions, tokenizer)
+    return ModelFacts(path, hub, getattr(config, "model_type", None), tuple(getattr(config, "architectures", None)
+                      or ()), positions, tokenizer)
 
 
 def _short(name: str) -> str:
@@ -159,7 +161,7 @@ def draft(model: str, data: str, task: str | None = None, budget: str = "8-trial
     say(f"reading {model} ...")
     m = read_model(model)
     name = d.task.value
-    family = family_of(name, m.model_type)
+    family = family_of(name, m.model_type, m.architectures)
     tok = m.tokenizer
     if name in ("causal_lm", "generative_classification"):
         _prompt(d, tok)

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from raytune_llm.core.errors import UserError
-from raytune_llm.schema import TrainConfig
+from raytune_llm.schema import SearchConfig, TrainConfig
 
 if TYPE_CHECKING:
     import datasets
     import torch
 
 GIB = 1024**3
-MIN_TRIALS = 4  # the portfolio's 3 recipes and one trial of the searcher's
+# the portfolio start's recipes (search.portfolio_size's default) and one trial of the searcher's
+MIN_TRIALS = SearchConfig.model_fields["portfolio_size"].default + 1
 MAX_TRIALS = 100  # beyond this a space of ~6 params gains little: longer trials are the better use of the time
 START_S = 3.0  # an in-process trial's start-up (README, "Start-up cost per trial")
 PACK = (4, 2, 1)  # trials per GPU tried, most first

@@ -120,10 +120,10 @@ def model_family(cfg: ExperimentConfig, info: RunInfo) -> Family:
     import json
 
     config = Path(info.model_path) / "config.json"
-    model_type = None
+    found: dict[str, Any] = {}
     if not storage.is_uri(info.model_path) and config.is_file():
-        model_type = json.loads(config.read_text()).get("model_type")
-    return family_of(cfg.task.value, model_type)
+        found = json.loads(config.read_text())
+    return family_of(cfg.task.value, found.get("model_type"), found.get("architectures") or ())
 
 
 def train_template(cfg: ExperimentConfig, info: RunInfo) -> RunSpec:

@@ -1,5 +1,6 @@
-"""A live search with the portfolio start (the default): the default recipe is trial 1 and runs to the end under
-ASHA, the learnt recipes follow, and status, the report and export show the pick against the default recipe."""
+"""A live search with the portfolio start (the default): the default recipe is trial 1 and runs to the end though
+ASHA stops every other trial at its first evaluation, the learnt recipes follow, and status, the report and export
+show the pick against the default recipe."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ def test_the_default_recipe_runs_first_and_to_the_end_and_the_pick_is_reported_a
            "search.space": {"peft.method": {"type": "categorical", "choices": ["full", "lora"]},
                             "optimizer.lr": {"type": "float", "low": 1e-7, "high": 1e-4, "log": True,
                                              "by": {"peft.method": {"lora": {"low": 1e-3, "high": 1e-2}}}}},
-           # the harshest ASHA: every trial below the median of its rung stops there
-           "search.scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 4}},
+           # ASHA told to stop every trial after its first evaluation: only the default recipe's goes on
+           "search.scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 4, "max_t": 1}},
     )
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -40,8 +41,9 @@ def test_the_default_recipe_runs_first_and_to_the_end_and_the_pick_is_reported_a
     assert first.params == {"peft.method": "full", "optimizer.lr": library().default("full").params["optimizer.lr"]}
     assert second.params["optimizer.lr"] == pytest.approx(5.64e-3)
     assert all(t.recipe is None for t in trials[2:])  # then the searcher
-    # the yardstick ran its whole budget (every evaluation), whatever ASHA thought of it
+    # the yardstick ran its whole budget (every evaluation), while ASHA stopped every other trial at its first
     assert first.outcome == "done" and first.last["step"] == 6 and len(first.rows) == 3
+    assert all(len(t.rows) == 1 for t in trials[1:]), [len(t.rows) for t in trials]
 
     capsys.readouterr()
     assert main(["status", str(run_dir)]) == 0

@@ -45,10 +45,12 @@ def test_every_library_entry_is_a_valid_setting_and_each_default_sits_inside_its
         Recipe(name="bad", method="full", params={"optimizer.lr": -1.0})
 
 
-def test_the_model_family_comes_from_the_model_type_else_the_task() -> None:
+def test_the_model_family_comes_from_the_task_the_model_type_or_the_architecture() -> None:
     assert family_of("sequence_classification", "llama") == "decoder"
     assert family_of("sequence_classification", "bert") == "encoder"
     assert family_of("causal_lm", None) == "decoder" and family_of("regression", None) == "encoder"
+    assert family_of("causal_lm", "qwen3_moe") == "decoder"  # a causal LM task whatever the model_type
+    assert family_of("sequence_classification", "qwen3_moe", ["Qwen3MoeForCausalLM"]) == "decoder"
 
 
 def test_the_greedy_portfolio_adds_what_covers_the_tasks_the_chosen_ones_do_worst_on() -> None:
@@ -73,9 +75,20 @@ def test_a_recipe_is_clipped_into_the_users_space() -> None:
     assert point == {"peft.method": "full", "optimizer.lr": 5e-4, "schedule.warmup_ratio": 0.05}
     lora = Recipe(name="l", method="lora", params={"optimizer.lr": 2e-4, "peft.lora.r": 100, "peft.lora.alpha": 16})
     point = clip_into(lora, _search().space, train)
-    # LoRA's own `by:` range; r to its high end; alpha 16 is not a choice: the user's train value (64) instead
+    # LoRA's own `by:` range; r to its high end; alpha 16 is not a choice: the nearest one (32)
     assert point == {"peft.method": "lora", "optimizer.lr": 1e-3, "schedule.warmup_ratio": 0.0, "peft.lora.r": 32,
-                     "peft.lora.alpha": 64}
+                     "peft.lora.alpha": 32}
+    # Categorical learning rates as YAML reads them (strings): the nearest in log space; a step grid: the grid
+    # point at or below the range's top; a non-numeric value not listed: the user's train value
+    space = _search(space={
+        "optimizer.lr": {"type": "categorical", "choices": ["1e-3", "3e-3"]},
+        "peft.lora.r": {"type": "int", "low": 2, "high": 8, "step": 4},
+        "peft.lora.targets": {"type": "categorical", "choices": ["attention", "all-linear"]},
+    }).space
+    targets = TrainConfig.model_validate({"peft": {"method": "lora", "lora": {"targets": "all-linear"}}})
+    point = clip_into(Recipe(name="l", method="lora", params={
+        "optimizer.lr": 2e-3, "peft.lora.r": 8, "peft.lora.targets": "qv"}), space, targets)
+    assert point == {"optimizer.lr": "3e-3", "peft.lora.r": 6, "peft.lora.targets": "all-linear"}
     no_method = {k: v for k, v in SPACE.items() if k != "optimizer.lr"}
     assert clip_into(Recipe(name="p", method="prompt_tuning"), _search(space=no_method).space, train) is None
 
@@ -123,11 +136,28 @@ def test_the_searcher_runs_the_start_first_and_its_random_draws_shrink_by_as_man
     from raytune_llm.searchers.tpe import startup_trials
 
     search = build_search(_search(num_trials=12, portfolio_size=3), concurrent=1, train=TrainConfig())
+    sampler = search._ot_study.sampler
+    random_draws = 0
+    draw = sampler._random_sampler.sample_independent
+
+    def counted(*args: Any) -> Any:
+        nonlocal random_draws
+        random_draws += 1
+        return draw(*args)
+
+    sampler._random_sampler.sample_independent = counted
     configs = [search.suggest(str(i)) for i in range(3)]
     assert [c["recipe"] for c in configs] == ["default", "lora-lr5.6e-3", "default-lora"]
-    assert configs[0]["peft.method"] == "full" and "recipe" not in search.suggest("3")  # then the searcher
-    # The recipes are trials of the same study, so TPE's start-up count (a third of 12: 4) holds one random draw.
-    assert search._ot_study.sampler._n_startup_trials == startup_trials(12) == 4
+    assert configs[0]["peft.method"] == "full" and random_draws == 0  # enqueued: nothing drawn
+    for i, _ in enumerate(configs):
+        search.on_trial_complete(str(i), {"eval_accuracy": 0.5 + i / 10, "training_iteration": 1})
+    # The recipes are trials of the same study: of TPE's start-up trials (a third of 12: 4) one is left to draw
+    assert sampler._n_startup_trials == startup_trials(12) == 4
+    assert "recipe" not in search.suggest("3") and random_draws > 0
+    search.on_trial_complete("3", {"eval_accuracy": 0.4, "training_iteration": 1})
+    before = random_draws
+    search.suggest("4")
+    assert random_draws == before  # the fifth trial is TPE's model, not a random draw
     assert [t.user_attrs.get("recipe") for t in search._ot_study.trials][:3] == [c["recipe"] for c in configs]
     none = build_search(_search(start="none"), concurrent=1)
     assert none._ot_study.sampler._n_startup_trials == 1 and "recipe" not in none.suggest("a")
