@@ -37,7 +37,7 @@ def test_the_default_recipe_runs_first_and_to_the_end_and_the_pick_is_reported_a
     run_dir = tmp_path / "runs" / "t"
     trials = sorted(load_trials(run_dir), key=lambda t: t.rows[0]["first_step_at"])
     first, second = trials[:2]
-    assert first.recipe == "default" and second.recipe == "lora-lr5.6e-3"
+    assert first.recipe == "default" and second.recipe == "lora-lr5.6e-3-w0.1-clipnone"
     assert first.params == {"peft.method": "full", "optimizer.lr": library().default("full").params["optimizer.lr"]}
     assert second.params["optimizer.lr"] == pytest.approx(5.64e-3)
     assert all(t.recipe is None for t in trials[2:])  # then the searcher

@@ -147,7 +147,7 @@ def test_the_searcher_runs_the_start_first_and_its_random_draws_shrink_by_as_man
 
     sampler._random_sampler.sample_independent = counted
     configs = [search.suggest(str(i)) for i in range(3)]
-    assert [c["recipe"] for c in configs] == ["default", "lora-lr5.6e-3", "default-lora"]
+    assert [c["recipe"] for c in configs] == ["default", "lora-lr5.6e-3-w0.1-clipnone", "full-lr1.5e-4-w0-clipnone"]
     assert configs[0]["peft.method"] == "full" and random_draws == 0  # enqueued: nothing drawn
     for i, _ in enumerate(configs):
         search.on_trial_complete(str(i), {"eval_accuracy": 0.5 + i / 10, "training_iteration": 1})
