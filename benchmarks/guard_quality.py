@@ -162,12 +162,14 @@ def main() -> None:
         mark_top_half(runs)
         results[meta["task"]] = {}
         for name, setting in SETTINGS.items():
+            if setting.get("legacy_chance") and meta.get("majority_rate") is None:
+                continue  # the old rule reads accuracy against the majority class: a regression has neither
             board: dict[int, float] = {}
             stops = [replay(r, meta, setting, board) for r in runs]
             results[meta["task"]][name] = score(runs, stops)
             pooled[name][0].extend(runs)
             pooled[name][1].extend(stops)
-    results["all tasks"] = {name: score(runs, stops) for name, (runs, stops) in pooled.items()}
+    results["all tasks"] = {name: score(runs, stops) for name, (runs, stops) in pooled.items() if runs}
 
     header = (f"{'task':<22} {'guard setting':<54} {'runs':>4} {'failed':>6} {'stopped':>7} {'precision':>9} "
               f"{'recall':>6} {'<30%':>5} {'median stop':>11} {'top-half stopped':>16} {'steps saved':>11}")

@@ -12,12 +12,19 @@ Tasks (all from ../shared/data, all with all-MiniLM-L6-v2; see TASKS):
   like the held-out acceptability task the guard once failed on).
 - `sst2`: binary sentiment, balanced, quick to learn.
 - `bbc_news`: 5-way topic, long texts.
+- `rotten_tomatoes`: binary sentiment again, from another source (movie-review snippets, MR v1.0), short runs.
+- `stsb_regression`: STS-B similarity (0-5) as regression (the product's `regression` task), scored by Pearson
+  correlation; chance level: Pearson 0 (a model that learnt nothing predicts a constant), short runs.
+
+Every task runs the same configs (`sample_configs(n, seed)` with the same seed, the same divergent ones): the
+search benchmark's portfolio arms compare one config across tasks.
 
 Runs go in parallel, one process per core, one torch thread each; runs already recorded are skipped (the command
 can be stopped and started again). Re-record everything:
 
     python benchmarks/record_curves.py --runs 14 [--tasks sst2,bbc_news,paraphrase_imbalanced] [--workers 2]
     python benchmarks/record_curves.py --runs 14 --tasks sst2,bbc_news --divergent   # + 3 runs that blow up
+    python benchmarks/record_curves.py --runs 14 --tasks rotten_tomatoes,stsb_regression --divergent --workers 1
 
 Add the test-split score of every evaluation's checkpoint to recorded runs (what a search that picked the run at
 that evaluation would ship; benchmarks/search_efficiency.py names the runs it picked that lack one):
@@ -70,6 +77,16 @@ TASKS: dict[str, dict[str, Any]] = {
         "max_length": 64, "train_samples": 800, "eval_samples": None,
         "train": {"epochs": 1, "batch_size": 16, "eval_every": 5}, "objective": "eval_accuracy",
     },
+    "rotten_tomatoes": {
+        "source": "rotten_tomatoes", "labels": ["negative", "positive"], "max_length": 48, "train_samples": 640,
+        "eval_samples": 200, "test_samples": 500, "train": {"epochs": 1, "batch_size": 16, "eval_every": 5},
+        "objective": "eval_accuracy",
+    },
+    "stsb_regression": {
+        "source": "glue_stsb", "task": "regression", "labels": None, "text_pair": True, "max_length": 48,
+        "train_samples": 640, "eval_samples": 200, "test_samples": 500,
+        "train": {"epochs": 1, "batch_size": 16, "eval_every": 5}, "objective": "eval_pearson",
+    },
 }
 
 
@@ -105,6 +122,7 @@ def prepare_task(name: str, work: Path) -> tuple[Any, dict[str, Any]]:
     from raytune_llm.sources.builtins import minilm
 
     t = TASKS[name]
+    task_type = t.get("task", "sequence_classification")
     source = DATA / t["source"]
     if "binarise_at" in t:  # a derived binary task, written next to the work folder
         derived = work / f"{name}-data"
@@ -117,10 +135,14 @@ def prepare_task(name: str, work: Path) -> tuple[Any, dict[str, Any]]:
     model = str(minilm())
     data_cfg = DataConfig(source=str(source), labels=t["labels"], text_pair_column="text_pair" if t.get("text_pair")
                           else None, max_train_samples=t["train_samples"], max_eval_samples=t["eval_samples"])
-    prepared = tokenise(data_cfg, ModelConfig(name=model, max_length=t["max_length"]), model, work / name, seed=0)
+    prepared = tokenise(data_cfg, ModelConfig(name=model, max_length=t["max_length"]), model, work / name, seed=0,
+                        task_name=task_type)
     eval_labels = load_from_disk(str(prepared.path))["eval"]["labels"]
-    majority = max(Counter(eval_labels).values()) / len(eval_labels)  # the old chance rule's baseline, for comparison
-    meta = {"task": name, "objective": t["objective"], "train": t["train"], "sizes": prepared.sizes,
+    # The old chance rule's baseline, for comparison (classification only: a regression has no majority class).
+    majority = max(Counter(eval_labels).values()) / len(eval_labels) if task_type != "regression" else None
+    meta = {"task": name, "task_type": task_type, "objective": t["objective"], "train": t["train"],
+            "sizes": {**prepared.sizes, **({"test": min(t["test_samples"], prepared.sizes["test"])}
+                                           if t.get("test_samples") else {})},
             "majority_rate": majority,
             "label_names": prepared.label_names, "chance_metric": prepared.chance_metric,
             "chance_value": prepared.chance_value, "chance_loss": prepared.chance_loss,
@@ -139,7 +161,8 @@ def run_spec(meta: dict[str, Any], config: dict[str, Any]) -> tuple[Any, Any]:
     spec = RunSpec(model_path=meta["model_path"], tokenizer_path=meta["model_path"], data_path=meta["data_path"],
                    label_names=meta["label_names"], train=train.model_dump(mode="json"), metric=meta["objective"],
                    stability=ONLY_NON_FINITE, chance_metric=meta["chance_metric"], chance_value=meta["chance_value"],
-                   chance_loss=meta["chance_loss"], torch_threads=1)
+                   chance_loss=meta["chance_loss"], torch_threads=1,
+                   task=meta.get("task_type", "sequence_classification"))
     return spec, train
 
 
@@ -188,8 +211,11 @@ def score_test(meta: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(1)
     spec, train = run_spec(meta, config)
     test = datasets.load_from_disk(meta["data_path"])["test"]
+    if meta["sizes"]["test"] < len(test):  # the task's test_samples: a seeded sample of the test split
+        test = test.shuffle(seed=0).select(range(meta["sizes"]["test"]))
     tokenizer = AutoTokenizer.from_pretrained(meta["model_path"])
-    task = get_task("sequence_classification")
+    task_type = meta.get("task_type", "sequence_classification")
+    task = get_task(task_type)
     ctx = EvalContext(task, meta["label_names"], tokenizer, task.collator(tokenizer), GenerationConfig())
     session = BareSession(None, device="cpu")
     evals, tests, keep = [], [], session.report
@@ -201,7 +227,7 @@ def score_test(meta: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         # Building the model draws from torch's RNG (a new head's init): the run's own draws must not move.
         with torch.random.fork_rng(devices=[]):
             model = load_trained(meta["model_path"], checkpoint_dir / "model", train.peft.method, meta["label_names"],
-                                 pad_token_id=tokenizer.pad_token_id)
+                                 task=task_type, pad_token_id=tokenizer.pad_token_id)
             scores, _ = evaluate(model, test, ctx, train, session, autocast_for(train.precision, session.device))
         evals.append(metrics[meta["objective"]])
         tests.append(scores[meta["objective"]])
