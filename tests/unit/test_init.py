@@ -69,6 +69,29 @@ def test_each_shared_dataset_shape_drafts_a_yaml_that_validates(
     assert cfg["resources"]["num_workers"] == 1 and cfg["run"]["name"] == f"minilm-{folder}"
 
 
+@pytest.mark.parametrize(("fixture", "task", "labels"), [
+    ("sentiment_dir", "sequence_classification", ["neg", "pos"]),  # string labels
+    ("pairs_dir", "regression", None),  # float scores of text pairs
+    ("ner_dir", "token_classification", None),  # token lists, tag ids named by labels.json
+    ("instruct_dir", "causal_lm", None),  # instruction/output, no eval split
+])
+def test_each_data_shape_drafts_a_yaml_that_validates(tmp_path: Path, request: pytest.FixtureRequest,
+                                                     tiny_bert: Path, fixture: str, task: str,
+                                                     labels: list[str] | None) -> None:
+    """The shapes of shared/data, on the suite's own tiny files: runs wherever the suite runs."""
+    model = request.getfixturevalue("tiny_llama") if task == "causal_lm" else tiny_bert
+    cfg, _ = init(tmp_path, "--model", str(model), "--data", str(request.getfixturevalue(fixture)))
+    assert cfg["task"] == task
+    if labels is not None:
+        assert cfg["data"]["labels"] == labels
+    if task == "token_classification":
+        assert cfg["data"]["labels"][:3] == ["O", "B-PER", "I-PER"]
+    if task == "causal_lm":
+        assert cfg["data"].get("eval_holdout", 0) >= 1 and cfg["data"]["label_column"] == "output"
+    if task == "regression":
+        assert cfg["data"]["text_pair_column"] == "text_pair"
+
+
 @needs_shared
 def test_instruction_data_drafts_a_causal_lm_with_a_holdout_and_the_answer(tmp_path: Path, tiny_llama: Path) -> None:
     cfg, text = init(tmp_path, "--model", str(tiny_llama), "--data", str(SHARED_DATA / "gsm8k"))
