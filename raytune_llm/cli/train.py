@@ -11,26 +11,6 @@ from raytune_llm.core.errors import UserError
 from raytune_llm.core.outcomes import ended_at_chance, is_failure, real_value
 from raytune_llm.core.stops import AT_CHANCE, advice
 
-HISTORY_FILE = "history.jsonl"  # every evaluation of the run, one JSON line each
-
-
-def _last_evaluation(run_dir: Path, run_root: str) -> dict:
-    """The run's last report from its history (Train's result has none when no report carried a checkpoint)."""
-    from raytune_llm.core import storage
-
-    if storage.is_uri(run_root):
-        fs, path = storage.filesystem(storage.join(run_root, HISTORY_FILE))
-        try:
-            with fs.open_input_stream(path) as src:
-                text = src.read().decode()
-        except OSError:
-            text = ""
-    else:
-        local = run_dir / HISTORY_FILE
-        text = local.read_text() if local.is_file() else ""
-    lines = text.splitlines()
-    return json.loads(lines[-1]) if lines else {}
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="run one training job with the fixed settings of a YAML (no search)",
@@ -45,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.file, args.overrides)
     from raytune_llm.core import storage
+    from raytune_llm.executors.env import HISTORY_FILE, last_report
     from raytune_llm.executors.train import EvalHistory, build_trainer
     from raytune_llm.results.export import write_model
     from raytune_llm.runs.prepare import prepare_run
@@ -59,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     result = trainer.fit()
     metric, mode = cfg.search.metric, cfg.search.mode
     reports = result.best_checkpoints
-    final = dict(result.metrics or {}) or _last_evaluation(run_dir, info.run_root)
+    final = dict(result.metrics or {}) or last_report(history)
     if not reports:
         reason = final.get("stop_reason") or "no evaluation"
         raise UserError(f"the run stopped at step {final.get('step')} as {reason} ({final.get('stop_detail', '')}) "

@@ -156,6 +156,18 @@ def remove_checkpoints(train_root: str, trial_id: str, staged_only: bool = False
                 fs.delete_dir(info.path)
 
 
+def read_text(path: str) -> str:
+    """A text file's contents, local or on a URI; "" when it is not there (yet)."""
+    if is_uri(path):
+        fs, fs_path = filesystem(path)
+        try:
+            with fs.open_input_stream(fs_path) as src:
+                return src.read().decode()
+        except OSError:
+            return ""
+    return Path(path).read_text() if Path(path).is_file() else ""
+
+
 def put_file(local_file: Path, uri: str) -> None:
     fs, path = filesystem(uri)
     with open(local_file, "rb") as src, fs.open_output_stream(path) as dst:

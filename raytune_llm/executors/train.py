@@ -20,7 +20,7 @@ import torch
 
 from raytune_llm.core import storage
 from raytune_llm.executors import worker
-from raytune_llm.executors.env import START_ATTEMPT_S
+from raytune_llm.executors.env import START_ATTEMPT_S, history_row
 from raytune_llm.executors.worker import local_checkpoint
 from raytune_llm.schema import ResourcesConfig, RunConfig, TrainConfig
 from raytune_llm.schema.space import apply_params
@@ -87,8 +87,7 @@ class EvalHistory(ray.train.UserCallback):
     def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
         import json
 
-        row = {k: v for k, v in metrics[0].items() if not isinstance(v, list)}  # rank 0's; no step traces
-        self.rows.append(row)
+        self.rows.append(history_row(metrics[0]))  # rank 0's
         text = "".join(json.dumps(r) + "\n" for r in self.rows)
         if storage.is_uri(self.uri):
             fs, path = storage.filesystem(self.uri)

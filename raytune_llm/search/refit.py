@@ -22,6 +22,7 @@ from typing import Any
 
 from raytune_llm.core import storage
 from raytune_llm.core.errors import UserError
+from raytune_llm.executors.env import HISTORY_FILE, history_row, last_report
 from raytune_llm.results.export import Chosen, load_model, predict
 from raytune_llm.results.refit import Refit, RefitRun, median_run
 from raytune_llm.runs.layout import RunInfo
@@ -30,7 +31,6 @@ from raytune_llm.training.bare import BareSession
 
 REFIT_DIR = "refit"  # RUN/refit/<name>/: one refit's Train run (checkpoints, history.jsonl)
 REFIT_DATA = "refit_data"  # beside the prepared data: train = train + eval; eval and test as they were
-HISTORY_FILE = "history.jsonl"
 
 
 @dataclass(frozen=True)
@@ -98,21 +98,6 @@ def refit_train(train: TrainConfig, steps_rule: str, best_step: int, seed: int) 
     return TrainConfig.model_validate({**train.model_dump(mode="json"), **update})
 
 
-def _last_report(history: str) -> dict[str, Any]:
-    """The run's last report (Train's result holds the latest checkpoint's, not a later failure report's)."""
-    if storage.is_uri(history):
-        fs, path = storage.filesystem(history)
-        try:
-            with fs.open_input_stream(path) as src:
-                text = src.read().decode()
-        except OSError:
-            text = ""
-    else:
-        text = Path(history).read_text() if Path(history).is_file() else ""
-    lines = text.splitlines()
-    return json.loads(lines[-1]) if lines else {}
-
-
 def _train_one(cfg: ExperimentConfig, info: RunInfo, spec_dict: dict[str, Any], name: str) -> RefitRun:
     """One refit as a Ray Train run; what it ended with, never an exception (a failed refit falls back)."""
     from raytune_llm.executors.train import EvalHistory, build_trainer
@@ -127,8 +112,8 @@ def _train_one(cfg: ExperimentConfig, info: RunInfo, spec_dict: dict[str, Any], 
     try:
         result = trainer.fit()
     except Exception as exc:  # Train gave up on it (a crash, no resources): the search's checkpoint stays
-        return RefitRun(seed, _last_report(history), None, error=str(exc).strip().splitlines()[-1][:300])
-    final = _last_report(history) or dict(result.metrics or {})
+        return RefitRun(seed, last_report(history), None, error=str(exc).strip().splitlines()[-1][:300])
+    final = last_report(history) or dict(result.metrics or {})
     checkpoint = None
     if result.checkpoint is not None:
         local = Path(result.checkpoint.to_directory() if storage.is_uri(root) else result.checkpoint.path)
@@ -148,7 +133,7 @@ class _LatestCheckpoint(BareSession):
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
         with self.history.open("a") as log:
-            log.write(json.dumps(metrics, default=str) + "\n")
+            log.write(json.dumps(history_row(metrics), default=str) + "\n")
         if checkpoint_dir is None:
             self.reports.append(dict(metrics))
             return
