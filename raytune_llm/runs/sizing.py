@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from raytune_llm.core.errors import UserError
 from raytune_llm.schema import SearchConfig, TrainConfig
+from raytune_llm.training.spec import run_steps
 
 if TYPE_CHECKING:
     import datasets
@@ -288,8 +289,8 @@ def size_by_time(budget: Budget, timing: Timing, concurrent: int, train_rows: in
 
 
 def trial_steps(train_rows: int, train: TrainConfig) -> int:
-    """A trial's optimizer steps, as the training loop counts them (whole batches: the last partial one dropped)."""
-    return max(1, math.ceil(train.epochs * max(1, train_rows // train.batch_size)))
+    """A trial's optimizer steps, as the training loop counts them (training.spec.run_steps)."""
+    return run_steps(train, train_rows)
 
 
 def eval_every(train_rows: int, train: TrainConfig, evaluations: int) -> tuple[int, int]:

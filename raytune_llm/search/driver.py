@@ -14,16 +14,14 @@ from raytune_llm.recipes import Family, family_of
 from raytune_llm.runs.layout import RunInfo
 from raytune_llm.schema import ExperimentConfig, FloatParam, IntParam, ResourcesConfig, TrainConfig
 from raytune_llm.schema.space import apply_params
-from raytune_llm.training.spec import RunSpec
+from raytune_llm.training.spec import RunSpec, run_steps
 
 _ROUND_KEYS = ("epochs", "max_steps", "batch_size", "eval_every")
 
 
 def eval_rounds(train: TrainConfig, train_size: int) -> int:
     """How many evaluations (Tune iterations) one training run makes."""
-    steps_per_epoch = max(1, train_size // train.batch_size)
-    total = train.max_steps or max(1, math.ceil(train.epochs * steps_per_epoch))
-    return math.ceil(total / train.eval_every)
+    return math.ceil(run_steps(train, train_size) / train.eval_every)
 
 
 def max_eval_rounds(cfg: ExperimentConfig, train_size: int) -> int:

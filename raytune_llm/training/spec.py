@@ -4,6 +4,7 @@ that the search driver and the executors can hold a run's spec without importing
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,3 +57,9 @@ class Session(Protocol):
         """Post this evaluation to the search's population; whether another trial was above chance by this
         fraction of its budget (the same answer on every rank), or None when there is no population."""
         ...
+
+
+def run_steps(train: Any, train_rows: int) -> int:
+    """A run's optimizer steps, as the training loop counts them: `train.max_steps`, else `epochs` passes of whole
+    batches (the last partial one dropped). `train`: a schema TrainConfig."""
+    return train.max_steps or max(1, math.ceil(train.epochs * max(1, train_rows // train.batch_size)))
