@@ -24,6 +24,7 @@ from raytune_llm.tasks import get_task
 from raytune_llm.training.accumulation import MicroBatches, loss_weights
 from raytune_llm.training.batching import train_loader
 from raytune_llm.training.checkpoint import load_state, report_with_checkpoint
+from raytune_llm.training.distillation import distilled_loss, load_teacher
 from raytune_llm.training.evaluation import EvalContext, evaluate
 from raytune_llm.training.levers import (
     L2SP,
@@ -35,6 +36,7 @@ from raytune_llm.training.levers import (
 )
 from raytune_llm.training.precision import OVERFLOW_PATIENCE, LossScaler, autocast_for, resolve
 from raytune_llm.training.sharding import shard
+from raytune_llm.training.sparsity import hold_zeros
 from raytune_llm.training.spec import RunSpec, Session
 from raytune_llm.training.stability import StabilityGuard, Verdict
 from raytune_llm.training.startup import startup_facts
@@ -109,10 +111,15 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                         tokenizer.pad_token_id,
                         frozen_dtype=autocast["dtype"] if autocast["enabled"] else None,
                         **hub_kwargs(spec.model_revision, spec.trust_remote_code))
-    task.init_head(model, train_ds)
+    if not spec.trained_head:  # a fine-tuned model trained on (compression) keeps the head it learnt
+        task.init_head(model, train_ds)
     reinit_top_layers(model, cfg.reinit_top_layers)
     if not is_quantized(model):
         model.to(device)
+    if spec.hold_zeros:  # a pruned model's recovery: what was pruned stays pruned
+        hold_zeros(model)
+    teacher = (load_teacher(spec.teacher_path, spec.task, device, spec.distill_temperature, spec.distill_alpha)
+               if spec.teacher_path else None)
     model.train()
     model_at = time.time()
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -142,11 +149,15 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
 
     def task_loss(batch: dict[str, torch.Tensor], weight: float) -> torch.Tensor:
         """The batch's mean loss times `weight` (accumulation.loss_weights)."""
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
         with torch.autocast(**autocast):
-            logits = ddp(**{k: v for k, v in batch.items() if k != "labels"}).logits
+            logits = ddp(**inputs).logits
         if not weight:  # no loss terms here (the mean is NaN), but DDP needs a backward through every parameter
             return logits.float().sum() * 0.0
-        return task.loss(logits, batch["labels"], cfg.label_smoothing) * weight
+        loss = task.loss(logits, batch["labels"], cfg.label_smoothing)
+        if teacher is not None:  # a distilled student: the teacher's soft targets beside the labels
+            loss = distilled_loss(teacher, spec.task, inputs, logits, batch["labels"], loss, autocast)
+        return loss * weight
 
     # Train.
     max_norm = cfg.grad_clip if cfg.grad_clip is not None else float("inf")

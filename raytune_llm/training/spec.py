@@ -38,6 +38,13 @@ class RunSpec:
     trust_remote_code: bool = False
     generation: dict[str, Any] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)  # when the trial started, for start-up cost
+    # Compression's training runs (raytune_llm.compression): model_path is a fine-tuned model of this task whose
+    # head is kept; its zero weights stay zero (a pruned model's recovery); a teacher's soft targets (distillation).
+    trained_head: bool = False
+    hold_zeros: bool = False
+    teacher_path: str = ""
+    distill_temperature: float = 2.0
+    distill_alpha: float = 0.5
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
