@@ -8,10 +8,10 @@ import sys
 import traceback
 
 from raytune_llm import __version__
-from raytune_llm.cli import export, init, report, resume, robust, search, status, train, validate
+from raytune_llm.cli import compress, export, init, report, resume, robust, search, status, train, validate
 from raytune_llm.core.errors import UserError
 
-COMMANDS = (init, validate, search, resume, status, report, export, robust, train)
+COMMANDS = (init, validate, search, resume, status, report, export, compress, robust, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -209,7 +209,8 @@ def write_export(chosen: Chosen, out: Path, merge: bool = False, force: bool = F
         (staging / "best_config.yaml").write_text(dump_config(best_config(cfg, train)))
         (staging / "labels.json").write_text(json.dumps(info.label_names, indent=2))
         metrics: dict[str, Any] = {
-            "trial_id": trial.trial_id, "params": chosen.params, "chosen_by": chosen.by, "checkpoint": str(checkpoint),
+            "trial_id": trial.trial_id, "run_dir": info.run_root, "params": chosen.params, "chosen_by": chosen.by,
+            "checkpoint": str(checkpoint),
             "peft_method": train.peft.method.value, "objective": {"metric": metric, "mode": mode},
             "trial": {k: v for k, v in row.items() if isinstance(v, (int, float, str)) and k != "config"},
             "outcomes": outcome_counts(chosen.trials),

@@ -21,6 +21,7 @@ from raytune_llm.schema import ExperimentConfig
 
 META_FILE = "raytune_llm.json"
 CONFIG_FILE = "experiment.yaml"
+COMPRESSION_DIR = "compression"  # <stamp>.json: each `compress` of the run's pick (the report shows the latest)
 
 
 @dataclass

@@ -26,6 +26,7 @@ LAYERS = [
     ("training",),
     ("runs",),
     ("results",),
+    ("compression",),  # variants of an exported model; training them is the search layer's (search.compress)
     ("actors",),
     ("executors", "tracking"),
     ("config",),  # asks every plug-in package above the schema to check an experiment

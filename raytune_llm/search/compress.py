@@ -1,0 +1,304 @@
+"""`raytune-llm compress`: variants of an exported model (raytune_llm.compression), the ones that train (a
+pruned model's recovery, a distilled student) trained by the same loop as every trial (in this process, the
+stability guard watching), then every variant reloaded from its folder with plain transformers and measured side
+by side against the original: scores on the run's eval and test rows, size, CPU latency and throughput."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from raytune_llm.compression.measure import parameters, size_on_disk, time_models, timing_batches
+from raytune_llm.compression.methods import (
+    head_importance,
+    heads_to_prune,
+    prune_magnitude,
+    quantise_int8,
+    refusal,
+    student_from_teacher,
+    zero_heads,
+)
+from raytune_llm.compression.source import Source
+from raytune_llm.core.errors import UserError
+from raytune_llm.executors.env import HISTORY_FILE
+from raytune_llm.runs.layout import COMPRESSION_DIR
+from raytune_llm.schema import PeftMethod, TrainConfig
+
+RESULT_FILE = "compression.json"
+PREDICTIONS_FILE = "eval_predictions.json"
+
+
+@dataclass
+class Settings:
+    head_ratio: float = 0.5
+    magnitude_ratio: float = 0.5
+    recovery: bool = True  # also a recovered variant of each pruning
+    recovery_steps: int | None = None  # default: a quarter of an epoch
+    student_layers: int | None = None  # default: half the teacher's
+    student: str | None = None  # another student by name (its tokenizer must be the teacher's)
+    temperature: float = 2.0
+    alpha: float = 0.5
+    distill_steps: int | None = None  # default: the pick's own budget
+    timing_rows: int = 64
+    rounds: int = 3
+    threads: int = 1
+    compile: bool = False
+
+
+def _train_settings(source: Source, steps: int) -> TrainConfig:
+    """The pick's training settings for a compression run: full fine-tuning (the variant is a full model) at the
+    pick's lr when it was full fine-tuning, else the library's full fine-tuning default; no re-initialisation."""
+    from raytune_llm.recipes.library import family_of, library
+
+    data = source.train.model_dump(mode="json")
+    data["peft"] = {"method": "full"}
+    data.update(max_steps=steps, reinit_top_layers=0, freeze_bottom_layers=0, unfreeze_every=None, l2sp=0.0)
+    if source.method != PeftMethod.full:
+        cfg = source.info.experiment
+        recipe = library().default(PeftMethod.full, family_of(cfg.task.value))
+        data["optimizer"]["lr"] = recipe.params.get("optimizer.lr", data["optimizer"]["lr"])
+    return TrainConfig.model_validate(data)
+
+
+def _train(source: Source, model_dir: Path, out: Path, steps: int, **spec_fields: Any) -> dict[str, Any]:
+    """Train the model in `model_dir` through the training loop in this process; save its last model to `out`.
+    Returns the last report (a failed run: its stop_reason)."""
+    from raytune_llm.executors import worker
+    from raytune_llm.results.export import check_device
+    from raytune_llm.search.driver import train_template
+    from raytune_llm.search.refit import _LatestCheckpoint
+    from raytune_llm.training.spec import RunSpec
+
+    info, cfg = source.info, source.info.experiment
+    work = out.parent / f".{out.name}-training"
+    work.mkdir(parents=True, exist_ok=True)
+    spec = {**train_template(cfg, info).to_dict(), "model_path": str(model_dir), "trained_head": True,
+            "train": _train_settings(source, steps).model_dump(mode="json"), "started_at": time.time(),
+            **spec_fields}
+    session = _LatestCheckpoint(work, work / HISTORY_FILE, check_device(cfg.resources))
+    worker.run(RunSpec(**spec), session)
+    final = session.reports[-1] if session.reports else {}
+    if session.checkpoints:
+        shutil.copytree(session.checkpoints[-1] / "model", out)
+    shutil.rmtree(work, ignore_errors=True)
+    return final
+
+
+def _rows(source: Source) -> int:
+    return int(source.info.sizes.get("train", 0))
+
+
+def _steps(source: Source, asked: int | None, fraction: float) -> int:
+    from raytune_llm.training.spec import run_steps
+
+    return asked or max(1, round(fraction * run_steps(source.train.model_copy(update={"max_steps": None,
+                                                                                         "epochs": 1}), _rows(source))))
+
+
+def _importance_batches(source: Source, rows: int = 512) -> list[dict[str, Any]]:
+    import datasets
+    from transformers import AutoTokenizer
+
+    from raytune_llm.core.storage import node_copy
+    from raytune_llm.tasks import get_task
+
+    info = source.info
+    tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path, info.run_id))
+    data = datasets.load_from_disk(node_copy(info.data_path, info.run_id))["eval"]
+    data = data.select(range(min(rows, len(data))))
+    collate = get_task(source.task).collator(tokenizer)
+    feats = [dict(data[i]) for i in range(len(data))]
+    size = source.train.eval_batch_size
+    return [collate(feats[i:i + size]) for i in range(0, len(feats), size)]
+
+
+def _save(model: Any, folder: Path, tokenizer_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    model.save_pretrained(str(folder), safe_serialization=True)
+    AutoTokenizer.from_pretrained(str(tokenizer_dir)).save_pretrained(str(folder))
+
+
+def build_variants(source: Source, out: Path, methods: list[str], s: Settings) -> dict[str, dict[str, Any]]:
+    """Write out/original and a folder per variant; what made each (method, settings, training)."""
+    import torch
+
+    from raytune_llm.tasks import get_task
+
+    task = get_task(source.task)
+    original = source.load_model()
+    refused = {m: why for m in methods if (why := refusal(m, source.task, original))}
+    if refused:
+        raise UserError("; ".join(refused.values()))
+    tokenizer_dir = source.export_dir / ("model" if (source.export_dir / "model").is_dir() else "adapter")
+    _save(original, out / "original", tokenizer_dir)
+    made: dict[str, dict[str, Any]] = {"original": {"method": "none", "from": str(source.export_dir)}}
+
+    def trained(name: str, base: Path, steps: int, what: dict[str, Any], **fields: Any) -> None:
+        print(f"compress: training {name} for {steps} steps", flush=True)
+        final = _train(source, base, out / name, steps, **fields)
+        what["training"] = {k: final.get(k) for k in ("step", "train_loss", "stop_reason", source.info.experiment
+                                                      .search.metric) if k in final}
+        if final.get("stop_reason") and not (out / name).is_dir():
+            what["failed"] = final["stop_reason"]
+        _save_tokenizer(out / name, tokenizer_dir)
+        made[name] = what
+
+    for method in methods:
+        print(f"compress: {method}", flush=True)
+        if method == "int8":
+            quantise_int8(out / "original", out / "int8", source.task)
+            _save_tokenizer(out / "int8", tokenizer_dir)
+            made["int8"] = {"method": "int8", "scheme": "torchao Int8DynamicActivationInt8Weight (linear layers)"}
+        elif method in ("prune-heads", "prune-magnitude"):
+            model = source.load_model()
+            if method == "prune-heads":
+                ratio = s.head_ratio
+                pruned = heads_to_prune(head_importance(model, _importance_batches(source), task), ratio)
+                zero_heads(model, pruned)
+                what: dict[str, Any] = {"method": method, "ratio": ratio, "pruned_heads": pruned,
+                                        "heads_pruned": sum(map(len, pruned.values()))}
+            else:
+                ratio = s.magnitude_ratio
+                what = {"method": method, "ratio": ratio, "weights_zeroed": prune_magnitude(model, ratio)}
+            name = f"{method}-{round(100 * ratio)}"
+            _save(model, out / name, tokenizer_dir)
+            made[name] = what
+            if s.recovery:
+                steps = _steps(source, s.recovery_steps, 0.25)
+                trained(f"{name}-recovered", out / name, steps, {**what, "recovery_steps": steps}, hold_zeros=True)
+        elif method == "distill":
+            teacher_layers = int(original.config.num_hidden_layers)
+            if s.student:
+                from raytune_llm.models.pretrained import load_pretrained
+
+                student = load_pretrained(source.task, s.student, source.info.label_names)
+                name, what = "distill-" + Path(s.student).name, {"student": s.student}
+            else:
+                layers = s.student_layers or max(1, teacher_layers // 2)
+                student = student_from_teacher(original, layers, source.task)
+                name, what = f"distill-{layers}L", {"student_layers": layers, "init": "every other teacher layer"}
+            _save(student, out / f".{name}-init", tokenizer_dir)
+            del student
+            torch.manual_seed(source.train.seed)
+            steps = _steps(source, s.distill_steps, source.train.epochs)
+            trained(name, out / f".{name}-init", steps,
+                    {"method": "distill", **what, "temperature": s.temperature, "alpha": s.alpha, "steps": steps},
+                    teacher_path=str(out / "original"), distill_temperature=s.temperature, distill_alpha=s.alpha,
+                    trained_head=s.student is None)
+            shutil.rmtree(out / f".{name}-init", ignore_errors=True)
+    return made
+
+
+def _save_tokenizer(folder: Path, tokenizer_dir: Path) -> None:
+    if folder.is_dir() and not (folder / "tokenizer_config.json").is_file():
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(str(tokenizer_dir)).save_pretrained(str(folder))
+
+
+def load_variant(folder: Path, task: str) -> Any:
+    """A variant as a user loads it: plain transformers from its folder (int8: with torchao installed)."""
+    from raytune_llm.tasks import get_task
+
+    return get_task(task).auto_class().from_pretrained(str(folder)).eval()
+
+
+def measure_variants(source: Source, out: Path, made: dict[str, dict[str, Any]], s: Settings) -> list[dict]:
+    """Each variant reloaded from its folder, scored on eval and test, timed side by side."""
+    import datasets
+    from transformers import AutoTokenizer
+
+    from raytune_llm.core.storage import node_copy
+    from raytune_llm.results.export import predict
+    from raytune_llm.tasks import get_task
+
+    info, train = source.info, source.train.model_copy(update={"peft": source.train.peft.model_copy(
+        update={"method": PeftMethod.full})})
+    metric = info.experiment.search.metric
+    labelled_test = "test" in info.sizes and "test" not in info.unlabelled_splits
+    models, rows = {}, []
+    for name, what in made.items():
+        if what.get("failed"):
+            rows.append({"variant": name, **what})
+            continue
+        model = load_variant(out / name, source.task)
+        eval_scores, preds = predict(model, info, train, "eval")
+        (out / name / PREDICTIONS_FILE).write_text(json.dumps(preds))
+        test_scores = predict(model, info, train, "test")[0] if labelled_test else {}
+        model.to("cpu")
+        models[name] = model
+        rows.append({"variant": name, **what, "eval": eval_scores,
+                     "test": {k.replace("eval_", "test_"): v for k, v in test_scores.items()},
+                     "size_bytes": size_on_disk(out / name), **parameters(model)})
+    tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path, info.run_id))
+    split = datasets.load_from_disk(node_copy(info.data_path, info.run_id))["eval"]
+    singles, batches = timing_batches(split, get_task(source.task).collator(tokenizer), s.timing_rows,
+                                      train.eval_batch_size)
+    print(f"compress: timing {len(models)} models side by side ({len(singles)} rows, {s.threads} thread(s), "
+          f"{s.rounds} rounds{', compiled' if s.compile else ''})", flush=True)
+    timing = time_models(models, singles, batches, s.rounds, s.threads, s.compile)
+    base = next(r for r in rows if r["variant"] == "original")
+    test_metric = "test_" + metric.removeprefix("eval_")
+    for r in rows:
+        if r["variant"] not in timing:
+            continue
+        r.update(timing[r["variant"]])
+        r["delta"] = {metric: r["eval"].get(metric, float("nan")) - base["eval"].get(metric, float("nan")),
+                      **({test_metric: r["test"].get(test_metric) - base["test"].get(test_metric)}
+                         if labelled_test else {})}
+        r["ratio_to_original"] = {
+            "size": r["size_bytes"] / base["size_bytes"],
+            "latency": r["latency_ms_median"] / base["latency_ms_median"],
+            "throughput": r["throughput_rows_s"] / base["throughput_rows_s"]}
+    return rows
+
+
+def table(rows: list[dict], metric: str) -> str:
+    """The rows as an aligned text table."""
+    test_metric = "test_" + metric.removeprefix("eval_")
+    head = ["variant", metric, "delta", test_metric, "delta", "params", "size MB", "size x", "p50 ms", "p95 ms",
+            "latency x", "rows/s", "throughput x"]
+    lines = [head]
+    for r in rows:
+        if r.get("failed"):
+            lines.append([r["variant"], f"failed: {r['failed']}"] + [""] * (len(head) - 2))
+            continue
+        d, x = r["delta"], r["ratio_to_original"]
+        t = r["test"].get(test_metric)
+        lines.append([r["variant"], f"{r['eval'][metric]:.4f}", f"{d[metric]:+.4f}",
+                      "-" if t is None else f"{t:.4f}", "-" if t is None else f"{d[test_metric]:+.4f}",
+                      f"{(r['nonzero_parameters'] or r['parameters']) / 1e6:.1f}M", f"{r['size_bytes'] / 2**20:.1f}",
+                      f"{x['size']:.2f}", f"{r['latency_ms_median']:.1f}", f"{r['latency_ms_p95']:.1f}",
+                      f"{x['latency']:.2f}", f"{r['throughput_rows_s']:.1f}", f"{x['throughput']:.2f}"])
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def compress(source: Source, out: Path, methods: list[str], s: Settings, force: bool = False) -> dict[str, Any]:
+    """Build, measure and write every variant; the summary (also out/compression.json and
+    RUN/compression/<stamp>.json)."""
+    from raytune_llm.results.export import check_out
+
+    check_out(out, force)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    made = build_variants(source, out, methods, s)
+    rows = measure_variants(source, out, made, s)
+    metric = source.info.experiment.search.metric
+    summary = {"source": str(source.export_dir), "run": source.info.run_root, "task": source.task,
+               "objective": {"metric": metric, "mode": source.info.experiment.search.mode},
+               "settings": asdict(s), "variants": rows, "out": str(out.resolve())}
+    for r in rows:
+        if (out / r["variant"]).is_dir():
+            (out / r["variant"] / RESULT_FILE).write_text(json.dumps(r, indent=2, default=str))
+    (out / RESULT_FILE).write_text(json.dumps(summary, indent=2, default=str))
+    record = Path(source.info.run_root, COMPRESSION_DIR)
+    record.mkdir(parents=True, exist_ok=True)
+    (record / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
