@@ -6,6 +6,7 @@ and its trials as CSV. Ray-free: it reads the run folder only.
     importance.py  Optuna's importance evaluator, for the score and for failing
     figures.py     the plots (matplotlib, headless), one PNG each with a stable name
     page.py        the self-contained index.html
+    compression.py the pick's compressed variants (after `raytune-llm compress`)
 """
 
 from __future__ import annotations
@@ -44,6 +45,13 @@ def build_report(run: str | Path, out: Path, compare: list[str] | None = None) -
         fig.best_card(view, best, paths["best_trial"])
     else:
         del paths["best_trial"]
+    from raytune_llm.report import compression
+
+    if (comp := compression.latest(view.run_dir)) is not None:  # the pick's compressed variants, when made
+        paths["compression"] = compression.figure(comp, figure_dir / "compression.png")
+        header, table = compression.rows(comp)
+        summary["compression"] = {"source": comp["source"], "out": comp.get("out"), "header": header, "rows": table,
+                                  "variants": comp["variants"]}
     summary["figures"] = {name: str(p.relative_to(out)) for name, p in paths.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     write_trials_csv(view, out / "trials.csv")

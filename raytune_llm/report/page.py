@@ -117,6 +117,18 @@ def _robust(s: dict[str, Any], robust: dict[str, Any] | None) -> str:
             + _table(["trial", "mean", "std", "min", "failed", "score", "params"], rows) + "</section>")
 
 
+def _compression(s: dict[str, Any], figures: dict[str, Path]) -> str:
+    comp = s.get("compression")
+    if not comp:
+        return ('<section id="compression"><h2>Compressed variants</h2><p class="muted">none: run '
+                "<code>raytune-llm compress EXPORT_DIR --out DIR</code> on the exported pick</p></section>")
+    return ('<section id="compression"><h2>Compressed variants</h2>'
+            f'<p class="muted">of {_e(comp["source"])}, measured side by side in one run; folders in '
+            f'{_e(comp.get("out") or "")}</p>'
+            + _figure(figures, "compression", "score against size and against CPU latency")
+            + _table(comp["header"], comp["rows"]) + "</section>")
+
+
 def render(s: dict[str, Any], figures: dict[str, Path], robust: dict[str, Any] | None, compare: list[str]) -> str:
     best = s["best"]
     if best:
@@ -145,6 +157,7 @@ def render(s: dict[str, Any], figures: dict[str, Path], robust: dict[str, Any] |
         '<section id="parallel"><h2>The best trials, param by param</h2>'
         + _figure(figures, "parallel", "parallel coordinates of the best trials") + "</section>",
         _robust(s, robust),
+        _compression(s, figures),
         card,
     ]
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>raytune-llm report: '

@@ -24,7 +24,7 @@ from tests.browser import visit
 from tests.synthetic_run import write_run
 
 SECTIONS = ["verdict", "compute", "progress", "curves", "stability", "failure-map", "importance", "parallel",
-            "robust", "best"]
+            "robust", "compression", "best"]
 
 
 @pytest.fixture(scope="module")
