@@ -4,10 +4,14 @@ same rows and thread count, round-robin (so a noisy machine slows each alike).""
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from pathlib import Path
 from typing import Any
+
+from raytune_llm.compression.source import Source
+from raytune_llm.schema import PeftMethod
 
 
 def size_on_disk(folder: Path) -> int:
@@ -68,3 +72,83 @@ def time_models(models: dict[str, Any], singles: list[dict], batches: list[dict]
                      "latency_ms_p95": 1000 * times[min(len(times) - 1, int(0.95 * len(times)))],
                      "throughput_rows_s": rounds * rows / spent[name]}
     return out
+
+
+def load_variant(folder: Path, task: str) -> Any:
+    """A variant as a user loads it: plain transformers from its folder (int8: with torchao installed)."""
+    from raytune_llm.tasks import get_task
+
+    return get_task(task).auto_class().from_pretrained(str(folder)).eval()
+
+
+def measure_variants(source: Source, out: Path, made: dict[str, dict[str, Any]], s: Any,
+                     predictions_file: str = "eval_predictions.json") -> list[dict]:
+    """Each variant reloaded from its folder, scored on eval and test, timed side by side (`s`: the timing
+    settings: timing_rows, rounds, threads, compile)."""
+    import datasets
+    from transformers import AutoTokenizer
+
+    from raytune_llm.core.storage import node_copy
+    from raytune_llm.results.export import predict
+    from raytune_llm.tasks import get_task
+
+    info, train = source.info, source.train.model_copy(update={"peft": source.train.peft.model_copy(
+        update={"method": PeftMethod.full})})
+    metric = info.experiment.search.metric
+    labelled_test = "test" in info.sizes and "test" not in info.unlabelled_splits
+    models, rows = {}, []
+    for name, what in made.items():
+        if what.get("failed"):
+            rows.append({"variant": name, **what})
+            continue
+        model = load_variant(out / name, source.task)
+        eval_scores, preds = predict(model, info, train, "eval")
+        (out / name / predictions_file).write_text(json.dumps(preds))
+        test_scores = predict(model, info, train, "test")[0] if labelled_test else {}
+        model.to("cpu")
+        models[name] = model
+        rows.append({"variant": name, **what, "eval": eval_scores,
+                     "test": {k.replace("eval_", "test_"): v for k, v in test_scores.items()},
+                     "size_bytes": size_on_disk(out / name), **parameters(model)})
+    tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path, info.run_id))
+    split = datasets.load_from_disk(node_copy(info.data_path, info.run_id))["eval"]
+    singles, batches = timing_batches(split, get_task(source.task).collator(tokenizer), s.timing_rows,
+                                      train.eval_batch_size)
+    print(f"compress: timing {len(models)} models side by side ({len(singles)} rows, {s.threads} thread(s), "
+          f"{s.rounds} rounds{', compiled' if s.compile else ''})", flush=True)
+    timing = time_models(models, singles, batches, s.rounds, s.threads, s.compile)
+    base = next(r for r in rows if r["variant"] == "original")
+    test_metric = "test_" + metric.removeprefix("eval_")
+    for r in rows:
+        if r["variant"] not in timing:
+            continue
+        r.update(timing[r["variant"]])
+        r["delta"] = {metric: r["eval"].get(metric, float("nan")) - base["eval"].get(metric, float("nan")),
+                      **({test_metric: r["test"].get(test_metric) - base["test"].get(test_metric)}
+                         if labelled_test else {})}
+        r["ratio_to_original"] = {
+            "size": r["size_bytes"] / base["size_bytes"],
+            "latency": r["latency_ms_median"] / base["latency_ms_median"],
+            "throughput": r["throughput_rows_s"] / base["throughput_rows_s"]}
+    return rows
+
+
+def table(rows: list[dict], metric: str) -> str:
+    """The rows as an aligned text table."""
+    test_metric = "test_" + metric.removeprefix("eval_")
+    head = ["variant", metric, "delta", test_metric, "delta", "params", "size MB", "size x", "p50 ms", "p95 ms",
+            "latency x", "rows/s", "throughput x"]
+    lines = [head]
+    for r in rows:
+        if r.get("failed"):
+            lines.append([r["variant"], f"failed: {r['failed']}"] + [""] * (len(head) - 2))
+            continue
+        d, x = r["delta"], r["ratio_to_original"]
+        t = r["test"].get(test_metric)
+        lines.append([r["variant"], f"{r['eval'][metric]:.4f}", f"{d[metric]:+.4f}",
+                      "-" if t is None else f"{t:.4f}", "-" if t is None else f"{d[test_metric]:+.4f}",
+                      f"{(r['nonzero_parameters'] or r['parameters']) / 1e6:.1f}M", f"{r['size_bytes'] / 2**20:.1f}",
+                      f"{x['size']:.2f}", f"{r['latency_ms_median']:.1f}", f"{r['latency_ms_p95']:.1f}",
+                      f"{x['latency']:.2f}", f"{r['throughput_rows_s']:.1f}", f"{x['throughput']:.2f}"])
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)

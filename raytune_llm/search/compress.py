@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from raytune_llm.compression.measure import parameters, size_on_disk, time_models, timing_batches
+from raytune_llm.compression.measure import load_variant, measure_variants
 from raytune_llm.compression.methods import (
+    SCHEMES,
     head_importance,
     heads_to_prune,
     prune_magnitude,
@@ -47,6 +49,7 @@ class Settings:
     rounds: int = 3
     threads: int = 1
     compile: bool = False
+    scheme: str = "dynamic"  # int8: dynamic activations + int8 weights, or weight-only (compression.methods.SCHEMES)
 
 
 def _train_settings(source: Source, steps: int) -> TrainConfig:
@@ -64,9 +67,10 @@ def _train_settings(source: Source, steps: int) -> TrainConfig:
     return TrainConfig.model_validate(data)
 
 
-def _train(source: Source, model_dir: Path, out: Path, steps: int, **spec_fields: Any) -> dict[str, Any]:
-    """Train the model in `model_dir` through the training loop in this process; save its last model to `out`.
-    Returns the last report (a failed run: its stop_reason)."""
+def _train(source: Source, model_dir: Path, out: Path, steps: int,
+           on_report: Callable[[dict[str, Any]], None] | None = None, **spec_fields: Any) -> dict[str, Any]:
+    """Train the model in `model_dir` through the training loop in this process (the stability guard watching);
+    save its last model to `out`. Returns the last report (a failed run: its stop_reason)."""
     from raytune_llm.executors import worker
     from raytune_llm.results.export import check_device
     from raytune_llm.search.driver import train_template
@@ -79,7 +83,7 @@ def _train(source: Source, model_dir: Path, out: Path, steps: int, **spec_fields
     spec = {**train_template(cfg, info).to_dict(), "model_path": str(model_dir), "trained_head": True,
             "train": _train_settings(source, steps).model_dump(mode="json"), "started_at": time.time(),
             **spec_fields}
-    session = _LatestCheckpoint(work, work / HISTORY_FILE, check_device(cfg.resources))
+    session = _LatestCheckpoint(work, work / HISTORY_FILE, check_device(cfg.resources), on_report)
     worker.run(RunSpec(**spec), session)
     final = session.reports[-1] if session.reports else {}
     if session.checkpoints:
@@ -125,72 +129,88 @@ def _save(model: Any, folder: Path, tokenizer_dir: Path) -> None:
 
 def build_variants(source: Source, out: Path, methods: list[str], s: Settings) -> dict[str, dict[str, Any]]:
     """Write out/original and a folder per variant; what made each (method, settings, training)."""
-    import torch
-
-    from raytune_llm.tasks import get_task
-
-    task = get_task(source.task)
     original = source.load_model()
     refused = {m: why for m in methods if (why := refusal(m, source.task, original))}
     if refused:
         raise UserError("; ".join(refused.values()))
-    tokenizer_dir = source.export_dir / ("model" if (source.export_dir / "model").is_dir() else "adapter")
-    _save(original, out / "original", tokenizer_dir)
+    _save(original, out / "original", tokenizer_dir(source))
     made: dict[str, dict[str, Any]] = {"original": {"method": "none", "from": str(source.export_dir)}}
+    layers = int(original.config.num_hidden_layers)
+    del original
+    for method in methods:
+        made.update(build_method(source, out, method, s, out / "original", layers))
+    return made
+
+
+def tokenizer_dir(source: Source) -> Path:
+    return source.export_dir / ("model" if (source.export_dir / "model").is_dir() else "adapter")
+
+
+def build_method(source: Source, out: Path, method: str, s: Settings, original: Path, teacher_layers: int,
+                 on_report: Callable[[dict[str, Any]], None] | None = None) -> dict[str, dict[str, Any]]:
+    """The variants of one method under `out` (a pruning: the pruned model, and with `s.recovery` the recovered
+    one after it), from the saved original; what made each. `on_report`: each report of the training a variant
+    takes (a search trial forwards them to Tune's scheduler)."""
+    import torch
+
+    from raytune_llm.tasks import get_task
+
+    task, tokens = get_task(source.task), tokenizer_dir(source)
+    made: dict[str, dict[str, Any]] = {}
 
     def trained(name: str, base: Path, steps: int, what: dict[str, Any], **fields: Any) -> None:
         print(f"compress: training {name} for {steps} steps", flush=True)
-        final = _train(source, base, out / name, steps, **fields)
+        final = _train(source, base, out / name, steps, on_report, **fields)
         what["training"] = {k: final.get(k) for k in ("step", "train_loss", "stop_reason", source.info.experiment
                                                       .search.metric) if k in final}
         if final.get("stop_reason") and not (out / name).is_dir():
             what["failed"] = final["stop_reason"]
-        _save_tokenizer(out / name, tokenizer_dir)
+        _save_tokenizer(out / name, tokens)
         made[name] = what
 
-    for method in methods:
-        print(f"compress: {method}", flush=True)
-        if method == "int8":
-            quantise_int8(out / "original", out / "int8", source.task)
-            _save_tokenizer(out / "int8", tokenizer_dir)
-            made["int8"] = {"method": "int8", "scheme": "torchao Int8DynamicActivationInt8Weight (linear layers)"}
-        elif method in ("prune-heads", "prune-magnitude"):
-            model = source.load_model()
-            if method == "prune-heads":
-                ratio = s.head_ratio
-                pruned = heads_to_prune(head_importance(model, _importance_batches(source), task), ratio)
-                zero_heads(model, pruned)
-                what: dict[str, Any] = {"method": method, "ratio": ratio, "pruned_heads": pruned,
-                                        "heads_pruned": sum(map(len, pruned.values()))}
-            else:
-                ratio = s.magnitude_ratio
-                what = {"method": method, "ratio": ratio, "weights_zeroed": prune_magnitude(model, ratio)}
-            name = f"{method}-{round(100 * ratio)}"
-            _save(model, out / name, tokenizer_dir)
-            made[name] = what
-            if s.recovery:
-                steps = _steps(source, s.recovery_steps, 0.25)
-                trained(f"{name}-recovered", out / name, steps, {**what, "recovery_steps": steps}, hold_zeros=True)
-        elif method == "distill":
-            teacher_layers = int(original.config.num_hidden_layers)
-            if s.student:
-                from raytune_llm.models.pretrained import load_pretrained
+    print(f"compress: {method}", flush=True)
+    if method == "int8":
+        name = "int8" if s.scheme == "dynamic" else f"int8-{s.scheme}"
+        quantise_int8(original, out / name, source.task, s.scheme)
+        _save_tokenizer(out / name, tokens)
+        made[name] = {"method": "int8", "scheme": s.scheme, "config": SCHEMES[s.scheme]}
+    elif method in ("prune-heads", "prune-magnitude"):
+        model = source.load_model()
+        if method == "prune-heads":
+            ratio = s.head_ratio
+            pruned = heads_to_prune(head_importance(model, _importance_batches(source), task), ratio)
+            zero_heads(model, pruned)
+            what: dict[str, Any] = {"method": method, "ratio": ratio, "pruned_heads": pruned,
+                                    "heads_pruned": sum(map(len, pruned.values()))}
+        else:
+            ratio = s.magnitude_ratio
+            what = {"method": method, "ratio": ratio, "weights_zeroed": prune_magnitude(model, ratio)}
+        name = f"{method}-{round(100 * ratio)}"
+        _save(model, out / name, tokens)
+        made[name] = what
+        if s.recovery:
+            steps = _steps(source, s.recovery_steps, 0.25)
+            trained(f"{name}-recovered", out / name, steps, {**what, "recovery_steps": steps}, hold_zeros=True)
+    elif method == "distill":
+        if s.student:
+            from raytune_llm.models.pretrained import load_pretrained
 
-                student = load_pretrained(source.task, s.student, source.info.label_names)
-                name, what = "distill-" + Path(s.student).name, {"student": s.student}
-            else:
-                layers = s.student_layers or max(1, teacher_layers // 2)
-                student = student_from_teacher(original, layers, source.task)
-                name, what = f"distill-{layers}L", {"student_layers": layers, "init": "every other teacher layer"}
-            _save(student, out / f".{name}-init", tokenizer_dir)
-            del student
-            torch.manual_seed(source.train.seed)
-            steps = _steps(source, s.distill_steps, source.train.epochs)
-            trained(name, out / f".{name}-init", steps,
-                    {"method": "distill", **what, "temperature": s.temperature, "alpha": s.alpha, "steps": steps},
-                    teacher_path=str(out / "original"), distill_temperature=s.temperature, distill_alpha=s.alpha,
-                    trained_head=s.student is None)
-            shutil.rmtree(out / f".{name}-init", ignore_errors=True)
+            student = load_pretrained(source.task, s.student, source.info.label_names)
+            name, what = "distill-" + Path(s.student).name, {"student": s.student}
+        else:
+            layers = s.student_layers or max(1, teacher_layers // 2)
+
+            student = student_from_teacher(load_variant(original, source.task), layers, source.task)
+            name, what = f"distill-{layers}L", {"student_layers": layers, "init": "every other teacher layer"}
+        _save(student, out / f".{name}-init", tokens)
+        del student
+        torch.manual_seed(source.train.seed)
+        steps = _steps(source, s.distill_steps, source.train.epochs)
+        trained(name, out / f".{name}-init", steps,
+                {"method": "distill", **what, "temperature": s.temperature, "alpha": s.alpha, "steps": steps},
+                teacher_path=str(original), distill_temperature=s.temperature, distill_alpha=s.alpha,
+                trained_head=s.student is None)
+        shutil.rmtree(out / f".{name}-init", ignore_errors=True)
     return made
 
 
@@ -199,84 +219,6 @@ def _save_tokenizer(folder: Path, tokenizer_dir: Path) -> None:
         from transformers import AutoTokenizer
 
         AutoTokenizer.from_pretrained(str(tokenizer_dir)).save_pretrained(str(folder))
-
-
-def load_variant(folder: Path, task: str) -> Any:
-    """A variant as a user loads it: plain transformers from its folder (int8: with torchao installed)."""
-    from raytune_llm.tasks import get_task
-
-    return get_task(task).auto_class().from_pretrained(str(folder)).eval()
-
-
-def measure_variants(source: Source, out: Path, made: dict[str, dict[str, Any]], s: Settings) -> list[dict]:
-    """Each variant reloaded from its folder, scored on eval and test, timed side by side."""
-    import datasets
-    from transformers import AutoTokenizer
-
-    from raytune_llm.core.storage import node_copy
-    from raytune_llm.results.export import predict
-    from raytune_llm.tasks import get_task
-
-    info, train = source.info, source.train.model_copy(update={"peft": source.train.peft.model_copy(
-        update={"method": PeftMethod.full})})
-    metric = info.experiment.search.metric
-    labelled_test = "test" in info.sizes and "test" not in info.unlabelled_splits
-    models, rows = {}, []
-    for name, what in made.items():
-        if what.get("failed"):
-            rows.append({"variant": name, **what})
-            continue
-        model = load_variant(out / name, source.task)
-        eval_scores, preds = predict(model, info, train, "eval")
-        (out / name / PREDICTIONS_FILE).write_text(json.dumps(preds))
-        test_scores = predict(model, info, train, "test")[0] if labelled_test else {}
-        model.to("cpu")
-        models[name] = model
-        rows.append({"variant": name, **what, "eval": eval_scores,
-                     "test": {k.replace("eval_", "test_"): v for k, v in test_scores.items()},
-                     "size_bytes": size_on_disk(out / name), **parameters(model)})
-    tokenizer = AutoTokenizer.from_pretrained(node_copy(info.tokenizer_path, info.run_id))
-    split = datasets.load_from_disk(node_copy(info.data_path, info.run_id))["eval"]
-    singles, batches = timing_batches(split, get_task(source.task).collator(tokenizer), s.timing_rows,
-                                      train.eval_batch_size)
-    print(f"compress: timing {len(models)} models side by side ({len(singles)} rows, {s.threads} thread(s), "
-          f"{s.rounds} rounds{', compiled' if s.compile else ''})", flush=True)
-    timing = time_models(models, singles, batches, s.rounds, s.threads, s.compile)
-    base = next(r for r in rows if r["variant"] == "original")
-    test_metric = "test_" + metric.removeprefix("eval_")
-    for r in rows:
-        if r["variant"] not in timing:
-            continue
-        r.update(timing[r["variant"]])
-        r["delta"] = {metric: r["eval"].get(metric, float("nan")) - base["eval"].get(metric, float("nan")),
-                      **({test_metric: r["test"].get(test_metric) - base["test"].get(test_metric)}
-                         if labelled_test else {})}
-        r["ratio_to_original"] = {
-            "size": r["size_bytes"] / base["size_bytes"],
-            "latency": r["latency_ms_median"] / base["latency_ms_median"],
-            "throughput": r["throughput_rows_s"] / base["throughput_rows_s"]}
-    return rows
-
-
-def table(rows: list[dict], metric: str) -> str:
-    """The rows as an aligned text table."""
-    test_metric = "test_" + metric.removeprefix("eval_")
-    head = ["variant", metric, "delta", test_metric, "delta", "params", "size MB", "size x", "p50 ms", "p95 ms",
-            "latency x", "rows/s", "throughput x"]
-    lines = [head]
-    for r in rows:
-        if r.get("failed"):
-            lines.append([r["variant"], f"failed: {r['failed']}"] + [""] * (len(head) - 2))
-            continue
-        d, x = r["delta"], r["ratio_to_original"]
-        t = r["test"].get(test_metric)
-        lines.append([r["variant"], f"{r['eval'][metric]:.4f}", f"{d[metric]:+.4f}",
-                      "-" if t is None else f"{t:.4f}", "-" if t is None else f"{d[test_metric]:+.4f}",
-                      f"{(r['nonzero_parameters'] or r['parameters']) / 1e6:.1f}M", f"{r['size_bytes'] / 2**20:.1f}",
-                      f"{x['size']:.2f}", f"{r['latency_ms_median']:.1f}", f"{r['latency_ms_p95']:.1f}",
-                      f"{x['latency']:.2f}", f"{r['throughput_rows_s']:.1f}", f"{x['throughput']:.2f}"])
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
 
 
 def compress(source: Source, out: Path, methods: list[str], s: Settings, force: bool = False) -> dict[str, Any]:
@@ -289,11 +231,16 @@ def compress(source: Source, out: Path, methods: list[str], s: Settings, force: 
         shutil.rmtree(out)
     out.mkdir(parents=True)
     made = build_variants(source, out, methods, s)
-    rows = measure_variants(source, out, made, s)
+    return record(source, out, s, measure_variants(source, out, made, s, PREDICTIONS_FILE))
+
+
+def record(source: Source, out: Path, s: Settings, rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """The measured variants written beside them (out/compression.json, one per variant folder) and into the run
+    (RUN/compression/<stamp>.json, which the report reads); the summary."""
     metric = source.info.experiment.search.metric
     summary = {"source": str(source.export_dir), "run": source.info.run_root, "task": source.task,
                "objective": {"metric": metric, "mode": source.info.experiment.search.mode},
-               "settings": asdict(s), "variants": rows, "out": str(out.resolve())}
+               "settings": asdict(s), "variants": rows, "out": str(out.resolve()), **extra}
     for r in rows:
         if (out / r["variant"]).is_dir():
             (out / r["variant"] / RESULT_FILE).write_text(json.dumps(r, indent=2, default=str))

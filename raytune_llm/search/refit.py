@@ -16,6 +16,7 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,13 +128,17 @@ class _LatestCheckpoint(BareSession):
     """The loop run in this process, keeping only the latest checkpoint (the one made with the last report) and
     every report in the refit's history, as a Train run's EvalHistory does."""
 
-    def __init__(self, out: Path, history: Path, device: str) -> None:
+    def __init__(self, out: Path, history: Path, device: str,
+                 on_report: Callable[[dict[str, Any]], None] | None = None) -> None:
         super().__init__(out, device)
         self.history = history
+        self.on_report = on_report  # e.g. a compression search trial's forwarding to Tune's scheduler
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
         with self.history.open("a") as log:
             log.write(json.dumps(history_row(metrics), default=str) + "\n")
+        if self.on_report is not None:
+            self.on_report(dict(metrics))
         if checkpoint_dir is None:
             self.reports.append(dict(metrics))
             return

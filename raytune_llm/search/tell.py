@@ -69,8 +69,12 @@ class TruthfulOptunaSearch(OptunaSearch):
         if state == TrialState.COMPLETE:
             values = [result.get(m) for m in metrics]
             if verdict == "infeasible":  # a run that ended at chance reports its real value: not for a searcher
+                # ... and a failed one may not have measured its further objectives (a compression trial's
+                # latency): every objective at its worst, so that it is still told as infeasible, not dropped
                 modes = self.mode if isinstance(self.mode, list) else [self.mode]
-                values[0] = worst_value(metrics[0], modes[0])
+                values = [worst_value(metrics[0], modes[0]),
+                          *(v if is_finite(v) else worst_value(m, md) for v, m, md in zip(values[1:], metrics[1:],
+                                                                                      modes[1:]))]
             if not all(is_finite(v) for v in values):  # a further objective never reported: not a result
                 state = TrialState.FAIL
             else:

@@ -1,7 +1,8 @@
 """`raytune-llm compress` on a real run's LoRA pick: the pick exported (merged) first, then int8, 50% head and 50%
 magnitude pruning (each with a recovery fine-tune through the training loop) and a distilled one-layer student;
 every variant a folder that plain transformers reloads in a fresh process, reproducing the eval predictions
-compress reported, and the table written beside them and into the run for the report."""
+compress reported, and the table written beside them and into the run for the report. Then `compress --search`: a
+real Tune search over the settings on a real local Ray, its Pareto front and pick."""
 
 from __future__ import annotations
 
@@ -123,3 +124,41 @@ def test_the_report_shows_the_compressed_variants(compressed: tuple[Path, Path],
     assert summary["compression"]["header"][1] == "test_accuracy"
     assert (tmp_path / "report" / summary["figures"]["compression"]).is_file()
     assert "Compressed variants" in (tmp_path / "report" / "index.html").read_text()
+
+
+def test_compress_search_keeps_the_pareto_front_and_picks_by_its_rule(compressed: tuple[Path, Path],
+                                                                      tmp_path: Path) -> None:
+    from raytune_llm.results.choice import dominates
+    from raytune_llm.search.compress_search import pick
+
+    run_dir, out = compressed
+    searched = tmp_path / "searched"
+    assert main(["compress", str(out.parent / "compressed-export"), "--out", str(searched), "--search",
+                 "--trials", "4", "--methods", "int8,prune-magnitude", "--objective", "size", "--recovery-steps",
+                 "2", "--rounds", "1", "--timing-rows", "4", "--pick", "smallest-within:0.5"]) == 0
+    found = json.loads((searched / "search.json").read_text())
+    trials = found["trials"]
+    assert len(trials) == 4 and found["objectives"] == ["eval_accuracy", "size_mb"]
+    # compress's own settings first, one per method; then the searcher's proposals, inside the space
+    assert trials[0]["params"] == {"method": "int8", "scheme": "dynamic"} and trials[0]["start"]
+    assert trials[1]["params"] == {"method": "prune-magnitude", "ratio": 0.5, "recovery": True}
+    for t in trials:
+        p = t["params"]
+        assert p["method"] in ("int8", "prune-magnitude") and t["healthy"]
+        assert 0.1 <= p.get("ratio", 0.5) <= 0.8 and p.get("scheme", "dynamic") in ("dynamic", "weight-only")
+    objectives = [("eval_accuracy", "max"), ("size_mb", "min")]
+    on_front = [t for t in trials if f"{t['variant']}-{t['trial_id']}" in found["front"]]
+    assert on_front and all(not dominates(o["result"], t["result"], objectives) for t in on_front for o in trials)
+    assert all(any(dominates(o["result"], t["result"], objectives) for o in trials)
+               for t in trials if t not in on_front)
+    # the front measured again side by side with the original; the pick by the stated rule; each folder loads
+    summary = json.loads((searched / "compression.json").read_text())
+    assert [r["variant"] for r in summary["variants"]] == ["original", *found["front"]]
+    chosen = pick(summary["variants"], "eval_accuracy", "max", "smallest-within:0.5")
+    assert found["pick"] == chosen["variant"]
+    info = json.loads((run_dir / "raytune_llm.json").read_text())
+    done = subprocess.run([sys.executable, "-c", REPRODUCE, str(searched / found["pick"]), info["data_path"], "16"],
+                          capture_output=True, text=True, check=True, timeout=300)
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["preds"] == json.loads((searched / found["pick"] / "eval_predictions.json").read_text())
+    assert not (searched / ".trials").exists()
