@@ -275,6 +275,23 @@ def test_a_multi_objective_study_gets_every_objective_and_the_truth() -> None:
     assert by_id["no_cost"].state == TrialState.FAIL
 
 
+def test_a_failed_trial_that_never_measured_its_further_objective_is_still_told_infeasible() -> None:
+    """A compression trial the guard stopped while its variant trained has no latency yet (NaN): it is told with
+    every objective at its worst and the violated constraint, never dropped as FAIL (TPE would ignore it)."""
+    from optuna.trial import TrialState
+
+    from raytune_llm.core.outcomes import worst_value
+    from raytune_llm.search.tell import build_search
+
+    cfg = _search(objectives=[{"metric": "latency_ms", "mode": "min"}], searcher={"name": "random"})
+    search = build_search(cfg, concurrent=1)
+    search.suggest("diverged")
+    search.on_trial_complete("diverged", _row(4, 0.7, stop_reason="non_finite", latency_ms=float("nan")))
+    told = search._ot_study.trials[search._ot_trials["diverged"].number]
+    assert told.state == TrialState.COMPLETE and told.constraints == {FAILED: 1.0}
+    assert told.values == [worst_value("eval_accuracy", "max"), worst_value("latency_ms", "min")]
+
+
 def test_the_pareto_front_and_exports_stated_pick() -> None:
     from raytune_llm.results.choice import choose_for, pareto_front
     from raytune_llm.results.trials import TrialRecord
