@@ -12,4 +12,4 @@ if ! command -v chromium > /dev/null || ! command -v chromedriver > /dev/null; t
   $sudo_ apt-get install -y -q chromium chromium-driver > /dev/null
 fi
 ruff check raytune_llm tests benchmarks
-python -m pytest -ra "$@"
+python -m pytest -ra --durations=25 "$@"

@@ -130,9 +130,7 @@ def _save(model: Any, folder: Path, tokenizer_dir: Path) -> None:
 def build_variants(source: Source, out: Path, methods: list[str], s: Settings) -> dict[str, dict[str, Any]]:
     """Write out/original and a folder per variant; what made each (method, settings, training)."""
     original = source.load_model()
-    refused = {m: why for m in methods if (why := refusal(m, source.task, original))}
-    if refused:
-        raise UserError("; ".join(refused.values()))
+    refuse(methods, source, original, s)
     _save(original, out / "original", tokenizer_dir(source))
     made: dict[str, dict[str, Any]] = {"original": {"method": "none", "from": str(source.export_dir)}}
     layers = int(original.config.num_hidden_layers)
@@ -140,6 +138,16 @@ def build_variants(source: Source, out: Path, methods: list[str], s: Settings) -
     for method in methods:
         made.update(build_method(source, out, method, s, out / "original", layers))
     return made
+
+
+def refuse(methods: list[str], source: Source, original: Any, s: Settings) -> None:
+    """Every method that does not apply, and a student depth the teacher cannot give, in one line before any work."""
+    problems = [why for m in methods if (why := refusal(m, source.task, original))]
+    layers = int(original.config.num_hidden_layers)
+    if "distill" in methods and s.student_layers is not None and not 1 <= s.student_layers < layers:
+        problems.append(f"--student-layers {s.student_layers}: between 1 and {layers - 1} (the teacher has {layers})")
+    if problems:
+        raise UserError("; ".join(problems))
 
 
 def tokenizer_dir(source: Source) -> Path:

@@ -27,7 +27,7 @@ from raytune_llm.core.outcomes import is_finite
 from raytune_llm.core.yardstick import RECIPE_KEY
 from raytune_llm.results.choice import dominates
 from raytune_llm.schema import SearchConfig
-from raytune_llm.search.compress import PREDICTIONS_FILE, Settings, build_method, record, tokenizer_dir
+from raytune_llm.search.compress import PREDICTIONS_FILE, Settings, build_method, record, refuse, tokenizer_dir
 
 OBJECTIVES = {"latency": "latency_ms", "size": "size_mb"}  # the second objective, minimised
 PICK_RULES = {"smallest": "size_bytes", "fastest": "latency_ms_median"}  # --pick RULE-within:POINTS
@@ -178,7 +178,6 @@ def search_compress(source: Source, out: Path, methods: list[str], s: Settings, 
     from ray import tune
 
     from raytune_llm.compression.measure import measure_variants
-    from raytune_llm.compression.methods import refusal
     from raytune_llm.results.export import check_out
     from raytune_llm.search.compress import _save, _steps
     from raytune_llm.search.driver import connect
@@ -187,8 +186,7 @@ def search_compress(source: Source, out: Path, methods: list[str], s: Settings, 
     parse_pick(rule)
     check_out(out, force)
     original = source.load_model()
-    if refused := [why for m in methods if (why := refusal(m, source.task, original))]:
-        raise UserError("; ".join(refused))
+    refuse(methods, source, original, s)
     cfg = source.info.experiment
     metric, mode = cfg.search.metric, cfg.search.mode
     layers = int(original.config.num_hidden_layers)

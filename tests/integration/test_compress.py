@@ -27,18 +27,20 @@ VARIANTS = ["original", "int8", "prune-heads-50", "prune-heads-50-recovered", "p
 REPRODUCE = r"""
 import json, sys, datasets, torch
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, AutoTokenizer, pipeline
-folder, data_path, batch_size = sys.argv[1], sys.argv[2], int(sys.argv[3])
-model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
-tokenizer = AutoTokenizer.from_pretrained(folder)
+data_path, batch_size, folders = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 rows = datasets.load_from_disk(data_path)["eval"]
 feats = [{k: rows[i][k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in rows.column_names}
          for i in range(len(rows))]
-collate, preds = DataCollatorWithPadding(tokenizer, return_tensors="pt"), []
-with torch.inference_mode():
-    for i in range(0, len(feats), batch_size):
-        preds += model(**collate(feats[i:i + batch_size])).logits.argmax(-1).tolist()
-label = pipeline("text-classification", model=folder, tokenizer=folder)("a wonderful film")[0]["label"]
-print(json.dumps({"preds": preds, "label": label}))
+got = {}
+for folder in folders:
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    collate, preds = DataCollatorWithPadding(AutoTokenizer.from_pretrained(folder), return_tensors="pt"), []
+    with torch.inference_mode():
+        for i in range(0, len(feats), batch_size):
+            preds += model(**collate(feats[i:i + batch_size])).logits.argmax(-1).tolist()
+    label = pipeline("text-classification", model=folder, tokenizer=folder)("a wonderful film")[0]["label"]
+    got[folder] = {"preds": preds, "label": label}
+print(json.dumps(got))
 """
 
 
@@ -95,16 +97,21 @@ def test_every_variant_is_measured_side_by_side_and_recorded_for_the_report(comp
     assert json.loads(recorded.read_text())["variants"] == json.loads(json.dumps(summary["variants"]))
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+def reproduce(data_path: str, folders: list[Path]) -> dict[str, dict]:
+    """Each folder loaded with plain transformers in one fresh process: its eval predictions and a pipeline label."""
+    done = subprocess.run([sys.executable, "-c", REPRODUCE, data_path, "16", *map(str, folders)],
+                          capture_output=True, text=True, check=True, timeout=300)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_each_variant_reloads_with_plain_transformers_and_reproduces_its_predictions(
-        compressed: tuple[Path, Path], variant: str) -> None:
+        compressed: tuple[Path, Path]) -> None:
     run_dir, out = compressed
     info = json.loads((run_dir / "raytune_llm.json").read_text())
-    done = subprocess.run([sys.executable, "-c", REPRODUCE, str(out / variant), info["data_path"], "16"],
-                          capture_output=True, text=True, check=True, timeout=300)
-    got = json.loads(done.stdout.strip().splitlines()[-1])
-    assert got["preds"] == json.loads((out / variant / "eval_predictions.json").read_text())
-    assert got["label"] in ("neg", "pos")
+    got = reproduce(info["data_path"], [out / v for v in VARIANTS])
+    for variant in VARIANTS:
+        assert got[str(out / variant)]["preds"] == json.loads((out / variant / "eval_predictions.json").read_text())
+        assert got[str(out / variant)]["label"] in ("neg", "pos")
 
 
 def test_a_method_that_does_not_apply_is_refused_in_one_line(compressed: tuple[Path, Path], tmp_path: Path,
@@ -114,6 +121,12 @@ def test_a_method_that_does_not_apply_is_refused_in_one_line(compressed: tuple[P
                  "--methods", "int8,fp4", "--head-ratio", "1.5"]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown 'fp4'" in err and "--head-ratio 1.5" in err
+    # a student depth the teacher cannot give: refused before any variant is built
+    assert main(["compress", str(out.parent / "compressed-export"), "--out", str(tmp_path / "y"),
+                 "--methods", "int8,distill", "--student-layers", "2"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines()[-1].endswith("--student-layers 2: between 1 and 1 (the teacher has 2)")
+    assert not (tmp_path / "y" / "int8").exists()
 
 
 def test_the_report_shows_the_compressed_variants(compressed: tuple[Path, Path], tmp_path: Path) -> None:
@@ -157,8 +170,6 @@ def test_compress_search_keeps_the_pareto_front_and_picks_by_its_rule(compressed
     chosen = pick(summary["variants"], "eval_accuracy", "max", "smallest-within:0.5")
     assert found["pick"] == chosen["variant"]
     info = json.loads((run_dir / "raytune_llm.json").read_text())
-    done = subprocess.run([sys.executable, "-c", REPRODUCE, str(searched / found["pick"]), info["data_path"], "16"],
-                          capture_output=True, text=True, check=True, timeout=300)
-    got = json.loads(done.stdout.strip().splitlines()[-1])
+    got = reproduce(info["data_path"], [searched / found["pick"]])[str(searched / found["pick"])]
     assert got["preds"] == json.loads((searched / found["pick"] / "eval_predictions.json").read_text())
     assert not (searched / ".trials").exists()
