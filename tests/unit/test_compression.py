@@ -180,3 +180,21 @@ def test_refusals_say_why_in_one_line():
     assert refusal("prune-heads", "sequence_classification", torch.nn.Linear(2, 2)).startswith("prune-heads: no")
     assert refusal("int8", "token_classification", bert()) == ""
     assert "unknown method" in refusal("fp4", "regression", bert())
+
+
+@pytest.mark.parametrize("scheme", ["dynamic", "weight-only"])
+def test_each_int8_scheme_reloads_with_plain_transformers_close_to_the_float_model(tmp_path, scheme):
+    from transformers import AutoModelForSequenceClassification
+
+    from raytune_llm.compression.methods import quantise_int8
+
+    model = bert(layers=2)
+    model.save_pretrained(tmp_path / "fp32")
+    quantise_int8(tmp_path / "fp32", tmp_path / "int8", "sequence_classification", scheme)
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "int8").eval()
+    weight = reloaded.bert.encoder.layer[0].attention.self.query.weight
+    assert type(weight).__name__ == "Int8Tensor"  # torchao's int8 storage came back with from_pretrained
+    ids = torch.randint(0, 100, (4, 12))
+    with torch.inference_mode():
+        want, got = model(input_ids=ids).logits, reloaded(input_ids=ids).logits
+    assert torch.allclose(want, got, atol=0.05) and not torch.equal(want, got)
