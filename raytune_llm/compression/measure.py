@@ -42,11 +42,16 @@ def timing_batches(dataset: Any, collate: Any, rows: int, batch_size: int) -> tu
 
 
 def time_models(models: dict[str, Any], singles: list[dict], batches: list[dict], rounds: int = 3,
-                threads: int = 1, compile_models: bool = False) -> dict[str, dict[str, float]]:
-    """Median and p95 latency at batch 1 (ms) and throughput (rows/s) at the batch size, per model, round-robin."""
+                threads: int = 1, compile_models: bool = False, device: str = "cpu") -> dict[str, dict[str, float]]:
+    """Median and p95 latency at batch 1 (ms) and throughput (rows/s) at the batch size, per model, round-robin.
+    On a GPU each call is timed to the end of its kernels (a CUDA call returns before they finish)."""
     import torch
 
     torch.set_num_threads(threads)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    if device != "cpu":
+        singles = [{k: v.to(device) for k, v in x.items()} for x in singles]
+        batches = [{k: v.to(device) for k, v in x.items()} for x in batches]
     runners = {k: torch.compile(m) if compile_models else m for k, m in models.items()}
     latencies: dict[str, list[float]] = {k: [] for k in runners}
     spent: dict[str, float] = dict.fromkeys(runners, 0.0)
@@ -60,10 +65,12 @@ def time_models(models: dict[str, Any], singles: list[dict], batches: list[dict]
                 for x in singles:
                     t = time.perf_counter()
                     m(**x)
+                    sync()
                     latencies[name].append(time.perf_counter() - t)
                 t = time.perf_counter()
                 for x in batches:
                     m(**x)
+                sync()
                 spent[name] += time.perf_counter() - t
     out = {}
     for name, times in latencies.items():
@@ -117,12 +124,15 @@ def measure_variants(source: Source, out: Path, made: dict[str, dict[str, Any]],
     print(f"compress: timing {len(models)} models side by side ({len(singles)} rows, {s.threads} thread(s), "
           f"{s.rounds} rounds{', compiled' if s.compile else ''})", flush=True)
     timing = time_models(models, singles, batches, s.rounds, s.threads, s.compile)
+    gpu = gpu_timing(models, singles, batches, s)
     base = next(r for r in rows if r["variant"] == "original")
     test_metric = "test_" + metric.removeprefix("eval_")
     for r in rows:
         if r["variant"] not in timing:
             continue
         r.update(timing[r["variant"]])
+        if gpu:
+            r["gpu"] = gpu.get(r["variant"])  # None: the variant does not run on the GPU (its reason printed)
         r["delta"] = {metric: r["eval"].get(metric, float("nan")) - base["eval"].get(metric, float("nan")),
                       **({test_metric: r["test"].get(test_metric) - base["test"].get(test_metric)}
                          if labelled_test else {})}
@@ -138,6 +148,8 @@ def table(rows: list[dict], metric: str) -> str:
     test_metric = "test_" + metric.removeprefix("eval_")
     head = ["variant", metric, "delta", test_metric, "delta", "params", "size MB", "size x", "p50 ms", "p95 ms",
             "latency x", "rows/s", "throughput x"]
+    on_gpu = any("gpu" in r for r in rows)
+    head += ["gpu p50 ms", "gpu rows/s"] if on_gpu else []
     lines = [head]
     for r in rows:
         if r.get("failed"):
@@ -150,5 +162,30 @@ def table(rows: list[dict], metric: str) -> str:
                       f"{(r['nonzero_parameters'] or r['parameters']) / 1e6:.1f}M", f"{r['size_bytes'] / 2**20:.1f}",
                       f"{x['size']:.2f}", f"{r['latency_ms_median']:.1f}", f"{r['latency_ms_p95']:.1f}",
                       f"{x['latency']:.2f}", f"{r['throughput_rows_s']:.1f}", f"{x['throughput']:.2f}"])
+        if on_gpu:
+            g = r.get("gpu")
+            lines[-1] += ["-", "-"] if g is None else [f"{g['latency_ms_median']:.2f}",
+                                                        f"{g['throughput_rows_s']:.0f}"]
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def gpu_timing(models: dict[str, Any], singles: list[dict], batches: list[dict], s: Any) -> dict[str, Any]:
+    """The same timing on the GPU when there is one ({} without): each variant moved there in turn (one at a
+    time, so a large model's variants need not fit together), timed, moved back."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    out: dict[str, Any] = {}
+    for name, model in models.items():
+        try:
+            model.to("cuda")
+            out[name] = time_models({name: model}, singles, batches, s.rounds, s.threads, s.compile, "cuda")[name]
+        except (RuntimeError, NotImplementedError) as exc:  # e.g. a CPU-only quantised tensor type
+            print(f"compress: {name} is not timed on the GPU: {str(exc).splitlines()[0][:200]}", flush=True)
+            out[name] = None
+        finally:
+            model.to("cpu")
+            torch.cuda.empty_cache()
+    return out

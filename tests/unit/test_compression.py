@@ -198,3 +198,17 @@ def test_each_int8_scheme_reloads_with_plain_transformers_close_to_the_float_mod
     with torch.inference_mode():
         want, got = model(input_ids=ids).logits, reloaded(input_ids=ids).logits
     assert torch.allclose(want, got, atol=0.05) and not torch.equal(want, got)
+
+
+def test_time_models_times_every_model_and_there_is_no_gpu_column_without_a_gpu():
+    from raytune_llm.compression.measure import gpu_timing, time_models
+    from raytune_llm.search.compress import Settings
+
+    models = {"a": bert(layers=1), "b": bert(layers=2)}
+    singles = [{"input_ids": torch.randint(0, 100, (1, 8))} for _ in range(3)]
+    batches = [{"input_ids": torch.randint(0, 100, (3, 8))}]
+    timed = time_models(models, singles, batches, rounds=2)
+    for t in timed.values():
+        assert 0 < t["latency_ms_median"] <= t["latency_ms_p95"] and t["throughput_rows_s"] > 0
+    if not torch.cuda.is_available():
+        assert gpu_timing(models, singles, batches, Settings()) == {}
