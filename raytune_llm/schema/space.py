@@ -89,6 +89,17 @@ def candidate_values(param: Param) -> list[Any]:
     return [param.low, param.high, *extra]
 
 
+def possible_values(cfg: ExperimentConfig, path: str) -> list[Any]:
+    """Values that stand for everything a `train:` setting can be in this experiment: its candidate values when the
+    space searches it, else its one value."""
+    if (param := cfg.search.space.get(path)) is not None:
+        return candidate_values(param)
+    value: Any = cfg.train
+    for key in path.split("."):
+        value = getattr(value, key)
+    return [value]
+
+
 def _by_problems(where: str, param: FloatParam | IntParam, space: dict[str, Param]) -> list[Problem]:
     if len(param.by or {}) > 1:
         return [Problem(f"{where}.by", "ranges can depend on one param; keep one key")]

@@ -17,7 +17,6 @@ class PeftMethod(str, Enum):
     prefix_tuning = "prefix_tuning"
 
 
-
 class OptimizerConfig(Strict):
     lr: float = Field(5e-5, ge=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -84,6 +83,27 @@ class PeftConfig(Strict):
         None, description="PEFT methods: the frozen base in 4/8 bits on a CUDA GPU (pip install raytune-llm[quant])")
 
 
+class AugmentConfig(Strict):
+    """Text augmentation of the train split, each epoch's rows edited anew (seeded by train.seed, the epoch and the
+    row): EDA's four word operations (Wei & Zou 2019) or token cutoff (Shen et al. 2020)."""
+
+    method: Literal["none", "eda", "swap", "delete", "insert", "synonym", "cutoff"] = Field(
+        "none", description="eda: one of swap, delete, insert, synonym per edited row; cutoff: a random span of "
+        "tokens masked out; none: off")
+    alpha: float = Field(0.1, gt=0, le=0.5, description="share of a row's words changed (cutoff: of its tokens)")
+    probability: float = Field(0.5, ge=0, le=1, description="share of the rows edited each epoch (the rest as "
+                               "they are)")
+    synonyms: int = Field(5, ge=1, le=50, description="synonym, insert: candidates per word, its nearest whole "
+                          "words in the pretrained model's input embeddings")
+
+
+class ConsistencyConfig(Strict):
+    """Consistency regularisation between two dropout passes of each row (R-Drop, Liang et al. 2021)."""
+
+    alpha: float = Field(0.0, ge=0, description="weight of the symmetric KL between the two passes' predictions "
+                         "(regression: their squared difference); 0: off")
+
+
 class TrainConfig(Strict):
     """Everything a single training run needs; search-space keys are paths into this."""
 
@@ -115,6 +135,8 @@ class TrainConfig(Strict):
     freeze_bottom_layers: int = Field(0, ge=0, description="embeddings + bottom N layers stay frozen")
     unfreeze_every: int | None = Field(None, ge=1, description="gradual unfreezing: steps per layer, top down")
     fgm_epsilon: float = Field(0.0, ge=0, description="FGM adversarial perturbation of the embeddings")
+    augment: AugmentConfig = AugmentConfig()
+    consistency: ConsistencyConfig = ConsistencyConfig()
 
     @field_validator("micro_batch_size", mode="before")
     @classmethod

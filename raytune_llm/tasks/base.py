@@ -144,9 +144,30 @@ class Task:
         return a == b
 
     # -------------------------------------------------------------- validation
+    # The train.augment methods that keep this task's labels true (None: all of them), and why the others do not;
+    # why train.consistency does not apply ("": it does).
+    augment_methods: tuple[str, ...] | None = None
+    augment_refusal: str = ""
+    consistency_refusal: str = ""
+
     def problems(self, cfg: ExperimentConfig) -> list[Problem]:
         """What this task cannot be combined with in `cfg` (what it reports is checked by the schema: TASK_METRICS)."""
-        return []
+        return self.lever_problems(cfg)
+
+    def lever_problems(self, cfg: ExperimentConfig) -> list[Problem]:
+        """The augmentation and consistency settings this task refuses, for every value the space can sample."""
+        from raytune_llm.schema.space import possible_values
+
+        problems = []
+        where = lambda path: f"search.space.{path}" if path in cfg.search.space else f"train.{path}"  # noqa: E731
+        allowed = ("none", *self.augment_methods) if self.augment_methods is not None else None
+        refused = [m for m in possible_values(cfg, "augment.method") if allowed is not None and m not in allowed]
+        if refused:
+            problems.append(Problem(where("augment.method"), f"{', '.join(map(str, refused))}: {self.augment_refusal}; "
+                                    f"use {' or '.join(allowed)}"))
+        if self.consistency_refusal and any(v for v in possible_values(cfg, "consistency.alpha")):
+            problems.append(Problem(where("consistency.alpha"), f"{self.consistency_refusal}; set it to 0"))
+        return problems
 
 
 def _known(name: str, cls: Any) -> str | None:

@@ -80,6 +80,10 @@ class CausalLM(Task):
     peft_task_type = "CAUSAL_LM"
     extra_columns = ("prompt_length", "answer", "reference")
     token_level = True
+    augment_methods = ()
+    augment_refusal = "a causal LM's targets are its own tokens: an edited row changes what it is taught to write"
+    consistency_refusal = ("train.consistency: R-Drop is built for classification, regression and token "
+                           "classification heads (a KL over the whole vocabulary at every position is not)")
 
     def problems(self, cfg: ExperimentConfig) -> list[Problem]:
         """The metrics of generated answers need something to compare with, and rows to generate for."""
@@ -90,7 +94,7 @@ class CausalLM(Task):
         if metric in ("eval_exact_match", "eval_bleu", "eval_rouge_l") and cfg.generation.eval_samples == 0:
             problems.append(Problem("generation.eval_samples", f"is 0, so {metric} is never measured; set it to the "
                                     "number of eval rows to answer (e.g. 32)"))
-        return problems
+        return problems + self.lever_problems(cfg)
 
     def loss_terms(self, labels: torch.Tensor) -> int:
         return int((labels[:, 1:] != IGNORE).sum())  # the shifted targets the loss counts

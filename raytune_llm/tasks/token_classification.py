@@ -64,6 +64,9 @@ class TokenClassification(Task):
     name = "token_classification"
     peft_task_type = "TOKEN_CLS"
     token_level = True
+    augment_methods = ("synonym", "cutoff")
+    augment_refusal = ("these edits move, drop or add words, and the tags would no longer sit on their words "
+                       "(token classification keeps its tags aligned with synonym replacement and token cutoff only)")
 
     def loss_terms(self, labels: torch.Tensor) -> int:
         return int((labels != IGNORE).sum())

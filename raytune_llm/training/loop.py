@@ -22,8 +22,10 @@ from raytune_llm.models.quantization import is_quantized
 from raytune_llm.schema import GenerationConfig, StabilityConfig, TrainConfig
 from raytune_llm.tasks import get_task
 from raytune_llm.training.accumulation import MicroBatches, loss_weights
+from raytune_llm.training.augmentation import augmented
 from raytune_llm.training.batching import train_loader
 from raytune_llm.training.checkpoint import load_state, report_with_checkpoint
+from raytune_llm.training.consistency import doubled, rdrop_loss
 from raytune_llm.training.distillation import distilled_loss, load_teacher
 from raytune_llm.training.evaluation import EvalContext, evaluate
 from raytune_llm.training.levers import (
@@ -68,6 +70,8 @@ def _batches(loader: torch.utils.data.DataLoader, start_step: int) -> Iterator[d
     epoch, skip = divmod(start_step, len(loader))
     while True:
         loader.sampler.set_epoch(epoch)
+        if hasattr(loader.dataset, "set_epoch"):  # augmented rows: each epoch's edits are its own
+            loader.dataset.set_epoch(epoch)
         for i, batch in enumerate(loader):
             if i >= skip:
                 yield batch
@@ -111,6 +115,9 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
                         tokenizer.pad_token_id,
                         frozen_dtype=autocast["dtype"] if autocast["enabled"] else None,
                         **hub_kwargs(spec.model_revision, spec.trust_remote_code))
+    if cfg.augment.method != "none":  # edited rows; their synonyms come from the model's own input embeddings
+        loader = train_loader(augmented(train_ds, cfg, tokenizer, model, spec.data_path, task.token_level), cfg,
+                              world, rank, collate, spec.data_path)
     if not spec.trained_head:  # a fine-tuned model trained on (compression) keeps the head it learnt
         task.init_head(model, train_ds)
     reinit_top_layers(model, cfg.reinit_top_layers)
@@ -146,15 +153,21 @@ def run(spec: RunSpec, session: Session) -> dict[str, Any]:
     if (restore := session.restore_dir()) is not None:  # what the guard had seen comes back with the weights
         step = load_state(restore, model, optimizer, scheduler, cfg.peft.method, scaler, guard)
     worst = worst_value(spec.metric, spec.mode)
+    rdrop = cfg.consistency.alpha > 0
 
     def task_loss(batch: dict[str, torch.Tensor], weight: float) -> torch.Tensor:
         """The batch's mean loss times `weight` (accumulation.loss_weights)."""
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         with torch.autocast(**autocast):
-            logits = ddp(**inputs).logits
+            logits = ddp(**(doubled(inputs) if rdrop else inputs)).logits
         if not weight:  # no loss terms here (the mean is NaN), but DDP needs a backward through every parameter
             return logits.float().sum() * 0.0
-        loss = task.loss(logits, batch["labels"], cfg.label_smoothing)
+        if rdrop:  # R-Drop: each row's two dropout passes, kept close
+            loss, logits = rdrop_loss(logits, batch["labels"], cfg.consistency.alpha,
+                                      lambda x: task.loss(x, batch["labels"], cfg.label_smoothing),
+                                      spec.task == "regression", task.token_level)
+        else:
+            loss = task.loss(logits, batch["labels"], cfg.label_smoothing)
         if teacher is not None:  # a distilled student: the teacher's soft targets beside the labels
             loss = distilled_loss(teacher, spec.task, inputs, logits, batch["labels"], loss, autocast)
         return loss * weight
