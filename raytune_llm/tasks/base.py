@@ -158,8 +158,10 @@ class Task:
         """The augmentation and consistency settings this task refuses, for every value the space can sample."""
         from raytune_llm.schema.space import possible_values
 
+        def where(path: str) -> str:
+            return f"search.space.{path}" if path in cfg.search.space else f"train.{path}"
+
         problems = []
-        where = lambda path: f"search.space.{path}" if path in cfg.search.space else f"train.{path}"  # noqa: E731
         allowed = ("none", *self.augment_methods) if self.augment_methods is not None else None
         refused = [m for m in possible_values(cfg, "augment.method") if allowed is not None and m not in allowed]
         if refused:
